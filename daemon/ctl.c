@@ -1,0 +1,228 @@
+/* The Unix socket through which dsmctl (and later libdsm) talk to dsmd.
+ *
+ * A client must open with IPC_HELLO carrying the right magic and a known
+ * kind; anything else (garbage, a wrong version, a truncated or oversized
+ * message, an unknown request) closes that client, is counted in
+ * ipc_refused, and the daemon goes on.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../libdsm/ipc.h"
+#include "../libdsm/log.h"
+#include "dsmd.h"
+#include "watch.h"
+
+struct client {
+	struct watch w; /* first: epoll data.ptr points here */
+	struct client *next;
+	int fd;
+	bool hello;
+	uint32_t pid;
+};
+
+int ctl_setup(struct dsmd *d)
+{
+	char dir[256], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", d->cfg.socket);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755); /* /run/dsm by default; fine if it exists */
+	}
+	d->listen_fd = ipc_listen(d->cfg.socket);
+	if (d->listen_fd < 0) {
+		log_err("cannot listen on Unix socket %s: %s", d->cfg.socket,
+			strerror(-d->listen_fd));
+		return d->listen_fd;
+	}
+	return 0;
+}
+
+void ctl_on_listen(struct dsmd *d)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct client *c;
+	int fd;
+
+	while ((fd = accept4(d->listen_fd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->w.kind = W_CLIENT;
+		c->fd = fd;
+		ev.data.ptr = c;
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = d->clients;
+		d->clients = c;
+	}
+}
+
+static void client_close(struct dsmd *d, struct client *c)
+{
+	struct client **pp;
+
+	check_client_gone(d, c);
+	for (pp = &d->clients; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+}
+
+void ctl_client_gone(struct dsmd *d, struct client *c)
+{
+	client_close(d, c);
+}
+
+void ctl_close_all(struct dsmd *d)
+{
+	while (d->clients)
+		client_close(d, d->clients);
+}
+
+int ctl_reply(struct client *c, unsigned type, uint64_t req_id,
+	      const void *body, size_t len)
+{
+	return ipc_send(c->fd, type, req_id, body, len);
+}
+
+static void refuse(struct dsmd *d, struct client *c, const char *why)
+{
+	d->ipc_refused++;
+	log_warn("refused a client on %s: %s", d->cfg.socket, why);
+	client_close(d, c);
+}
+
+static void reply_error(struct client *c, uint64_t req_id, int status)
+{
+	struct wire_ipc_error e = {.status = status};
+
+	ctl_reply(c, WIRE_IPC_ERROR, req_id, &e, sizeof(e));
+}
+
+static int reply_status(struct dsmd *d, struct client *c, uint64_t req_id)
+{
+	size_t len = sizeof(struct wire_status_reply) +
+		     (size_t)d->cfg.nnodes * sizeof(struct wire_member);
+	struct wire_status_reply *r = calloc(1, len);
+	struct wire_member *m;
+	uint64_t now = dsmd_now_ms();
+	int i, ret;
+
+	if (!r)
+		return -ENOMEM;
+	*r = (struct wire_status_reply){
+		.node = (uint32_t)d->cfg.node,
+		.nnodes = (uint32_t)d->cfg.nnodes,
+		.uptime_ms = now - d->start_ms,
+		.bad_msgs = d->bad_msgs, .ipc_refused = d->ipc_refused,
+		.heartbeat_ms = d->cfg.heartbeat_ms,
+		.dead_after_ms = d->cfg.dead_after_ms,
+	};
+	snprintf(r->device, sizeof(r->device), "%s", xport_device(d->x));
+	m = (struct wire_member *)(r + 1);
+	for (i = 0; i < d->cfg.nnodes; i++) {
+		m[i].node = (uint32_t)i;
+		m[i].state = d->members[i].state;
+		m[i].last_heard_ms = d->members[i].heard_any
+					     ? now - d->members[i].last_heard_ms
+					     : ~0ull;
+		if (i != d->cfg.node) {
+			xport_counters(d->x, i, &m[i].c);
+			r->bad_msgs += m[i].c.bad_msgs;
+		}
+	}
+	ret = ctl_reply(c, WIRE_IPC_STATUS_REPLY, req_id, r, len);
+	free(r);
+	return ret;
+}
+
+static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
+{
+	struct wire_ipc_hello h;
+	struct wire_ipc_hello_ok ok = {.node = (uint32_t)d->cfg.node,
+				       .nnodes = (uint32_t)d->cfg.nnodes};
+
+	memcpy(&h, m->body, sizeof(h));
+	if (memcmp(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic)) ||
+	    h.kind != WIRE_IPC_KIND_CTL) {
+		refuse(d, c, "bad handshake");
+		return;
+	}
+	c->hello = true;
+	c->pid = h.pid;
+	if (ctl_reply(c, WIRE_IPC_HELLO_OK, m->hdr->req_id, &ok, sizeof(ok)))
+		client_close(d, c);
+}
+
+static void on_request(struct dsmd *d, struct client *c,
+		       const struct wire_msg *m)
+{
+	struct wire_ipc_check req;
+	int ret;
+
+	switch (m->hdr->type) {
+	case WIRE_IPC_STATUS:
+		if (reply_status(d, c, m->hdr->req_id))
+			client_close(d, c);
+		return;
+	case WIRE_IPC_CHECK:
+		memcpy(&req, m->body, sizeof(req));
+		ret = check_start(d, c, m->hdr->req_id, &req);
+		if (ret)
+			reply_error(c, m->hdr->req_id, ret);
+		return;
+	default:
+		refuse(d, c, "request not valid from a client");
+		return;
+	}
+}
+
+void ctl_on_client(struct dsmd *d, struct client *c)
+{
+	char *buf = malloc(WIRE_IPC_MAX);
+	enum wire_error bad = WIRE_OK;
+	struct wire_msg m;
+	int ret;
+
+	if (!buf) {
+		client_close(d, c);
+		return;
+	}
+	ret = ipc_recv(c->fd, buf, WIRE_IPC_MAX, 0, &m, &bad);
+	if (ret == -ETIMEDOUT) {
+		/* Spurious wake-up. */
+	} else if (ret == -EPROTO) {
+		refuse(d, c, wire_error_str(bad));
+	} else if (ret) {
+		client_close(d, c); /* hung up */
+	} else if (!c->hello) {
+		if (m.hdr->type == WIRE_IPC_HELLO)
+			on_hello(d, c, &m);
+		else
+			refuse(d, c, "first message is not a hello");
+	} else {
+		on_request(d, c, &m);
+	}
+	free(buf);
+}

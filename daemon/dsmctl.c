@@ -1,0 +1,281 @@
+/* dsmctl: ask this node's dsmd for its state, or make it check its links.
+ *
+ *   dsmctl [-s SOCKET] status
+ *   dsmctl [-s SOCKET] check [--count N] [--payload B] [--sizes 4096,1048576]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../libdsm/ipc.h"
+#include "../libdsm/log.h"
+
+static const char *const state_names[] = {
+	[WIRE_MEMBER_SELF] = "self", [WIRE_MEMBER_JOINING] = "joining",
+	[WIRE_MEMBER_ALIVE] = "alive", [WIRE_MEMBER_DEAD] = "dead",
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: dsmctl [-s SOCKET] [-t TIMEOUT_S] COMMAND\n"
+"  status                 members, their state and transport counters\n"
+"  check [--count N] [--payload BYTES] [--sizes S1,S2,...]\n"
+"                         exchange N numbered messages with every peer and\n"
+"                         RDMA READ and WRITE buffers of each size, checking\n"
+"                         order and every byte (defaults: 1000, 256,\n"
+"                         4096,1048576)\n"
+"The socket defaults to $DSM_SOCKET, then %s.\n", IPC_DEFAULT_SOCKET);
+}
+
+static int open_daemon(const char *path, int timeout_ms,
+		       struct wire_ipc_hello_ok *hello)
+{
+	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, timeout_ms, hello);
+
+	if (fd < 0)
+		fprintf(stderr, "dsmctl: cannot talk to dsmd at %s: %s\n", path,
+			strerror(-fd));
+	return fd;
+}
+
+/* Send a request and wait for its reply (or an IPC_ERROR). */
+static int request(int fd, unsigned type, const void *body, size_t len,
+		   unsigned want, int timeout_ms, char *buf, struct wire_msg *m)
+{
+	enum wire_error bad = WIRE_OK;
+	int ret = ipc_send(fd, type, 1, body, len);
+
+	if (ret == 0)
+		ret = ipc_recv(fd, buf, WIRE_IPC_MAX, timeout_ms, m, &bad);
+	if (ret == -EPROTO) {
+		fprintf(stderr, "dsmctl: malformed reply from dsmd: %s\n",
+			wire_error_str(bad));
+		return ret;
+	}
+	if (ret) {
+		fprintf(stderr, "dsmctl: no reply from dsmd: %s\n",
+			strerror(-ret));
+		return ret;
+	}
+	if (m->hdr->type == WIRE_IPC_ERROR) {
+		struct wire_ipc_error e;
+
+		memcpy(&e, m->body, sizeof(e));
+		fprintf(stderr, "dsmctl: dsmd refused: %s\n",
+			strerror(-e.status));
+		return e.status ? e.status : -EIO;
+	}
+	if (m->hdr->type != want) {
+		fprintf(stderr, "dsmctl: unexpected reply %s\n",
+			wire_type_name(m->hdr->type));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void print_member(const struct wire_member *m)
+{
+	const char *st = m->state <= WIRE_MEMBER_DEAD ? state_names[m->state]
+						     : "?";
+	char heard[32];
+
+	if (m->state == WIRE_MEMBER_SELF)
+		snprintf(heard, sizeof(heard), "-");
+	else if (m->last_heard_ms == ~0ull)
+		snprintf(heard, sizeof(heard), "never");
+	else
+		snprintf(heard, sizeof(heard), "%llums",
+			 (unsigned long long)m->last_heard_ms);
+	printf("  %4u  %-7s %8s %10llu %10llu %12llu %12llu %7llu %7llu "
+	       "%7llu %5llu\n",
+	       m->node, st, heard, (unsigned long long)m->c.msgs_sent,
+	       (unsigned long long)m->c.msgs_received,
+	       (unsigned long long)m->c.bytes_sent,
+	       (unsigned long long)m->c.bytes_received,
+	       (unsigned long long)m->c.rdma_reads,
+	       (unsigned long long)m->c.rdma_writes,
+	       (unsigned long long)m->c.credit_stalls,
+	       (unsigned long long)m->c.bad_msgs);
+}
+
+static int cmd_status(int fd, int timeout_ms)
+{
+	char *buf = malloc(WIRE_IPC_MAX);
+	struct wire_status_reply r;
+	struct wire_member m;
+	struct wire_msg msg;
+	unsigned i, alive = 0;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = request(fd, WIRE_IPC_STATUS, NULL, 0, WIRE_IPC_STATUS_REPLY,
+		      timeout_ms, buf, &msg);
+	if (ret)
+		goto out;
+	memcpy(&r, msg.body, sizeof(r));
+	r.device[sizeof(r.device) - 1] = 0;
+	printf("node %u of %u on %s, up %llu ms, heartbeat %llu ms, dead "
+	       "after %llu ms\n", r.node, r.nnodes, r.device,
+	       (unsigned long long)r.uptime_ms,
+	       (unsigned long long)r.heartbeat_ms,
+	       (unsigned long long)r.dead_after_ms);
+	printf("  node  state      heard  msgs_sent  msgs_recv   bytes_sent "
+	       "  bytes_recv   reads  writes  stalls   bad\n");
+	for (i = 0; i < r.nnodes; i++) {
+		memcpy(&m, (const char *)msg.body + sizeof(r) + i * sizeof(m),
+		       sizeof(m));
+		print_member(&m);
+		alive += m.state == WIRE_MEMBER_ALIVE ||
+			 m.state == WIRE_MEMBER_SELF;
+	}
+	printf("members alive: %u of %u; bad messages dropped: %llu; "
+	       "clients refused: %llu\n", alive, r.nnodes,
+	       (unsigned long long)r.bad_msgs,
+	       (unsigned long long)r.ipc_refused);
+out:
+	free(buf);
+	return ret;
+}
+
+static int parse_sizes(const char *s, struct wire_ipc_check *req)
+{
+	char *copy = strdup(s), *tok, *save = NULL, *end;
+
+	if (!copy)
+		return -ENOMEM;
+	req->nsizes = 0;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		unsigned long v = strtoul(tok, &end, 0);
+
+		if (*end || v == 0 || v > (16u << 20) || req->nsizes == 8) {
+			free(copy);
+			return -EINVAL;
+		}
+		req->sizes[req->nsizes++] = (uint32_t)v;
+	}
+	free(copy);
+	return req->nsizes ? 0 : -EINVAL;
+}
+
+static int parse_check(int argc, char **argv, struct wire_ipc_check *req)
+{
+	static const struct option opts[] = {
+		{"count", required_argument, NULL, 'c'},
+		{"payload", required_argument, NULL, 'p'},
+		{"sizes", required_argument, NULL, 'S'},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	int o;
+
+	*req = (struct wire_ipc_check){.count = 1000, .payload_len = 256,
+				       .nsizes = 2,
+				       .sizes = {4096, 1u << 20}};
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "c:p:S:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			req->count = (uint32_t)strtoul(optarg, &end, 0);
+			if (*end)
+				return -EINVAL;
+			break;
+		case 'p':
+			req->payload_len = (uint32_t)strtoul(optarg, &end, 0);
+			if (*end)
+				return -EINVAL;
+			break;
+		case 'S':
+			if (parse_sizes(optarg, req))
+				return -EINVAL;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return optind == argc ? 0 : -EINVAL;
+}
+
+static int cmd_check(int fd, int argc, char **argv, int timeout_ms)
+{
+	char *buf = malloc(WIRE_IPC_MAX);
+	struct wire_ipc_check req;
+	struct wire_check_reply r;
+	struct wire_check_peer p;
+	struct wire_msg msg;
+	unsigned i, failed = 0;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = parse_check(argc, argv, &req);
+	if (ret) {
+		usage(stderr);
+		goto out;
+	}
+	ret = request(fd, WIRE_IPC_CHECK, &req, sizeof(req),
+		      WIRE_IPC_CHECK_REPLY, timeout_ms, buf, &msg);
+	if (ret)
+		goto out;
+	memcpy(&r, msg.body, sizeof(r));
+	printf("node %u check: %u messages of %u bytes to every peer\n",
+	       r.node, req.count, req.payload_len);
+	printf("  peer  rdma_bytes  msgs_in_order  read  write  elapsed_ms  "
+	       "result\n");
+	for (i = 0; i < r.npeers; i++) {
+		memcpy(&p, (const char *)msg.body + sizeof(r) + i * sizeof(p),
+		       sizeof(p));
+		printf("  %4u  %10u  %13u  %4s  %5s  %10.1f  %s\n", p.node,
+		       p.rdma_len, p.msgs_ok, p.read_ok ? "ok" : "BAD",
+		       p.write_ok ? "ok" : "BAD", p.elapsed_us / 1000.0,
+		       p.status ? strerror(-p.status) : "ok");
+		failed += p.status != 0;
+	}
+	printf("check %s: %u of %u peer checks failed\n",
+	       failed ? "FAILED" : "passed", failed, r.npeers);
+	ret = failed ? -EIO : 0;
+out:
+	free(buf);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = ipc_socket_path();
+	struct wire_ipc_hello_ok hello;
+	int timeout_ms = 600000, fd, ret, o;
+
+	log_setup("dsmctl", -1);
+	while ((o = getopt(argc, argv, "+s:t:h")) != -1) {
+		switch (o) {
+		case 's': path = optarg; break;
+		case 't': timeout_ms = atoi(optarg) * 1000; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	fd = open_daemon(path, timeout_ms, &hello);
+	if (fd < 0)
+		return 1;
+	if (!strcmp(argv[optind], "status")) {
+		ret = cmd_status(fd, timeout_ms);
+	} else if (!strcmp(argv[optind], "check")) {
+		ret = cmd_check(fd, argc - optind, argv + optind, timeout_ms);
+	} else {
+		fprintf(stderr, "dsmctl: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+		ret = -EINVAL;
+	}
+	close(fd);
+	return ret ? 1 : 0;
+}

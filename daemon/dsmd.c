@@ -1,0 +1,412 @@
+/* dsmd: the per-node daemon.  Parses its configuration (options, or the
+ * environment a launcher sets), joins the cluster through the rendezvous,
+ * connects the full mesh, then runs the event loop until SIGTERM/SIGINT. */
+#define _GNU_SOURCE
+#include "dsmd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../libdsm/ipc.h"
+#include "../libdsm/log.h"
+#include "../libdsm/rendezvous.h"
+#include "watch.h"
+
+static struct watch watch_xport = {W_XPORT}, watch_listen = {W_LISTEN},
+		    watch_timer = {W_TIMER}, watch_signal = {W_SIGNAL};
+
+uint64_t dsmd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: dsmd [options]\n"
+"  -r, --node N            this node's number, 0..nodes-1     (DSM_NODE)\n"
+"  -n, --nodes N           nodes in the cluster               (DSM_NNODES)\n"
+"  -R, --rendezvous H:P    node 0's rendezvous address        (DSM_RENDEZVOUS)\n"
+"  -d, --device NAME       RDMA device                        (DSM_DEVICE)\n"
+"  -a, --addr IP           IPv4 address on the RDMA device    (DSM_RDMA_ADDR)\n"
+"  -s, --socket PATH       Unix socket for clients            (DSM_SOCKET)\n"
+"      --heartbeat-ms MS   heartbeat period, default 500      (DSM_HEARTBEAT_MS)\n"
+"      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
+"                                                             (DSM_DEAD_AFTER_MS)\n"
+"      --join-timeout-ms MS  time to form the cluster, default 120000\n"
+"      --recv-depth N      receive credits per peer, default 32\n"
+"      --poll-us US        busy-poll the CQ before blocking, default 0\n"
+"      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
+"  -v, --verbose           debug logging\n"
+"The node number and count fall back to SLURM_PROCID/SLURM_NTASKS,\n"
+"OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE and PMI_RANK/PMI_SIZE.\n");
+}
+
+/* Parse a whole decimal number in [min, max]. */
+static int parse_uint(const char *what, const char *s, long min, long max,
+		      long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = s ? strtol(s, &end, 10) : 0;
+	if (!s || !*s || *end || errno || v < min || v > max) {
+		log_err("bad %s '%s' (want %ld..%ld)", what, s ? s : "", min,
+			max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static const char *env_first(const char *const *names)
+{
+	for (; *names; names++) {
+		const char *v = getenv(*names);
+
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
+static const char *const node_envs[] = {"DSM_NODE", "SLURM_PROCID",
+					"OMPI_COMM_WORLD_RANK", "PMI_RANK",
+					NULL};
+static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
+					"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+					NULL};
+
+struct raw_opts {
+	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
+};
+
+static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
+{
+	const char *const hb[] = {"DSM_HEARTBEAT_MS", NULL};
+	const char *const dead[] = {"DSM_DEAD_AFTER_MS", NULL};
+
+	r->node = env_first(node_envs);
+	r->nnodes = env_first(size_envs);
+	r->hb = env_first(hb);
+	r->dead = env_first(dead);
+	c->rendezvous = getenv("DSM_RENDEZVOUS");
+	c->device = getenv("DSM_DEVICE");
+	c->addr = getenv("DSM_RDMA_ADDR");
+	c->socket = ipc_socket_path();
+	if (c->device && !*c->device)
+		c->device = NULL;
+	if (c->addr && !*c->addr)
+		c->addr = NULL;
+}
+
+static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
+{
+	long v;
+
+	if (!r->node || !r->nnodes) {
+		log_err("node number and node count are required (-r/-n, "
+			"or DSM_NODE/DSM_NNODES)");
+		return -EINVAL;
+	}
+	if (parse_uint("node count", r->nnodes, 1, WIRE_MAX_NODES, &v))
+		return -EINVAL;
+	c->nnodes = (int)v;
+	if (parse_uint("node number", r->node, 0, c->nnodes - 1, &v))
+		return -EINVAL;
+	c->node = (int)v;
+	if (r->hb && parse_uint("heartbeat", r->hb, 10, 600000, &v) == 0)
+		c->heartbeat_ms = (unsigned)v;
+	else if (r->hb)
+		return -EINVAL;
+	if (r->dead && parse_uint("dead-after", r->dead, 20, 3600000, &v) == 0)
+		c->dead_after_ms = (unsigned)v;
+	else if (r->dead)
+		return -EINVAL;
+	if (r->join && parse_uint("join timeout", r->join, 100, 3600000, &v))
+		return -EINVAL;
+	if (r->join)
+		c->join_timeout_ms = (unsigned)v;
+	if (r->depth && parse_uint("recv depth", r->depth, 4, 1024, &v))
+		return -EINVAL;
+	if (r->depth)
+		c->recv_depth = (unsigned)v;
+	if (r->poll && parse_uint("poll", r->poll, 0, 1000000, &v))
+		return -EINVAL;
+	if (r->poll)
+		c->poll_us = (unsigned)v;
+	if (r->ready && parse_uint("ready fd", r->ready, 0, 1 << 20, &v))
+		return -EINVAL;
+	if (r->ready)
+		c->ready_fd = (int)v;
+	if (c->dead_after_ms < 2 * c->heartbeat_ms) {
+		log_err("--dead-after-ms (%u) must be at least twice "
+			"--heartbeat-ms (%u)", c->dead_after_ms,
+			c->heartbeat_ms);
+		return -EINVAL;
+	}
+	if (c->nnodes > 1 && !c->rendezvous) {
+		log_err("a rendezvous address is required for more than one "
+			"node (-R host:port or DSM_RENDEZVOUS)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct dsmd_config *c)
+{
+	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY };
+	static const struct option opts[] = {
+		{"node", required_argument, NULL, 'r'},
+		{"rank", required_argument, NULL, 'r'},
+		{"nodes", required_argument, NULL, 'n'},
+		{"rendezvous", required_argument, NULL, 'R'},
+		{"device", required_argument, NULL, 'd'},
+		{"addr", required_argument, NULL, 'a'},
+		{"socket", required_argument, NULL, 's'},
+		{"heartbeat-ms", required_argument, NULL, O_HB},
+		{"dead-after-ms", required_argument, NULL, O_DEAD},
+		{"join-timeout-ms", required_argument, NULL, O_JOIN},
+		{"recv-depth", required_argument, NULL, O_DEPTH},
+		{"poll-us", required_argument, NULL, O_POLL},
+		{"ready-fd", required_argument, NULL, O_READY},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct raw_opts r = {0};
+	int o;
+
+	*c = (struct dsmd_config){.heartbeat_ms = 500, .dead_after_ms = 5000,
+				  .join_timeout_ms = 120000,
+				  .recv_depth = 32, .ready_fd = -1};
+	env_defaults(c, &r);
+	while ((o = getopt_long(argc, argv, "r:n:R:d:a:s:vh", opts, NULL)) !=
+	       -1) {
+		switch (o) {
+		case 'r': r.node = optarg; break;
+		case 'n': r.nnodes = optarg; break;
+		case 'R': c->rendezvous = optarg; break;
+		case 'd': c->device = optarg; break;
+		case 'a': c->addr = optarg; break;
+		case 's': c->socket = optarg; break;
+		case O_HB: r.hb = optarg; break;
+		case O_DEAD: r.dead = optarg; break;
+		case O_JOIN: r.join = optarg; break;
+		case O_DEPTH: r.depth = optarg; break;
+		case O_POLL: r.poll = optarg; break;
+		case O_READY: r.ready = optarg; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		log_err("unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return finish_config(c, &r);
+}
+
+static int watch_add(struct dsmd *d, int fd, struct watch *w)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	return 0;
+}
+
+static int setup_timers(struct dsmd *d)
+{
+	struct itimerspec its = {0};
+	unsigned tick = d->cfg.heartbeat_ms;
+	sigset_t set;
+
+	/* Tick at the heartbeat period, or faster so that a silent peer is
+	 * noticed within dead_after + tick. */
+	if (tick > d->cfg.dead_after_ms / 4)
+		tick = d->cfg.dead_after_ms / 4;
+	its.it_interval.tv_sec = tick / 1000;
+	its.it_interval.tv_nsec = (long)(tick % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->timer_fd < 0 || timerfd_settime(d->timer_fd, 0, &its, NULL))
+		return -errno;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	d->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->signal_fd < 0)
+		return -errno;
+	return 0;
+}
+
+static int setup_transport(struct dsmd *d)
+{
+	struct xport_config xc = {
+		.self = d->cfg.node, .nnodes = d->cfg.nnodes,
+		.device = d->cfg.device, .addr = d->cfg.addr,
+		.recv_depth = d->cfg.recv_depth, .poll_us = d->cfg.poll_us,
+		.cb = cluster_on_event, .cb_arg = d,
+	};
+	struct xport_addr mine, all[WIRE_MAX_NODES];
+	int ret;
+
+	ret = xport_create(&xport_rdma_ops, &xc, &d->x);
+	if (ret) {
+		log_err("cannot start the RDMA transport: %s", strerror(-ret));
+		return ret;
+	}
+	xport_local_addr(d->x, &mine);
+	log_info("node %d of %d on %s, transport at %s:%u", d->cfg.node,
+		 d->cfg.nnodes, xport_device(d->x),
+		 inet_ntoa((struct in_addr){mine.ip}), ntohs(mine.port));
+	ret = rdv_exchange(d->cfg.rendezvous, d->cfg.node, d->cfg.nnodes,
+			   &mine, all, d->cfg.join_timeout_ms);
+	if (ret)
+		return ret;
+	return xport_connect_all(d->x, all);
+}
+
+static int setup(struct dsmd *d)
+{
+	int ret;
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0)
+		return -errno;
+	ret = setup_timers(d);
+	if (ret) {
+		log_err("timerfd/signalfd setup: %s", strerror(-ret));
+		return ret;
+	}
+	ret = ctl_setup(d);
+	if (ret)
+		return ret;
+	ret = setup_transport(d);
+	if (ret)
+		return ret;
+	if (watch_add(d, xport_fd(d->x), &watch_xport) ||
+	    watch_add(d, d->listen_fd, &watch_listen) ||
+	    watch_add(d, d->timer_fd, &watch_timer) ||
+	    watch_add(d, d->signal_fd, &watch_signal))
+		return -errno;
+	return 0;
+}
+
+static void on_signal(struct dsmd *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		log_info("signal %u: shutting down", si.ssi_signo);
+		d->stop = true;
+	}
+}
+
+static void on_timer(struct dsmd *d)
+{
+	uint64_t n;
+
+	if (read(d->timer_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	cluster_tick(d);
+	check_tick(d);
+}
+
+static int run(struct dsmd *d)
+{
+	struct epoll_event evs[32];
+	int n, i, ret;
+
+	cluster_start(d);
+	/* Connection events may already be waiting. */
+	xport_progress(d->x);
+	while (!d->stop) {
+		n = epoll_wait(d->epfd, evs, 32, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_err("epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (i = 0; i < n && !d->stop; i++) {
+			struct watch *w = evs[i].data.ptr;
+
+			switch (w->kind) {
+			case W_XPORT:
+				ret = xport_progress(d->x);
+				if (ret < 0)
+					return ret;
+				break;
+			case W_LISTEN: ctl_on_listen(d); break;
+			case W_TIMER: on_timer(d); break;
+			case W_SIGNAL: on_signal(d); break;
+			case W_CLIENT:
+				ctl_on_client(d, (struct client *)w);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static void teardown(struct dsmd *d)
+{
+	check_free(d);
+	ctl_close_all(d);
+	if (d->x)
+		xport_destroy(d->x);
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		unlink(d->cfg.socket);
+	}
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+	if (d->epfd >= 0)
+		close(d->epfd);
+}
+
+int main(int argc, char **argv)
+{
+	struct dsmd d = {.epfd = -1, .listen_fd = -1, .timer_fd = -1,
+			 .signal_fd = -1};
+	int ret;
+
+	log_setup("dsmd", -1);
+	if (parse_args(argc, argv, &d.cfg))
+		return 2;
+	log_setup("dsmd", d.cfg.node);
+	d.start_ms = dsmd_now_ms();
+	for (int i = 0; i < d.cfg.nnodes; i++)
+		d.members[i].state = i == d.cfg.node ? WIRE_MEMBER_SELF
+						      : WIRE_MEMBER_JOINING;
+	ret = setup(&d);
+	if (ret == 0)
+		ret = run(&d);
+	if (ret == 0 && d.failed)
+		ret = -EIO;
+	teardown(&d);
+	log_info("exiting%s", ret ? " after an error" : "");
+	return ret ? 1 : 0;
+}

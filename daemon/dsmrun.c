@@ -1,0 +1,640 @@
+/* dsmrun: run a job on a cluster of dsmd started on this machine.
+ *
+ *   dsmrun -n NODES [options] CMD [ARGS...]
+ *
+ * Starts NODES dsmd on the local RDMA device, waits until they have formed
+ * the cluster, runs CMD once per node with that node's environment, forwards
+ * every output line with a prefix ("[N] " for the command of node N, "[dsmd
+ * N] " for its daemon), and returns the first failure.  The daemons are torn
+ * down whatever happens: normal end, a failure, a signal, or the time limit.
+ *
+ * Every child runs in its own process group so that whatever it starts is
+ * signalled with it.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../libdsm/wire.h"
+
+#define OUT_BUF 8192
+
+/* One output stream being forwarded with a prefix. */
+struct stream {
+	int fd;
+	char prefix[32];
+	char buf[OUT_BUF];
+	size_t len;
+};
+
+struct child {
+	pid_t pid;
+	bool running;
+	int status;         /* wait status once it ended */
+	struct stream out;  /* stdout and stderr share one pipe */
+};
+
+struct run {
+	int nnodes;
+	const char *device, *addr, *hb, *dead;
+	unsigned timeout_s, form_timeout_s;
+	bool verbose;
+	bool set_log_level; /* we quietened the daemons' log */
+	char tmpdir[64];
+	char dsmd_path[PATH_MAX];
+	char rendezvous[64];
+	struct child daemons[WIRE_MAX_NODES];
+	struct child cmds[WIRE_MAX_NODES];
+	int ready_fd[WIRE_MAX_NODES];
+	int sigfd;
+	int first_failure;  /* exit status to return, 0 if none */
+	bool failed;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dsmrun: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: dsmrun -n NODES [options] CMD [ARGS...]\n"
+"  -n, --nodes N          dsmd to start (1..%u)\n"
+"  -d, --device NAME      RDMA device (default $DSM_DEVICE or the first)\n"
+"  -a, --addr IP          its IPv4 address (default from the device)\n"
+"  -t, --timeout S        kill everything after S seconds (default none)\n"
+"      --form-timeout S   time for the cluster to form (default 120)\n"
+"      --heartbeat-ms MS  passed to dsmd\n"
+"      --dead-after-ms MS passed to dsmd\n"
+"  -v, --verbose          show the daemons' info messages\n"
+"Each command gets DSM_NODE, DSM_NNODES, DSM_RANK, DSM_SIZE, DSM_SOCKET and\n"
+"DSM_DAEMON_PID (its node's dsmd).  The exit status is the first failure's:\n"
+"its exit code, or 128 + the signal that killed it.\n", WIRE_MAX_NODES);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Output forwarding                                                      */
+
+static void stream_emit(struct stream *s, size_t n)
+{
+	/* One write per line so that lines of different nodes do not mix. */
+	char line[OUT_BUF + 40];
+	int p = snprintf(line, sizeof(line), "%s", s->prefix);
+
+	memcpy(line + p, s->buf, n);
+	if (n == 0 || s->buf[n - 1] != '\n')
+		line[p + (int)n++] = '\n';
+	if (write(STDOUT_FILENO, line, (size_t)p + n) < 0) {
+		/* Nowhere to report it. */
+	}
+}
+
+/* Read what is there; forward whole lines.  Returns false at EOF. */
+static bool stream_read(struct stream *s)
+{
+	ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+	char *nl;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	if (n <= 0) {
+		if (s->len)
+			stream_emit(s, s->len);
+		s->len = 0;
+		close(s->fd);
+		s->fd = -1;
+		return false;
+	}
+	s->len += (size_t)n;
+	while ((nl = memchr(s->buf, '\n', s->len))) {
+		size_t l = (size_t)(nl - s->buf) + 1;
+
+		stream_emit(s, l);
+		memmove(s->buf, s->buf + l, s->len - l);
+		s->len -= l;
+	}
+	if (s->len == sizeof(s->buf)) {
+		stream_emit(s, s->len);
+		s->len = 0;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Children                                                               */
+
+static int spawn(struct child *c, char *const argv[], int keep_fd,
+		 const char *prefix)
+{
+	int pipefd[2];
+	sigset_t none;
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	c->pid = fork();
+	if (c->pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
+	}
+	if (c->pid == 0) {
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(pipefd[1], STDOUT_FILENO);
+		dup2(pipefd[1], STDERR_FILENO);
+		if (keep_fd >= 0)
+			fcntl(keep_fd, F_SETFD, 0);
+		execvp(argv[0], argv);
+		fprintf(stderr, "dsmrun: cannot run %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	setpgid(c->pid, c->pid);
+	close(pipefd[1]);
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	c->running = true;
+	c->out.fd = pipefd[0];
+	c->out.len = 0;
+	snprintf(c->out.prefix, sizeof(c->out.prefix), "%s", prefix);
+	return 0;
+}
+
+static int exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}
+
+static void describe_exit(const char *who, int node, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status))
+		say("%s of node %d exited with status %d", who, node,
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		say("%s of node %d was killed by signal %d (%s)", who, node,
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+/* Reap whatever ended; record the first failing command. */
+static void reap(struct run *r)
+{
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < r->nnodes; i++) {
+			if (r->cmds[i].pid == pid && r->cmds[i].running) {
+				r->cmds[i].running = false;
+				r->cmds[i].status = status;
+				describe_exit("command", i, status);
+				if (exit_code(status) && !r->failed) {
+					r->failed = true;
+					r->first_failure = exit_code(status);
+				}
+			} else if (r->daemons[i].pid == pid &&
+				   r->daemons[i].running) {
+				r->daemons[i].running = false;
+				r->daemons[i].status = status;
+				describe_exit("dsmd", i, status);
+			}
+		}
+	}
+}
+
+static void signal_all(struct child *cs, int n, int sig)
+{
+	for (int i = 0; i < n; i++) {
+		if (!cs[i].running)
+			continue;
+		kill(-cs[i].pid, SIGCONT); /* a stopped child must hear sig */
+		kill(-cs[i].pid, sig);
+	}
+}
+
+static bool any_running(const struct child *cs, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (cs[i].running)
+			return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The loop: forward output, reap children, watch signals and time.       */
+
+enum wait_for { WAIT_FORMED, WAIT_CMDS, WAIT_DAEMONS };
+
+/* Poll every stream, the ready pipes and the signalfd.  Returns 1 when the
+ * goal is reached, 0 on timeout, -1 if a signal asked us to stop. */
+static int pump(struct run *r, enum wait_for goal, long long deadline)
+{
+	struct pollfd pfd[3 * WIRE_MAX_NODES + 1];
+	struct stream *sp[3 * WIRE_MAX_NODES + 1];
+	bool ready[WIRE_MAX_NODES] = {0};
+	int n, i, nready = 0, t;
+
+	for (;;) {
+		reap(r);
+		if (goal == WAIT_FORMED && nready == r->nnodes)
+			return 1;
+		if (goal == WAIT_FORMED && !any_running(r->daemons, r->nnodes))
+			return 0;
+		if (goal == WAIT_CMDS && !any_running(r->cmds, r->nnodes))
+			return 1;
+		if (goal == WAIT_DAEMONS &&
+		    !any_running(r->daemons, r->nnodes) &&
+		    !any_running(r->cmds, r->nnodes))
+			return 1;
+		if (goal == WAIT_FORMED) {
+			for (i = 0; i < r->nnodes; i++)
+				if (!r->daemons[i].running && !ready[i])
+					return 0;
+		}
+		n = 0;
+		pfd[n] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
+		sp[n++] = NULL;
+		for (i = 0; i < r->nnodes; i++) {
+			struct stream *ss[2] = {&r->daemons[i].out,
+						&r->cmds[i].out};
+
+			for (int k = 0; k < 2; k++) {
+				if (ss[k]->fd < 0)
+					continue;
+				pfd[n] = (struct pollfd){.fd = ss[k]->fd,
+							 .events = POLLIN};
+				sp[n++] = ss[k];
+			}
+			if (goal == WAIT_FORMED && !ready[i] &&
+			    r->ready_fd[i] >= 0) {
+				pfd[n] = (struct pollfd){.fd = r->ready_fd[i],
+							 .events = POLLIN};
+				sp[n++] = (struct stream *)(uintptr_t)(i + 1);
+			}
+		}
+		t = -1;
+		if (deadline) {
+			long long left = deadline - now_ms();
+
+			if (left <= 0)
+				return 0;
+			t = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (poll(pfd, (nfds_t)n, t) < 0 && errno != EINTR)
+			return -1;
+		for (i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (i == 0) {
+				struct signalfd_siginfo si;
+
+				if (read(r->sigfd, &si, sizeof(si)) ==
+					    sizeof(si) &&
+				    si.ssi_signo != SIGCHLD) {
+					say("signal %u: tearing down",
+					    si.ssi_signo);
+					r->first_failure = 128 + (int)si.ssi_signo;
+					r->failed = true;
+					return -1;
+				}
+			} else if ((uintptr_t)sp[i] <= WIRE_MAX_NODES) {
+				int node = (int)(uintptr_t)sp[i] - 1;
+				char b[16];
+
+				if (read(r->ready_fd[node], b, sizeof(b)) > 0) {
+					ready[node] = true;
+					nready++;
+				}
+				close(r->ready_fd[node]);
+				r->ready_fd[node] = -1;
+			} else {
+				stream_read(sp[i]);
+			}
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Set-up                                                                 */
+
+static int find_dsmd(struct run *r)
+{
+	const char *env = getenv("DSM_DSMD");
+	char self[PATH_MAX - 16];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(r->dsmd_path, sizeof(r->dsmd_path), "%s", env);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(r->dsmd_path, sizeof(r->dsmd_path), "%s/dsmd",
+				 self);
+			if (access(r->dsmd_path, X_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(r->dsmd_path, sizeof(r->dsmd_path), "dsmd");
+	return 0;
+}
+
+/* A TCP port on loopback that is free now, for node 0's rendezvous. */
+static int pick_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static int start_daemon(struct run *r, int i)
+{
+	char node[16], nnodes[16], sock[128], readyfd[16], prefix[32];
+	char *argv[32];
+	int pfd[2], a = 0, ret;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	snprintf(node, sizeof(node), "%d", i);
+	snprintf(nnodes, sizeof(nnodes), "%d", r->nnodes);
+	snprintf(sock, sizeof(sock), "%s/dsmd.%d.sock", r->tmpdir, i);
+	snprintf(readyfd, sizeof(readyfd), "%d", pfd[1]);
+	snprintf(prefix, sizeof(prefix), "[dsmd %d] ", i);
+	argv[a++] = r->dsmd_path;
+	argv[a++] = "--node";
+	argv[a++] = node;
+	argv[a++] = "--nodes";
+	argv[a++] = nnodes;
+	argv[a++] = "--rendezvous";
+	argv[a++] = r->rendezvous;
+	argv[a++] = "--socket";
+	argv[a++] = sock;
+	argv[a++] = "--ready-fd";
+	argv[a++] = readyfd;
+	if (r->device) {
+		argv[a++] = "--device";
+		argv[a++] = (char *)r->device;
+	}
+	if (r->addr) {
+		argv[a++] = "--addr";
+		argv[a++] = (char *)r->addr;
+	}
+	if (r->hb) {
+		argv[a++] = "--heartbeat-ms";
+		argv[a++] = (char *)r->hb;
+	}
+	if (r->dead) {
+		argv[a++] = "--dead-after-ms";
+		argv[a++] = (char *)r->dead;
+	}
+	argv[a] = NULL;
+	ret = spawn(&r->daemons[i], argv, pfd[1], prefix);
+	close(pfd[1]);
+	r->ready_fd[i] = pfd[0];
+	return ret;
+}
+
+static void set_node_env(struct run *r, int i)
+{
+	char v[160];
+
+	snprintf(v, sizeof(v), "%d", i);
+	setenv("DSM_NODE", v, 1);
+	setenv("DSM_RANK", v, 1);
+	snprintf(v, sizeof(v), "%d", r->nnodes);
+	setenv("DSM_NNODES", v, 1);
+	setenv("DSM_SIZE", v, 1);
+	snprintf(v, sizeof(v), "%s/dsmd.%d.sock", r->tmpdir, i);
+	setenv("DSM_SOCKET", v, 1);
+	snprintf(v, sizeof(v), "%d", (int)r->daemons[i].pid);
+	setenv("DSM_DAEMON_PID", v, 1);
+}
+
+static int start_commands(struct run *r, char **argv)
+{
+	char prefix[32];
+	int i, ret;
+
+	for (i = 0; i < r->nnodes; i++) {
+		set_node_env(r, i);
+		snprintf(prefix, sizeof(prefix), "[%d] ", i);
+		ret = spawn(&r->cmds[i], argv, -1, prefix);
+		if (ret) {
+			say("cannot start the command for node %d: %s", i,
+			    strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* SIGTERM everything, give it a few seconds, then SIGKILL. */
+static void teardown(struct run *r)
+{
+	char path[160];
+	int i;
+
+	signal_all(r->cmds, r->nnodes, SIGTERM);
+	signal_all(r->daemons, r->nnodes, SIGTERM);
+	if (pump(r, WAIT_DAEMONS, now_ms() + 5000) != 1) {
+		signal_all(r->cmds, r->nnodes, SIGKILL);
+		signal_all(r->daemons, r->nnodes, SIGKILL);
+		pump(r, WAIT_DAEMONS, now_ms() + 5000);
+	}
+	for (i = 0; i < r->nnodes; i++) {
+		snprintf(path, sizeof(path), "%s/dsmd.%d.sock", r->tmpdir, i);
+		unlink(path);
+	}
+	rmdir(r->tmpdir);
+}
+
+static int parse_args(int argc, char **argv, struct run *r)
+{
+	enum { O_HB = 256, O_DEAD, O_FORM };
+	static const struct option opts[] = {
+		{"nodes", required_argument, NULL, 'n'},
+		{"device", required_argument, NULL, 'd'},
+		{"addr", required_argument, NULL, 'a'},
+		{"timeout", required_argument, NULL, 't'},
+		{"form-timeout", required_argument, NULL, O_FORM},
+		{"heartbeat-ms", required_argument, NULL, O_HB},
+		{"dead-after-ms", required_argument, NULL, O_DEAD},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	long v;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "+n:d:a:t:vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > WIRE_MAX_NODES) {
+				say("bad node count '%s' (1..%u)", optarg,
+				    WIRE_MAX_NODES);
+				return -EINVAL;
+			}
+			r->nnodes = (int)v;
+			break;
+		case 'd': r->device = optarg; break;
+		case 'a': r->addr = optarg; break;
+		case 't':
+		case O_FORM:
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1) {
+				say("bad timeout '%s'", optarg);
+				return -EINVAL;
+			}
+			if (o == 't')
+				r->timeout_s = (unsigned)v;
+			else
+				r->form_timeout_s = (unsigned)v;
+			break;
+		case O_HB: r->hb = optarg; break;
+		case O_DEAD: r->dead = optarg; break;
+		case 'v': r->verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (!r->nnodes || optind >= argc) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!r->device)
+		r->device = getenv("DSM_DEVICE");
+	if (!r->addr)
+		r->addr = getenv("DSM_RDMA_ADDR");
+	return 0;
+}
+
+static int setup(struct run *r)
+{
+	sigset_t set;
+	int port;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	r->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (r->sigfd < 0)
+		return -errno;
+	snprintf(r->tmpdir, sizeof(r->tmpdir), "/tmp/dsmrun.XXXXXX");
+	if (!mkdtemp(r->tmpdir))
+		return -errno;
+	port = pick_port();
+	if (port < 0)
+		return -EADDRNOTAVAIL;
+	snprintf(r->rendezvous, sizeof(r->rendezvous), "127.0.0.1:%d", port);
+	find_dsmd(r);
+	if (!r->verbose && !getenv("DSM_LOG_LEVEL")) {
+		setenv("DSM_LOG_LEVEL", "warning", 1);
+		r->set_log_level = true;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct run r = {.form_timeout_s = 120};
+	long long deadline;
+	int i, ret;
+
+	for (i = 0; i < (int)WIRE_MAX_NODES; i++) {
+		r.daemons[i].out.fd = r.cmds[i].out.fd = -1;
+		r.ready_fd[i] = -1;
+	}
+	if (parse_args(argc, argv, &r))
+		return 2;
+	ret = setup(&r);
+	if (ret) {
+		say("set-up failed: %s", strerror(-ret));
+		return 1;
+	}
+	deadline = r.timeout_s ? now_ms() + r.timeout_s * 1000LL : 0;
+	for (i = 0; i < r.nnodes && ret == 0; i++)
+		ret = start_daemon(&r, i);
+	if (ret) {
+		say("cannot start %s: %s", r.dsmd_path, strerror(-ret));
+		r.first_failure = 1;
+		goto out;
+	}
+	ret = pump(&r, WAIT_FORMED, now_ms() + r.form_timeout_s * 1000LL);
+	if (ret != 1) {
+		if (ret == 0)
+			say("the cluster of %d dsmd did not form", r.nnodes);
+		if (!r.first_failure)
+			r.first_failure = 1;
+		goto out;
+	}
+	/* Daemons now log only warnings unless -v; commands inherit the
+	 * caller's level. */
+	if (r.set_log_level)
+		unsetenv("DSM_LOG_LEVEL");
+	if (start_commands(&r, argv + optind)) {
+		r.first_failure = 1;
+		goto out;
+	}
+	ret = pump(&r, WAIT_CMDS, deadline);
+	if (ret == 0) {
+		say("time limit of %u s reached", r.timeout_s);
+		r.first_failure = 124;
+	}
+out:
+	teardown(&r);
+	return r.first_failure;
+}

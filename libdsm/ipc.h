@@ -1,0 +1,35 @@
+/* The Unix-socket protocol between dsmd and its clients (dsmctl, libdsm).
+ *
+ * SOCK_SEQPACKET keeps message boundaries, so one recv is one message and a
+ * message longer than the buffer shows up as truncated (MSG_TRUNC) instead
+ * of bleeding into the next.  Every connection starts with IPC_HELLO from
+ * the client; dsmd answers IPC_HELLO_OK or closes.
+ */
+#ifndef DSM_IPC_H
+#define DSM_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define IPC_DEFAULT_SOCKET "/run/dsm/dsmd.sock"
+
+/* Listening socket at path (an old socket file there is replaced). */
+int ipc_listen(const char *path);
+/* Connected socket, or negative errno. */
+int ipc_connect(const char *path);
+int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
+	     size_t body_len);
+/* Receive one message into buf (cap bytes) and decode it.  Waits at most
+ * timeout_ms (-1: forever).  0, -ETIMEDOUT, -ECONNRESET (peer closed),
+ * -EPROTO (malformed: *bad says why), or another negative errno. */
+int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
+	     struct wire_msg *out, enum wire_error *bad);
+/* Connect and say hello as a client of `kind`; fills *hello on success. */
+int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,
+		    struct wire_ipc_hello_ok *hello);
+/* The socket path from DSM_SOCKET, or the default. */
+const char *ipc_socket_path(void);
+
+#endif

@@ -1,0 +1,232 @@
+#define _GNU_SOURCE
+#include "rendezvous.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define RDV_MAGIC 0x44534d52u /* "DSMR" */
+
+struct rdv_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t node;
+	uint16_t nnodes;
+	uint16_t reserved;
+	struct xport_addr addr;
+} __attribute__((packed));
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int ms_left(long long deadline)
+{
+	long long left = deadline - now_ms();
+
+	return left > 0 ? (int)left : 0;
+}
+
+int rdv_parse(const char *s, struct sockaddr_in *out)
+{
+	struct addrinfo hints = {.ai_family = AF_INET,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res;
+	char host[256];
+	const char *colon;
+	char *end;
+	long port;
+
+	if (!s || !(colon = strrchr(s, ':')) || colon == s ||
+	    (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port <= 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return -EINVAL;
+	*out = *(struct sockaddr_in *)res->ai_addr;
+	out->sin_port = htons((uint16_t)port);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Read or write exactly len bytes before the deadline. */
+static int io_full(int fd, void *buf, size_t len, bool wr, long long deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = wr ? POLLOUT : POLLIN};
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		int r = poll(&pfd, 1, ms_left(deadline));
+
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r < 0)
+			continue;
+		n = wr ? send(fd, (char *)buf + done, len - done, MSG_NOSIGNAL)
+		       : recv(fd, (char *)buf + done, len - done, 0);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	return 0;
+}
+
+static bool hello_ok(const struct rdv_hello *h, int nnodes)
+{
+	return h->magic == RDV_MAGIC && h->version == WIRE_VERSION &&
+	       h->nnodes == nnodes && h->node > 0 && h->node < nnodes;
+}
+
+static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
+		     struct xport_addr *all, long long deadline)
+{
+	int lfd, fds[WIRE_MAX_NODES], have = 1, ret = 0, one = 1, i;
+
+	for (i = 0; i < nnodes; i++)
+		fds[i] = -1;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (const struct sockaddr *)sin, sizeof(*sin)) ||
+	    listen(lfd, nnodes)) {
+		ret = -errno;
+		log_err("rendezvous: cannot listen on %s:%u: %s",
+			inet_ntoa(sin->sin_addr), ntohs(sin->sin_port),
+			strerror(errno));
+		close(lfd);
+		return ret;
+	}
+	while (have < nnodes) {
+		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+		struct rdv_hello h;
+		int fd, r = poll(&pfd, 1, ms_left(deadline));
+
+		if (r == 0) {
+			log_err("rendezvous: %d of %d nodes arrived before the "
+				"timeout", have, nnodes);
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		if (r < 0)
+			continue;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* A stray client gets a short deadline of its own. */
+		r = io_full(fd, &h, sizeof(h), false,
+			    now_ms() + 2000 < deadline ? now_ms() + 2000
+						       : deadline);
+		if (r || !hello_ok(&h, nnodes) || fds[h.node] >= 0) {
+			log_warn("rendezvous: dropped a connection with a bad "
+				 "or duplicate hello");
+			close(fd);
+			continue;
+		}
+		fds[h.node] = fd;
+		all[h.node] = h.addr;
+		have++;
+	}
+	for (i = 1; i < nnodes; i++) {
+		ret = io_full(fds[i], all, sizeof(*all) * (size_t)nnodes, true,
+			      deadline);
+		if (ret) {
+			log_err("rendezvous: sending the table to node %d: %s",
+				i, strerror(-ret));
+			goto out;
+		}
+	}
+out:
+	for (i = 1; i < nnodes; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	close(lfd);
+	return ret;
+}
+
+static int rdv_join(const struct sockaddr_in *sin, int self, int nnodes,
+		    const struct xport_addr *mine, struct xport_addr *all,
+		    long long deadline)
+{
+	struct rdv_hello h = {
+		.magic = RDV_MAGIC, .version = WIRE_VERSION,
+		.node = (uint16_t)self, .nnodes = (uint16_t)nnodes,
+		.addr = *mine,
+	};
+	int fd, ret;
+
+	for (;;) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		if (connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0)
+			break;
+		ret = -errno;
+		close(fd);
+		if (ms_left(deadline) == 0) {
+			log_err("rendezvous: cannot reach node 0 at %s:%u: %s",
+				inet_ntoa(sin->sin_addr), ntohs(sin->sin_port),
+				strerror(-ret));
+			return -ETIMEDOUT;
+		}
+		/* Node 0 may not listen yet: back off briefly, blocking. */
+		poll(NULL, 0, 50);
+	}
+	ret = io_full(fd, &h, sizeof(h), true, deadline);
+	if (ret == 0)
+		ret = io_full(fd, all, sizeof(*all) * (size_t)nnodes, false,
+			      deadline);
+	close(fd);
+	if (ret)
+		log_err("rendezvous: exchange with node 0 failed: %s",
+			strerror(-ret));
+	return ret;
+}
+
+int rdv_exchange(const char *rendezvous, int self, int nnodes,
+		 const struct xport_addr *mine, struct xport_addr *all,
+		 unsigned timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct sockaddr_in sin;
+
+	if (nnodes < 1 || (unsigned)nnodes > WIRE_MAX_NODES || self < 0 ||
+	    self >= nnodes)
+		return -EINVAL;
+	all[self] = *mine;
+	if (nnodes == 1)
+		return 0;
+	if (rdv_parse(rendezvous, &sin)) {
+		log_err("rendezvous: bad address '%s' (want host:port)",
+			rendezvous ? rendezvous : "(none)");
+		return -EINVAL;
+	}
+	if (self == 0)
+		return rdv_serve(&sin, nnodes, all, deadline);
+	return rdv_join(&sin, self, nnodes, mine, all, deadline);
+}

@@ -1,0 +1,243 @@
+/* The versioned wire format shared by dsmd (node to node, over RDMA SEND)
+ * and by the Unix-socket protocol between dsmd and its clients (dsmctl,
+ * libdsm).
+ *
+ * Every message starts with struct wire_hdr.  All fields are little-endian
+ * (the build refuses big-endian hosts rather than pretending to convert).
+ * The receiver trusts nothing: wire_decode() checks magic, version, type,
+ * the length field against the bytes that arrived, and the body length the
+ * type demands, before any field is used.
+ */
+#ifndef DSM_WIRE_H
+#define DSM_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "libdsm's wire format is little-endian; this host is not"
+#endif
+
+#define WIRE_MAGIC   0xd5a1u
+#define WIRE_VERSION 1u
+
+/* Largest node-to-node message: the size of a pre-posted receive buffer. */
+#define WIRE_MSG_MAX 4096u
+/* Largest message on the Unix socket. */
+#define WIRE_IPC_MAX 65536u
+/* Largest cluster: node numbers are 0..WIRE_MAX_NODES-1. */
+#define WIRE_MAX_NODES 64u
+
+struct wire_hdr {
+	uint16_t magic;   /* WIRE_MAGIC */
+	uint8_t version;  /* WIRE_VERSION */
+	uint8_t type;     /* enum wire_type */
+	uint32_t length;  /* whole message, header included */
+	uint16_t src;     /* sending node (node messages), 0 on the socket */
+	uint16_t credits; /* receive credits returned to the peer (node msgs) */
+	uint32_t seq;     /* per-peer send sequence, for order checks */
+	uint64_t req_id;  /* request id; replies echo it */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct wire_hdr) == 24, "wire header is 24 bytes");
+
+enum wire_type {
+	/* ---- node to node, over the transport ---- */
+
+	/* Credit return only.  Any node to a connected peer, any time; it
+	 * consumes none of the peer's credits (see xport_rdma.c). */
+	WIRE_CREDIT = 1,
+	/* Liveness.  Every node to every live peer each heartbeat period. */
+	WIRE_HEARTBEAT = 2,
+	/* Self-check (dsmctl check), checker C to peer P:
+	 * BEGIN: C->P, P idle for C's session: P fills its scratch with a
+	 *        pattern and answers READY with the scratch's address/rkey. */
+	WIRE_CHECK_BEGIN = 3,
+	WIRE_CHECK_READY = 4, /* P->C, answer to BEGIN */
+	/* DATA: C->P, `count` numbered messages; P verifies order/payload. */
+	WIRE_CHECK_DATA = 5,
+	/* DATA_DONE: P->C after the last DATA, with what P saw. */
+	WIRE_CHECK_DATA_DONE = 6,
+	/* After C's RDMA WRITE with immediate lands in P's scratch, P verifies
+	 * it and answers WRITE_DONE. */
+	WIRE_CHECK_WRITE_DONE = 7,
+	/* END: C->P, session over; P may drop its state. */
+	WIRE_CHECK_END = 8,
+
+	/* ---- Unix socket: client <-> its node's dsmd ---- */
+
+	/* HELLO: client->dsmd, first message of every connection.
+	 * HELLO_OK: dsmd->client; anything else closes the connection. */
+	WIRE_IPC_HELLO = 64,
+	WIRE_IPC_HELLO_OK = 65,
+	WIRE_IPC_STATUS = 66,      /* client->dsmd, after HELLO */
+	WIRE_IPC_STATUS_REPLY = 67,
+	WIRE_IPC_CHECK = 68,       /* client->dsmd: run the self-check */
+	WIRE_IPC_CHECK_REPLY = 69,
+	WIRE_IPC_ERROR = 70,       /* dsmd->client: request refused */
+
+	WIRE_TYPE_MAX = 71,
+};
+
+/* ---- bodies ---- */
+
+struct wire_check_begin {
+	uint32_t session;
+	uint32_t count;       /* DATA messages that follow */
+	uint32_t payload_len; /* bytes of payload in each DATA */
+	uint32_t rdma_len;    /* bytes of scratch for READ and WRITE */
+	uint64_t seed;        /* pattern seed */
+} __attribute__((packed));
+
+struct wire_check_ready {
+	uint32_t session;
+	uint32_t rkey;
+	uint64_t addr;
+	uint32_t len;
+	int32_t status; /* 0, or negative errno: P could not set up */
+} __attribute__((packed));
+
+struct wire_check_data {
+	uint32_t session;
+	uint32_t index;       /* 0..count-1, in send order */
+	uint32_t payload_len; /* must equal the bytes that follow */
+	uint32_t reserved;
+	/* uint8_t payload[payload_len]; */
+} __attribute__((packed));
+
+struct wire_check_result {
+	uint32_t session;
+	uint32_t received; /* DATA messages seen (DATA_DONE) */
+	uint32_t errors;   /* out-of-order or corrupt messages, bad bytes */
+	int32_t status;    /* 0 or negative errno */
+	uint64_t first_bad; /* first bad index or byte offset, or ~0 */
+} __attribute__((packed));
+
+struct wire_check_end {
+	uint32_t session;
+	uint32_t reserved;
+} __attribute__((packed));
+
+#define WIRE_IPC_KIND_CTL 1u
+#define WIRE_IPC_MAGIC "DSMIPC01"
+
+struct wire_ipc_hello {
+	char magic[8]; /* WIRE_IPC_MAGIC, not NUL terminated */
+	uint32_t kind; /* WIRE_IPC_KIND_* */
+	uint32_t pid;
+} __attribute__((packed));
+
+struct wire_ipc_hello_ok {
+	uint32_t node;
+	uint32_t nnodes;
+} __attribute__((packed));
+
+struct wire_ipc_error {
+	int32_t status; /* negative errno */
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* Per-peer transport counters. */
+struct wire_counters {
+	uint64_t msgs_sent, msgs_received;
+	uint64_t bytes_sent, bytes_received;
+	uint64_t rdma_reads, rdma_writes, rdma_bytes;
+	uint64_t credit_stalls; /* sends that waited for a credit */
+	uint64_t credit_msgs;   /* credit-only messages sent */
+	uint64_t bad_msgs;      /* dropped by the decoder */
+} __attribute__((packed));
+
+enum wire_member_state {
+	WIRE_MEMBER_SELF = 0,
+	WIRE_MEMBER_JOINING = 1,
+	WIRE_MEMBER_ALIVE = 2,
+	WIRE_MEMBER_DEAD = 3,
+};
+
+struct wire_member {
+	uint32_t node;
+	uint32_t state;          /* enum wire_member_state */
+	uint64_t last_heard_ms;  /* ms since the last message; ~0 if never */
+	struct wire_counters c;
+} __attribute__((packed));
+
+struct wire_status_reply {
+	uint32_t node;
+	uint32_t nnodes;
+	uint64_t uptime_ms;
+	uint64_t bad_msgs;      /* node messages dropped by the decoder */
+	uint64_t ipc_refused;   /* socket clients refused */
+	uint64_t heartbeat_ms;
+	uint64_t dead_after_ms;
+	char device[32];
+	/* struct wire_member members[nnodes]; */
+} __attribute__((packed));
+
+struct wire_ipc_check {
+	uint32_t count;       /* DATA messages per peer */
+	uint32_t payload_len;
+	uint32_t nsizes;      /* RDMA sizes that follow, at most 8 */
+	uint32_t reserved;
+	uint32_t sizes[8];
+} __attribute__((packed));
+
+struct wire_check_peer {
+	uint32_t node;
+	uint32_t rdma_len;
+	int32_t status;      /* 0 when every step passed */
+	uint32_t msgs_ok;    /* DATA messages acknowledged in order */
+	uint32_t read_ok;    /* 1 if the RDMA READ matched byte for byte */
+	uint32_t write_ok;   /* 1 if the RDMA WRITE matched byte for byte */
+	uint64_t elapsed_us;
+} __attribute__((packed));
+
+struct wire_check_reply {
+	uint32_t node;
+	uint32_t npeers; /* entries that follow */
+	/* struct wire_check_peer peers[npeers]; */
+} __attribute__((packed));
+
+/* ---- codec ---- */
+
+/* Why wire_decode refused a message. */
+enum wire_error {
+	WIRE_OK = 0,
+	WIRE_ETRUNC,   /* fewer bytes than a header, or than `length` says */
+	WIRE_ELONG,    /* more bytes than `length`, or over the maximum */
+	WIRE_EMAGIC,
+	WIRE_EVERSION,
+	WIRE_ETYPE,    /* unknown type, or not legal on this channel */
+	WIRE_EBODY,    /* body length wrong for the type */
+	WIRE_ERANGE,   /* a count or index inside the body out of range */
+	WIRE_NERRORS,
+};
+
+enum wire_channel { WIRE_CH_NODE, WIRE_CH_IPC };
+
+struct wire_msg {
+	const struct wire_hdr *hdr;
+	const void *body;
+	size_t body_len;
+};
+
+/* Check `len` bytes at `buf` as one message arriving on channel `ch`.
+ * Returns WIRE_OK and fills *out, or a wire_error and leaves *out alone. */
+enum wire_error wire_decode(const void *buf, size_t len, enum wire_channel ch,
+			    struct wire_msg *out);
+const char *wire_error_str(enum wire_error e);
+const char *wire_type_name(unsigned type);
+
+/* Write a header for a message of `body_len` bytes into buf. */
+void wire_hdr_init(void *buf, unsigned type, size_t body_len, uint64_t req_id);
+
+/* Build a whole message (header + body copy) into buf of buf_len bytes.
+ * Returns the message length, or 0 if it does not fit. */
+size_t wire_build(void *buf, size_t buf_len, unsigned type, uint64_t req_id,
+		  const void *body, size_t body_len);
+
+/* The deterministic byte pattern used by the self-check. */
+void wire_pattern_fill(void *buf, size_t len, uint64_t seed);
+/* Offset of the first byte that differs from the pattern, or -1. */
+long wire_pattern_check(const void *buf, size_t len, uint64_t seed);
+
+#endif

@@ -1,0 +1,167 @@
+/* The transport between dsmd daemons: connections between N nodes, two-sided
+ * messages with credit-based flow control, and one-sided RDMA READ and
+ * WRITE-with-immediate between registered buffers.
+ *
+ * A replaceable part: struct xport_ops is implemented over verbs/librdmacm
+ * (xport_rdma.c).  Everything runs on the owner's thread: the owner polls
+ * xport_fd() and calls xport_progress(), which delivers events through the
+ * callback given at creation.  No call blocks on the network.
+ */
+#ifndef DSM_XPORT_H
+#define DSM_XPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "wire.h"
+
+struct xport;
+
+/* Where a node's transport listens; learnt through the rendezvous. */
+struct xport_addr {
+	uint32_t ip;   /* IPv4, network order */
+	uint16_t port; /* network order */
+	uint16_t reserved;
+} __attribute__((packed));
+
+/* A registered buffer: RDMA READ/WRITE move bytes between these. */
+struct xport_mr {
+	void *addr;
+	size_t len;
+	uint32_t lkey, rkey;
+	void *priv;
+};
+
+enum xport_event_type {
+	XPORT_EV_CONNECTED,  /* peer's connection is up */
+	XPORT_EV_MSG,        /* a message arrived (already decoded) */
+	XPORT_EV_WRITE_IMM,  /* peer's RDMA WRITE with immediate landed */
+	XPORT_EV_READ_DONE,  /* our RDMA READ finished (status) */
+	XPORT_EV_WRITE_DONE, /* our RDMA WRITE finished (status) */
+	XPORT_EV_PEER_DOWN,  /* connection lost or failed; reason says why */
+};
+
+struct xport_event {
+	enum xport_event_type type;
+	int peer;
+	int status;           /* 0 or negative errno (DONE events) */
+	struct wire_msg msg;  /* MSG: valid only during the callback */
+	uint32_t imm;         /* WRITE_IMM */
+	uint32_t len;         /* WRITE_IMM: bytes written */
+	uint64_t cookie;      /* READ_DONE / WRITE_DONE: caller's cookie */
+	const char *reason;   /* PEER_DOWN */
+};
+
+typedef void (*xport_event_fn)(void *arg, const struct xport_event *ev);
+
+struct xport_config {
+	int self;             /* this node, 0..nnodes-1 */
+	int nnodes;
+	const char *device;   /* RDMA device name; NULL: the one bound to addr,
+				 or the first device */
+	const char *addr;     /* IPv4 address to listen on; NULL: derived from
+				 the device's GID table */
+	unsigned recv_depth;  /* receive credits per peer, 4..1024 */
+	unsigned poll_us;     /* busy-poll the CQ this long before blocking */
+	unsigned connect_timeout_ms;
+	xport_event_fn cb;
+	void *cb_arg;
+};
+
+struct xport_ops {
+	const char *name;
+	int (*create)(const struct xport_config *cfg, struct xport **out);
+	void (*destroy)(struct xport *x);
+	int (*fd)(struct xport *x);
+	int (*progress)(struct xport *x);
+	int (*local_addr)(struct xport *x, struct xport_addr *out);
+	const char *(*device)(struct xport *x);
+	int (*connect_all)(struct xport *x, const struct xport_addr *addrs);
+	int (*send)(struct xport *x, int peer, unsigned type, uint64_t req_id,
+		    const void *body, size_t body_len);
+	int (*reg_mr)(struct xport *x, void *addr, size_t len,
+		      struct xport_mr *out);
+	int (*dereg_mr)(struct xport *x, struct xport_mr *mr);
+	int (*read)(struct xport *x, int peer, struct xport_mr *mr, size_t off,
+		    uint64_t raddr, uint32_t rkey, uint32_t len,
+		    uint64_t cookie);
+	int (*write_imm)(struct xport *x, int peer, struct xport_mr *mr,
+			 size_t off, uint64_t raddr, uint32_t rkey,
+			 uint32_t len, uint32_t imm, uint64_t cookie);
+	int (*close_peer)(struct xport *x, int peer);
+	int (*counters)(struct xport *x, int peer, struct wire_counters *out);
+};
+
+/* Every transport starts with this base. */
+struct xport {
+	const struct xport_ops *ops;
+};
+
+extern const struct xport_ops xport_rdma_ops;
+
+static inline int xport_create(const struct xport_ops *ops,
+			       const struct xport_config *cfg,
+			       struct xport **out)
+{
+	return ops->create(cfg, out);
+}
+static inline void xport_destroy(struct xport *x) { x->ops->destroy(x); }
+static inline int xport_fd(struct xport *x) { return x->ops->fd(x); }
+/* Handle whatever is ready; returns events delivered or negative errno. */
+static inline int xport_progress(struct xport *x) { return x->ops->progress(x); }
+static inline int xport_local_addr(struct xport *x, struct xport_addr *out)
+{
+	return x->ops->local_addr(x, out);
+}
+static inline const char *xport_device(struct xport *x)
+{
+	return x->ops->device(x);
+}
+/* Start connecting to every other node: node j connects to node i < j. */
+static inline int xport_connect_all(struct xport *x,
+				    const struct xport_addr *addrs)
+{
+	return x->ops->connect_all(x, addrs);
+}
+/* Queue a message; it leaves when the peer has a receive credit.
+ * -ENOTCONN if the peer is not connected, -EMSGSIZE if too long. */
+static inline int xport_send(struct xport *x, int peer, unsigned type,
+			     uint64_t req_id, const void *body, size_t len)
+{
+	return x->ops->send(x, peer, type, req_id, body, len);
+}
+static inline int xport_reg_mr(struct xport *x, void *addr, size_t len,
+			       struct xport_mr *out)
+{
+	return x->ops->reg_mr(x, addr, len, out);
+}
+static inline int xport_dereg_mr(struct xport *x, struct xport_mr *mr)
+{
+	return x->ops->dereg_mr(x, mr);
+}
+static inline int xport_read(struct xport *x, int peer, struct xport_mr *mr,
+			     size_t off, uint64_t raddr, uint32_t rkey,
+			     uint32_t len, uint64_t cookie)
+{
+	return x->ops->read(x, peer, mr, off, raddr, rkey, len, cookie);
+}
+static inline int xport_write_imm(struct xport *x, int peer,
+				  struct xport_mr *mr, size_t off,
+				  uint64_t raddr, uint32_t rkey, uint32_t len,
+				  uint32_t imm, uint64_t cookie)
+{
+	return x->ops->write_imm(x, peer, mr, off, raddr, rkey, len, imm,
+				 cookie);
+}
+static inline int xport_close_peer(struct xport *x, int peer)
+{
+	return x->ops->close_peer(x, peer);
+}
+static inline int xport_counters(struct xport *x, int peer,
+				 struct wire_counters *out)
+{
+	return x->ops->counters(x, peer, out);
+}
+
+#endif
