@@ -43,6 +43,7 @@ struct check_out {
 	uint64_t raddr;
 	uint32_t rkey;
 	bool read_done, write_done, data_done;
+	bool skip;            /* dead peer left out (WIRE_CHECK_LIVE_ONLY) */
 	uint64_t t0_us;
 	struct wire_check_peer *results; /* [nsizes] */
 };
@@ -276,18 +277,19 @@ static void out_finish_all(struct dsmd *d)
 	for (i = 0; i < d->cfg.nnodes; i++)
 		if (i != d->cfg.node && d->out[i].state != OUT_DONE)
 			return;
-	len = sizeof(*rep) + (size_t)(d->cfg.nnodes - 1) * nsizes * sizeof(*e);
+	len = sizeof(*rep) + (size_t)d->cfg.nnodes * nsizes * sizeof(*e);
 	rep = calloc(1, len);
 	if (rep) {
 		rep->node = (uint32_t)d->cfg.node;
 		e = (struct wire_check_peer *)(rep + 1);
 		for (i = 0; i < d->cfg.nnodes; i++) {
-			if (i == d->cfg.node)
+			if (i == d->cfg.node || d->out[i].skip)
 				continue;
 			memcpy(&e[n], d->out[i].results, nsizes * sizeof(*e));
 			n += nsizes;
 		}
 		rep->npeers = n;
+		len = sizeof(*rep) + n * sizeof(*e);
 		if (d->check_client)
 			ctl_reply(d->check_client, WIRE_IPC_CHECK_REPLY,
 				  d->check_req_id, rep, len);
@@ -313,6 +315,7 @@ static int check_validate(const struct dsmd *d,
 	if (!d->formed)
 		return -EAGAIN;
 	if (req->nsizes == 0 || req->nsizes > 8 ||
+	    (req->flags & ~WIRE_CHECK_LIVE_ONLY) ||
 	    req->payload_len > CHECK_PAYLOAD_MAX || req->count > 10000000)
 		return -EINVAL;
 	for (i = 0; i < req->nsizes; i++)
@@ -363,6 +366,7 @@ int check_start(struct dsmd *d, struct client *c, uint64_t req_id,
 			d->out[i].results[0].node = (uint32_t)i;
 			d->out[i].results[0].status = -EHOSTDOWN;
 			d->out[i].state = OUT_DONE;
+			d->out[i].skip = req->flags & WIRE_CHECK_LIVE_ONLY;
 		} else {
 			out_begin_round(d, i);
 		}

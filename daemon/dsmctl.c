@@ -24,11 +24,12 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: dsmctl [-s SOCKET] [-t TIMEOUT_S] COMMAND\n"
 "  status                 members, their state and transport counters\n"
-"  check [--count N] [--payload BYTES] [--sizes S1,S2,...]\n"
+"  check [--count N] [--payload BYTES] [--sizes S1,S2,...] [--live-only]\n"
 "                         exchange N numbered messages with every peer and\n"
 "                         RDMA READ and WRITE buffers of each size, checking\n"
 "                         order and every byte (defaults: 1000, 256,\n"
-"                         4096,1048576)\n"
+"                         4096,1048576); --live-only leaves out peers\n"
+"                         already known dead\n"
 "The socket defaults to $DSM_SOCKET, then %s.\n", IPC_DEFAULT_SOCKET);
 }
 
@@ -170,6 +171,7 @@ static int parse_check(int argc, char **argv, struct wire_ipc_check *req)
 		{"count", required_argument, NULL, 'c'},
 		{"payload", required_argument, NULL, 'p'},
 		{"sizes", required_argument, NULL, 'S'},
+		{"live-only", no_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	char *end;
@@ -179,8 +181,11 @@ static int parse_check(int argc, char **argv, struct wire_ipc_check *req)
 				       .nsizes = 2,
 				       .sizes = {4096, 1u << 20}};
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:p:S:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:p:S:L", opts, NULL)) != -1) {
 		switch (o) {
+		case 'L':
+			req->flags |= WIRE_CHECK_LIVE_ONLY;
+			break;
 		case 'c':
 			req->count = (uint32_t)strtoul(optarg, &end, 0);
 			if (*end)

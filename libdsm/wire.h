@@ -173,11 +173,13 @@ struct wire_status_reply {
 	/* struct wire_member members[nnodes]; */
 } __attribute__((packed));
 
+#define WIRE_CHECK_LIVE_ONLY 1u /* leave out peers known dead */
+
 struct wire_ipc_check {
 	uint32_t count;       /* DATA messages per peer */
 	uint32_t payload_len;
 	uint32_t nsizes;      /* RDMA sizes that follow, at most 8 */
-	uint32_t reserved;
+	uint32_t flags;       /* WIRE_CHECK_* */
 	uint32_t sizes[8];
 } __attribute__((packed));
 
