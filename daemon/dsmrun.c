@@ -611,6 +611,7 @@ int main(int argc, char **argv)
 	if (ret) {
 		say("cannot start %s: %s", r.dsmd_path, strerror(-ret));
 		r.first_failure = 1;
+		r.failed = true;
 		goto out;
 	}
 	ret = pump(&r, WAIT_FORMED, now_ms() + r.form_timeout_s * 1000LL);
@@ -619,6 +620,7 @@ int main(int argc, char **argv)
 			say("the cluster of %d dsmd did not form", r.nnodes);
 		if (!r.first_failure)
 			r.first_failure = 1;
+		r.failed = true;
 		goto out;
 	}
 	/* Daemons now log only warnings unless -v; commands inherit the
@@ -627,12 +629,14 @@ int main(int argc, char **argv)
 		unsetenv("DSM_LOG_LEVEL");
 	if (start_commands(&r, argv + optind)) {
 		r.first_failure = 1;
+		r.failed = true;
 		goto out;
 	}
 	ret = pump(&r, WAIT_CMDS, deadline);
 	if (ret == 0) {
 		say("time limit of %u s reached", r.timeout_s);
 		r.first_failure = 124;
+		r.failed = true; /* the kills that follow are not failures */
 	}
 out:
 	teardown(&r);

@@ -68,6 +68,7 @@ struct xr_op {
 	uint32_t rkey, len, imm;
 	uint64_t cookie;
 	size_t msg_len;
+	bool stalled;        /* counted once in credit_stalls */
 	unsigned char msg[]; /* SEND: header + body */
 };
 
@@ -383,7 +384,8 @@ static bool xr_op_ready(struct xr_peer *p, struct xr_op *op)
 		break;
 	}
 	if (!credit_take(&p->credit)) {
-		p->c.credit_stalls++;
+		p->c.credit_stalls += !op->stalled;
+		op->stalled = true;
 		return false;
 	}
 	return true;
@@ -551,13 +553,13 @@ static void xr_on_recv(struct xport_rdma *x, struct xr_peer *p,
 	bool credit_only = false;
 	enum wire_error e;
 
-	p->c.msgs_received++;
-	p->c.bytes_received += wc->byte_len;
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
 		ev.type = XPORT_EV_WRITE_IMM;
 		ev.imm = ntohl(wc->imm_data);
 		ev.len = wc->byte_len;
 	} else {
+		p->c.msgs_received++;
+		p->c.bytes_received += wc->byte_len;
 		e = wire_decode(buf, wc->byte_len, WIRE_CH_NODE, &ev.msg);
 		if (e == WIRE_OK && ev.msg.hdr->src != p->node)
 			e = WIRE_ERANGE;
