@@ -113,11 +113,11 @@ static void refuse(struct dsmd *d, struct client *c, const char *why)
 	client_close(d, c);
 }
 
-static void reply_error(struct client *c, uint64_t req_id, int status)
+static void reply_result(struct client *c, uint64_t req_id, int status)
 {
-	struct wire_ipc_error e = {.status = status};
+	struct wire_ipc_result e = {.status = status};
 
-	ctl_reply(c, WIRE_IPC_ERROR, req_id, &e, sizeof(e));
+	ctl_reply(c, WIRE_IPC_RESULT, req_id, &e, sizeof(e));
 }
 
 static int reply_status(struct dsmd *d, struct client *c, uint64_t req_id)
@@ -179,9 +179,14 @@ static void on_request(struct dsmd *d, struct client *c,
 		       const struct wire_msg *m)
 {
 	struct wire_ipc_check req;
+	struct wire_ipc_inject inj;
 	int ret;
 
 	switch (m->hdr->type) {
+	case WIRE_IPC_INJECT:
+		memcpy(&inj, m->body, sizeof(inj));
+		reply_result(c, m->hdr->req_id, inject_bad_msg(d, &inj));
+		return;
 	case WIRE_IPC_STATUS:
 		if (reply_status(d, c, m->hdr->req_id))
 			client_close(d, c);
@@ -190,7 +195,7 @@ static void on_request(struct dsmd *d, struct client *c,
 		memcpy(&req, m->body, sizeof(req));
 		ret = check_start(d, c, m->hdr->req_id, &req);
 		if (ret)
-			reply_error(c, m->hdr->req_id, ret);
+			reply_result(c, m->hdr->req_id, ret);
 		return;
 	default:
 		refuse(d, c, "request not valid from a client");

@@ -30,7 +30,9 @@ static void usage(FILE *f)
 "                         order and every byte (defaults: 1000, 256,\n"
 "                         4096,1048576); --live-only leaves out peers\n"
 "                         already known dead\n"
-"The socket defaults to $DSM_SOCKET, then %s.\n", IPC_DEFAULT_SOCKET);
+"  inject PEER KIND...     test hook (dsmd with DSM_TEST_HOOKS=1): send PEER\n"
+"                         malformed messages, KIND 1..%d (see wire.h)\n"
+"The socket defaults to $DSM_SOCKET, then %s.\n", WIRE_INJECT_MAX - 1, IPC_DEFAULT_SOCKET);
 }
 
 static int open_daemon(const char *path, int timeout_ms,
@@ -44,7 +46,7 @@ static int open_daemon(const char *path, int timeout_ms,
 	return fd;
 }
 
-/* Send a request and wait for its reply (or an IPC_ERROR). */
+/* Send a request and wait for its reply (or an IPC_RESULT). */
 static int request(int fd, unsigned type, const void *body, size_t len,
 		   unsigned want, int timeout_ms, char *buf, struct wire_msg *m)
 {
@@ -63,10 +65,12 @@ static int request(int fd, unsigned type, const void *body, size_t len,
 			strerror(-ret));
 		return ret;
 	}
-	if (m->hdr->type == WIRE_IPC_ERROR) {
-		struct wire_ipc_error e;
+	if (m->hdr->type == WIRE_IPC_RESULT) {
+		struct wire_ipc_result e;
 
 		memcpy(&e, m->body, sizeof(e));
+		if (want == WIRE_IPC_RESULT && e.status == 0)
+			return 0;
 		fprintf(stderr, "dsmctl: dsmd refused: %s\n",
 			strerror(-e.status));
 		return e.status ? e.status : -EIO;
@@ -250,6 +254,32 @@ out:
 	return ret;
 }
 
+static int cmd_inject(int fd, int argc, char **argv, int timeout_ms)
+{
+	char *buf = malloc(WIRE_IPC_MAX);
+	struct wire_ipc_inject req;
+	struct wire_msg msg;
+	int i, ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	if (argc < 3) {
+		usage(stderr);
+		ret = -EINVAL;
+	}
+	for (i = 2; i < argc && ret == 0; i++) {
+		req.peer = (uint32_t)atoi(argv[1]);
+		req.kind = (uint32_t)atoi(argv[i]);
+				ret = request(fd, WIRE_IPC_INJECT, &req, sizeof(req),
+			      WIRE_IPC_RESULT, timeout_ms, buf, &msg);
+	}
+	if (ret == 0)
+		printf("injected %d malformed message(s) into node %s\n",
+		       argc - 2, argv[1]);
+	free(buf);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = ipc_socket_path();
@@ -274,6 +304,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(argv[optind], "status")) {
 		ret = cmd_status(fd, timeout_ms);
+	} else if (!strcmp(argv[optind], "inject")) {
+		ret = cmd_inject(fd, argc - optind, argv + optind, timeout_ms);
 	} else if (!strcmp(argv[optind], "check")) {
 		ret = cmd_check(fd, argc - optind, argv + optind, timeout_ms);
 	} else {

@@ -108,6 +108,8 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	c->device = getenv("DSM_DEVICE");
 	c->addr = getenv("DSM_RDMA_ADDR");
 	c->socket = ipc_socket_path();
+	c->test_hooks = getenv("DSM_TEST_HOOKS") &&
+			!strcmp(getenv("DSM_TEST_HOOKS"), "1");
 	if (c->device && !*c->device)
 		c->device = NULL;
 	if (c->addr && !*c->addr)

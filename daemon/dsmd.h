@@ -22,6 +22,7 @@ struct dsmd_config {
 	unsigned recv_depth;
 	unsigned poll_us;
 	int ready_fd;           /* written once the mesh is up, -1: none */
+	bool test_hooks;        /* DSM_TEST_HOOKS=1: honour IPC_INJECT */
 };
 
 struct member {
@@ -74,6 +75,9 @@ void ctl_close_all(struct dsmd *d);
 int ctl_reply(struct client *c, unsigned type, uint64_t req_id,
 	      const void *body, size_t len);
 void ctl_client_gone(struct dsmd *d, struct client *c);
+
+/* inject.c: test hook sending malformed messages (IPC_INJECT). */
+int inject_bad_msg(struct dsmd *d, const struct wire_ipc_inject *req);
 
 /* check.c: the self-check behind `dsmctl check`. */
 int check_start(struct dsmd *d, struct client *c, uint64_t req_id,

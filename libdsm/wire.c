@@ -37,8 +37,10 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			    sizeof(struct wire_ipc_check), 0},
 	[WIRE_IPC_CHECK_REPLY] = {"IPC_CHECK_REPLY", WIRE_CH_IPC,
 				  sizeof(struct wire_check_reply), 1},
-	[WIRE_IPC_ERROR] = {"IPC_ERROR", WIRE_CH_IPC,
-			    sizeof(struct wire_ipc_error), 0},
+	[WIRE_IPC_RESULT] = {"IPC_RESULT", WIRE_CH_IPC,
+			    sizeof(struct wire_ipc_result), 0},
+	[WIRE_IPC_INJECT] = {"IPC_INJECT", WIRE_CH_IPC,
+			     sizeof(struct wire_ipc_inject), 0},
 };
 
 static const char *const wire_errors[WIRE_NERRORS] = {

@@ -74,9 +74,13 @@ enum wire_type {
 	WIRE_IPC_STATUS_REPLY = 67,
 	WIRE_IPC_CHECK = 68,       /* client->dsmd: run the self-check */
 	WIRE_IPC_CHECK_REPLY = 69,
-	WIRE_IPC_ERROR = 70,       /* dsmd->client: request refused */
+	WIRE_IPC_RESULT = 70,      /* dsmd->client: done (0) or refused */
+	/* Test hook, honoured only by a dsmd started with DSM_TEST_HOOKS=1:
+	 * send a deliberately malformed message to a peer.  Answered with
+	 * IPC_RESULT. */
+	WIRE_IPC_INJECT = 71,
 
-	WIRE_TYPE_MAX = 71,
+	WIRE_TYPE_MAX = 72,
 };
 
 /* ---- bodies ---- */
@@ -132,7 +136,26 @@ struct wire_ipc_hello_ok {
 	uint32_t nnodes;
 } __attribute__((packed));
 
-struct wire_ipc_error {
+/* Malformations WIRE_IPC_INJECT can send. */
+enum wire_inject {
+	WIRE_INJECT_VERSION = 1,  /* unsupported version */
+	WIRE_INJECT_TYPE,         /* unknown type */
+	WIRE_INJECT_LONG_FIELD,   /* length field beyond the bytes sent */
+	WIRE_INJECT_SHORT_FIELD,  /* bytes sent beyond the length field */
+	WIRE_INJECT_GARBAGE,      /* random bytes */
+	WIRE_INJECT_BODY,         /* body length wrong for its type */
+	WIRE_INJECT_SRC,          /* claims to come from another node */
+	WIRE_INJECT_CREDITS,      /* returns credits it does not owe */
+	WIRE_INJECT_IPC_TYPE,     /* a socket-only type on the node channel */
+	WIRE_INJECT_MAX,
+};
+
+struct wire_ipc_inject {
+	uint32_t peer;
+	uint32_t kind; /* enum wire_inject */
+} __attribute__((packed));
+
+struct wire_ipc_result {
 	int32_t status; /* negative errno */
 	uint32_t reserved;
 } __attribute__((packed));

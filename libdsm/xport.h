@@ -80,6 +80,8 @@ struct xport_ops {
 	int (*connect_all)(struct xport *x, const struct xport_addr *addrs);
 	int (*send)(struct xport *x, int peer, unsigned type, uint64_t req_id,
 		    const void *body, size_t body_len);
+	int (*send_raw)(struct xport *x, int peer, const void *msg,
+			size_t len);
 	int (*reg_mr)(struct xport *x, void *addr, size_t len,
 		      struct xport_mr *out);
 	int (*dereg_mr)(struct xport *x, struct xport_mr *mr);
@@ -130,6 +132,13 @@ static inline int xport_send(struct xport *x, int peer, unsigned type,
 			     uint64_t req_id, const void *body, size_t len)
 {
 	return x->ops->send(x, peer, type, req_id, body, len);
+}
+/* Test hook: send `len` bytes as they are (only the sequence number is
+ * filled in), to prove that a peer refuses malformed input. */
+static inline int xport_send_raw(struct xport *x, int peer, const void *msg,
+				 size_t len)
+{
+	return x->ops->send_raw(x, peer, msg, len);
 }
 static inline int xport_reg_mr(struct xport *x, void *addr, size_t len,
 			       struct xport_mr *out)

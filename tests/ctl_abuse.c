@@ -146,14 +146,14 @@ static int test_bad_check_args(void)
 {
 	struct wire_ipc_check req = {.count = 1, .nsizes = 0};
 	struct wire_ipc_hello_ok ok;
-	struct wire_ipc_error e;
+	struct wire_ipc_result e;
 	struct wire_msg m;
 	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 20000, &ok);
 
 	CHECK(fd >= 0);
 	CHECK(ipc_send(fd, WIRE_IPC_CHECK, 5, &req, sizeof(req)) == 0);
 	CHECK(ipc_recv(fd, rbuf, sizeof(rbuf), 20000, &m, NULL) == 0);
-	CHECK(m.hdr->type == WIRE_IPC_ERROR && m.hdr->req_id == 5);
+	CHECK(m.hdr->type == WIRE_IPC_RESULT && m.hdr->req_id == 5);
 	memcpy(&e, m.body, sizeof(e));
 	CHECK(e.status == -EINVAL);
 	/* Still served on the same connection. */

@@ -29,7 +29,7 @@ static const struct {
 	{WIRE_IPC_HELLO_OK, WIRE_CH_IPC, sizeof(struct wire_ipc_hello_ok)},
 	{WIRE_IPC_STATUS, WIRE_CH_IPC, 0},
 	{WIRE_IPC_CHECK, WIRE_CH_IPC, sizeof(struct wire_ipc_check)},
-	{WIRE_IPC_ERROR, WIRE_CH_IPC, sizeof(struct wire_ipc_error)},
+	{WIRE_IPC_RESULT, WIRE_CH_IPC, sizeof(struct wire_ipc_result)},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 
