@@ -138,6 +138,7 @@ static int reply_status(struct dsmd *d, struct client *c, uint64_t req_id)
 		.bad_msgs = d->bad_msgs, .ipc_refused = d->ipc_refused,
 		.heartbeat_ms = d->cfg.heartbeat_ms,
 		.dead_after_ms = d->cfg.dead_after_ms,
+		.numa_node = xport_numa_node(d->x),
 	};
 	snprintf(r->device, sizeof(r->device), "%s", xport_device(d->x));
 	m = (struct wire_member *)(r + 1);

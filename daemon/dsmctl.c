@@ -113,6 +113,7 @@ static int cmd_status(int fd, int timeout_ms)
 	char *buf = malloc(WIRE_IPC_MAX);
 	struct wire_status_reply r;
 	struct wire_member m;
+	char numa[32];
 	struct wire_msg msg;
 	unsigned i, alive = 0;
 	int ret;
@@ -125,8 +126,12 @@ static int cmd_status(int fd, int timeout_ms)
 		goto out;
 	memcpy(&r, msg.body, sizeof(r));
 	r.device[sizeof(r.device) - 1] = 0;
-	printf("node %u of %u on %s, up %llu ms, heartbeat %llu ms, dead "
-	       "after %llu ms\n", r.node, r.nnodes, r.device,
+	if (r.numa_node >= 0)
+		snprintf(numa, sizeof(numa), "NUMA node %d", r.numa_node);
+	else
+		snprintf(numa, sizeof(numa), "NUMA node unknown");
+	printf("node %u of %u on %s (%s), up %llu ms, heartbeat %llu ms, "
+	       "dead after %llu ms\n", r.node, r.nnodes, r.device, numa,
 	       (unsigned long long)r.uptime_ms,
 	       (unsigned long long)r.heartbeat_ms,
 	       (unsigned long long)r.dead_after_ms);

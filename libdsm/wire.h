@@ -192,6 +192,8 @@ struct wire_status_reply {
 	uint64_t ipc_refused;   /* socket clients refused */
 	uint64_t heartbeat_ms;
 	uint64_t dead_after_ms;
+	int32_t numa_node;      /* the RDMA device's, -1 if unknown */
+	uint32_t reserved;
 	char device[32];
 	/* struct wire_member members[nnodes]; */
 } __attribute__((packed));

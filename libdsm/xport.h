@@ -77,6 +77,7 @@ struct xport_ops {
 	int (*progress)(struct xport *x);
 	int (*local_addr)(struct xport *x, struct xport_addr *out);
 	const char *(*device)(struct xport *x);
+	int (*numa_node)(struct xport *x);
 	int (*connect_all)(struct xport *x, const struct xport_addr *addrs);
 	int (*send)(struct xport *x, int peer, unsigned type, uint64_t req_id,
 		    const void *body, size_t body_len);
@@ -119,6 +120,11 @@ static inline int xport_local_addr(struct xport *x, struct xport_addr *out)
 static inline const char *xport_device(struct xport *x)
 {
 	return x->ops->device(x);
+}
+/* The RDMA device's NUMA node, where buffers are placed; -1 if unknown. */
+static inline int xport_numa_node(struct xport *x)
+{
+	return x->ops->numa_node(x);
 }
 /* Start connecting to every other node: node j connects to node i < j. */
 static inline int xport_connect_all(struct xport *x,

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <numa.h>
+
 #include "credit.h"
 #include "log.h"
 #include "xport.h"
@@ -121,6 +123,7 @@ struct xport_rdma {
 	unsigned cq_size;
 	struct xport_addr self_addr;
 	char devname[64];
+	int numa_node; /* the device's NUMA node, -1 if unknown */
 	struct xr_peer *peers;
 };
 
@@ -204,14 +207,53 @@ static int xr_progress_down(struct xport_rdma *x)
 /* ---------------------------------------------------------------------- */
 /* Buffers                                                                */
 
+/* Page-aligned buffer on the device's NUMA node when it is known. */
+static void *xr_alloc(struct xport_rdma *x, size_t len)
+{
+	if (x->numa_node >= 0)
+		return numa_alloc_onnode(len, x->numa_node);
+	return aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
+}
+
+static void xr_free(struct xport_rdma *x, void *p, size_t len)
+{
+	if (!p)
+		return;
+	if (x->numa_node >= 0)
+		numa_free(p, len);
+	else
+		free(p);
+}
+
+/* The NUMA node of an RDMA device from sysfs; -1 for a virtual device
+ * (rxe), a single-node machine, or no libnuma support. */
+static int xr_numa_node(const char *dev)
+{
+	char path[256];
+	FILE *f;
+	int node = -1;
+
+	if (numa_available() < 0 || numa_max_node() == 0)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/device/numa_node",
+		 dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &node) != 1)
+		node = -1;
+	fclose(f);
+	return node;
+}
+
 static int xr_peer_alloc(struct xport_rdma *x, struct xr_peer *p)
 {
 	unsigned depth = x->cfg.recv_depth, i;
 
 	p->nrecv = depth + CREDIT_SPARE;
 	p->nsend = depth + XR_SEND_EXTRA;
-	p->rbuf = aligned_alloc(4096, (size_t)p->nrecv * WIRE_MSG_MAX);
-	p->sbuf = aligned_alloc(4096, (size_t)p->nsend * WIRE_MSG_MAX);
+	p->rbuf = xr_alloc(x, (size_t)p->nrecv * WIRE_MSG_MAX);
+	p->sbuf = xr_alloc(x, (size_t)p->nsend * WIRE_MSG_MAX);
 	p->rwr = calloc(p->nrecv, sizeof(*p->rwr));
 	p->swr = calloc(p->nsend, sizeof(*p->swr));
 	p->sfree = calloc(p->nsend, sizeof(*p->sfree));
@@ -264,8 +306,8 @@ static void xr_peer_free(struct xr_peer *p)
 		ibv_dereg_mr(p->rmr);
 	if (p->smr)
 		ibv_dereg_mr(p->smr);
-	free(p->rbuf);
-	free(p->sbuf);
+	xr_free(p->x, p->rbuf, (size_t)p->nrecv * WIRE_MSG_MAX);
+	xr_free(p->x, p->sbuf, (size_t)p->nsend * WIRE_MSG_MAX);
 	free(p->rwr);
 	free(p->swr);
 	free(p->sfree);
@@ -1118,6 +1160,13 @@ static int xr_setup_listen(struct xport_rdma *x)
 		 ibv_get_device_name(x->ctx->device));
 	x->self_addr.ip = sin.sin_addr.s_addr;
 	x->self_addr.port = rdma_get_src_port(x->listen_id);
+	x->numa_node = xr_numa_node(x->devname);
+	if (x->numa_node >= 0)
+		log_info("transport: %s is on NUMA node %d; buffers go there",
+			 x->devname, x->numa_node);
+	else
+		log_info("transport: NUMA node of %s unknown (virtual device "
+			 "or one node); buffers are local", x->devname);
 	return 0;
 }
 
@@ -1239,6 +1288,7 @@ static int xr_create(const struct xport_config *cfg, struct xport **out)
 	x->cfg = *cfg;
 	x->epfd = -1;
 	x->evfd = -1;
+	x->numa_node = -1;
 	if (!x->cfg.connect_timeout_ms)
 		x->cfg.connect_timeout_ms = 5000;
 	ret = xr_setup_listen(x);
@@ -1276,6 +1326,8 @@ static int xr_local_addr(struct xport *xp, struct xport_addr *out)
 }
 
 static const char *xr_device(struct xport *xp) { return to_xr(xp)->devname; }
+
+static int xr_numa(struct xport *xp) { return to_xr(xp)->numa_node; }
 
 static int xr_reg_mr(struct xport *xp, void *addr, size_t len,
 		     struct xport_mr *out)
@@ -1321,6 +1373,7 @@ const struct xport_ops xport_rdma_ops = {
 	.progress = xr_progress,
 	.local_addr = xr_local_addr,
 	.device = xr_device,
+	.numa_node = xr_numa,
 	.connect_all = xr_connect_all,
 	.send = xr_send,
 	.send_raw = xr_send_raw,
