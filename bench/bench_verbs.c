@@ -11,8 +11,8 @@
  *
  * By default the process forks the server; the server binds port 0 and
  * passes the port back through a socketpair.  --server/--client run the
- * two ends separately.  --gbench runs the same cases through Google
- * Benchmark (any --benchmark_* argument is handed to it).
+ * two ends separately.  The cases run through Google Benchmark (any
+ * --benchmark_* argument is handed to it); --direct runs them without it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -586,7 +586,9 @@ static void usage(FILE *f)
 		"      --server       only the server; -p PORT (default: any)\n"
 		"      --client       only the client; needs -p PORT\n"
 		"  -p, --port PORT    rdma_cm port for --server/--client\n"
-		"      --gbench       run through Google Benchmark\n"
+		"      --direct       run the cases without Google Benchmark (by\n"
+		"                     default they run through it; --benchmark_*\n"
+		"                     arguments are handed to it)\n"
 		"Exit: 0 ok, 1 failure, 2 no RDMA device or bad usage.\n"
 		"Without RDMA in the kernel, run it under soft-RoCE:\n"
 		"  scripts/softroce build/bench/" PROG " -n 1000\n",
@@ -654,7 +656,7 @@ static int parse_opt(int c, const char *arg, struct options *o)
 	case 'j': o->json = arg; return 0;
 	case 'S': o->role = ROLE_SERVER; return 0;
 	case 'C': o->role = ROLE_CLIENT; return 0;
-	case 'G': o->gbench = true; return 0;
+	case 'G': o->gbench = false; return 0;
 	}
 	return -EINVAL;
 }
@@ -672,7 +674,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "port", required_argument, NULL, 'p' },
 		{ "server", no_argument, NULL, 'S' },
 		{ "client", no_argument, NULL, 'C' },
-		{ "gbench", no_argument, NULL, 'G' },
+		{ "direct", no_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -747,6 +749,7 @@ static int check_rdma(const struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = {
+		.gbench = true,
 		.cfg = { .iters = BENCH_DEFAULT_ITERS,
 			 .warmup = BENCH_DEFAULT_WARMUP,
 			 .trim = BENCH_DEFAULT_TRIM },
