@@ -66,7 +66,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 static void heard(struct dsmd *d, int node)
 {
 	d->members[node].last_heard_ms = dsmd_now_ms();
-	d->members[node].heard_any = 1;
+	d->members[node].heard_any = true;
 }
 
 static void on_msg(struct dsmd *d, int peer, const struct wire_msg *m)

@@ -28,7 +28,7 @@ struct dsmd_config {
 struct member {
 	enum wire_member_state state;
 	uint64_t last_heard_ms;
-	uint64_t heard_any;     /* whether anything was ever heard */
+	bool heard_any;         /* whether anything was ever heard */
 };
 
 struct client;

@@ -264,7 +264,8 @@ enum wait_for { WAIT_FORMED, WAIT_CMDS, WAIT_DAEMONS };
 static int pump(struct run *r, enum wait_for goal, long long deadline)
 {
 	struct pollfd pfd[3 * WIRE_MAX_NODES + 1];
-	struct stream *sp[3 * WIRE_MAX_NODES + 1];
+	struct stream *sp[3 * WIRE_MAX_NODES + 1]; /* NULL: not a stream */
+	int rnode[3 * WIRE_MAX_NODES + 1];         /* ready pipe's node, or -1 */
 	bool ready[WIRE_MAX_NODES] = {0};
 	int n, i, nready = 0, t;
 
@@ -287,6 +288,7 @@ static int pump(struct run *r, enum wait_for goal, long long deadline)
 		}
 		n = 0;
 		pfd[n] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
+		rnode[n] = -1;
 		sp[n++] = NULL;
 		for (i = 0; i < r->nnodes; i++) {
 			struct stream *ss[2] = {&r->daemons[i].out,
@@ -297,13 +299,15 @@ static int pump(struct run *r, enum wait_for goal, long long deadline)
 					continue;
 				pfd[n] = (struct pollfd){.fd = ss[k]->fd,
 							 .events = POLLIN};
+				rnode[n] = -1;
 				sp[n++] = ss[k];
 			}
 			if (goal == WAIT_FORMED && !ready[i] &&
 			    r->ready_fd[i] >= 0) {
 				pfd[n] = (struct pollfd){.fd = r->ready_fd[i],
 							 .events = POLLIN};
-				sp[n++] = (struct stream *)(uintptr_t)(i + 1);
+				rnode[n] = i;
+				sp[n++] = NULL;
 			}
 		}
 		t = -1;
@@ -331,8 +335,8 @@ static int pump(struct run *r, enum wait_for goal, long long deadline)
 					r->failed = true;
 					return -1;
 				}
-			} else if ((uintptr_t)sp[i] <= WIRE_MAX_NODES) {
-				int node = (int)(uintptr_t)sp[i] - 1;
+			} else if (rnode[i] >= 0) {
+				int node = rnode[i];
 				char b[16];
 
 				if (read(r->ready_fd[node], b, sizeof(b)) > 0) {
