@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# dsmd's configuration errors: each case must exit 2 and name the problem.
+set -u
+dsmd=$1
+pass=0 failn=0
+unset DSM_NODE DSM_NNODES DSM_RENDEZVOUS SLURM_PROCID SLURM_NTASKS \
+	OMPI_COMM_WORLD_RANK OMPI_COMM_WORLD_SIZE PMI_RANK PMI_SIZE
+# expect WHAT-TO-FIND ARGS...
+expect() {
+	local want=$1 out rc
+	shift
+	out=$(timeout 10 "$dsmd" "$@" 2>&1)
+	rc=$?
+	if [ $rc -eq 2 ] && grep -q -- "$want" <<<"$out"; then
+		echo "ok   dsmd $*"
+		pass=$((pass + 1))
+	else
+		echo "FAIL dsmd $*: exit $rc, output: $out (wanted '$want')"
+		failn=$((failn + 1))
+	fi
+}
+expect "node number and node count are required"
+expect "bad node count" -r 0 -n 0
+expect "bad node count" -r 0 -n 65
+expect "bad node count" -r 0 -n 3x
+expect "bad node number" -r 4 -n 4
+expect "bad node number" -r -1 -n 4
+expect "rendezvous address is required" -r 1 -n 2
+expect "must be at least twice" -r 0 -n 1 --heartbeat-ms 1000 --dead-after-ms 1500
+expect "bad heartbeat" -r 0 -n 1 --heartbeat-ms 0
+expect "bad recv depth" -r 0 -n 1 --recv-depth 2
+expect "unexpected argument" -r 0 -n 1 extra
+expect "usage" --no-such-option
+DSM_NODE=9 DSM_NNODES=4 expect "bad node number"
+SLURM_PROCID=1 SLURM_NTASKS=2 expect "rendezvous address is required"
+echo "$pass passed, $failn failed"
+[ $failn -eq 0 ]
