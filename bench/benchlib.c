@@ -112,6 +112,11 @@ int bench_time_op(const struct bench_case *c, uint64_t *ns)
 	uint64_t t0, t1;
 	int rc;
 
+	if (c->prepare) {
+		rc = c->prepare(c->ctx);
+		if (rc)
+			return rc;
+	}
 	t0 = bench_now_ns();
 	rc = c->op(c->ctx);
 	t1 = bench_now_ns();
@@ -124,8 +129,10 @@ int bench_time_op(const struct bench_case *c, uint64_t *ns)
 int bench_warmup(const struct bench_case *c, unsigned long n)
 {
 	for (unsigned long i = 0; i < n; i++) {
-		int rc = c->op(c->ctx);
+		int rc = c->prepare ? c->prepare(c->ctx) : 0;
 
+		if (!rc)
+			rc = c->op(c->ctx);
 		if (rc)
 			return rc;
 	}
@@ -193,12 +200,12 @@ static const char rule[] =
 void bench_print_table(FILE *f, const struct bench_result *r, size_t n)
 {
 	fprintf(f, "%s\n", rule);
-	fprintf(f, " %-16s %-7s %-11s %12s %12s %15s %12s %14s %11s %13s\n",
+	fprintf(f, " %-18s %-7s %-11s %12s %12s %15s %12s %14s %11s %13s\n",
 		"benchmark", "#bytes", "#iterations", "t_min[usec]",
 		"t_max[usec]", "t_median[usec]", "t_avg[usec]",
 		"t_stdev[usec]", "99%[usec]", "99.9%[usec]");
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, " %-16s %-7zu %-11lu %12.2f %12.2f %15.2f %12.2f "
+		fprintf(f, " %-18s %-7zu %-11lu %12.2f %12.2f %15.2f %12.2f "
 			   "%14.2f %11.2f %13.2f\n",
 			r[i].name, r[i].bytes, r[i].iterations, r[i].min_us,
 			r[i].max_us, r[i].median_us, r[i].avg_us,

@@ -34,15 +34,18 @@ struct bench_config {
 };
 
 /* One benchmark.  Every callback returns 0 or a negative errno; `op` does
- * one operation and is the only thing timed.  `begin` runs before the
+ * one operation and is the only thing timed.  `prepare` runs before every
+ * operation, untimed (to reset state the operation consumes, such as
+ * unmapping the page a fault benchmark touches).  `begin` runs before the
  * warm-up; `end` runs after the last operation whenever `begin` succeeded,
- * even if an operation failed.  Both may be NULL. */
+ * even if an operation failed.  All three may be NULL. */
 struct bench_case {
 	const char *name;
 	const char *note;  /* one line: what is measured and how */
 	size_t bytes;      /* payload per operation (the #bytes column) */
 	unsigned divisor;  /* 2 when an op is a round trip reported one-way */
 	int (*begin)(void *ctx);
+	int (*prepare)(void *ctx);
 	int (*op)(void *ctx);
 	int (*end)(void *ctx);
 	void *ctx;
@@ -86,7 +89,8 @@ uint64_t bench_now_ns(void);
 /* Median cost of one clock read, for the output's footnote. */
 uint64_t bench_clock_cost_ns(void);
 
-/* Time one operation; `*ns` is divided by the case's divisor. */
+/* Prepare (untimed) and time one operation; `*ns` is divided by the case's
+ * divisor. */
 int bench_time_op(const struct bench_case *c, uint64_t *ns);
 /* Run `n` operations untimed. */
 int bench_warmup(const struct bench_case *c, unsigned long n);
