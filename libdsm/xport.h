@@ -3,7 +3,8 @@
  * WRITE-with-immediate between registered buffers.
  *
  * A replaceable part: struct xport_ops is implemented over verbs/librdmacm
- * (xport_rdma.c).  Everything runs on the owner's thread: the owner polls
+ * (xport_rdma.c) and, for unit tests of protocol logic, in memory
+ * (xport_mock.c).  Everything runs on the owner's thread: the owner polls
  * xport_fd() and calls xport_progress(), which delivers events through the
  * callback given at creation.  No call blocks on the network.
  */
@@ -67,6 +68,7 @@ struct xport_config {
 	unsigned connect_timeout_ms;
 	xport_event_fn cb;
 	void *cb_arg;
+	void *impl_arg;       /* transport-specific (the mock's fabric) */
 };
 
 struct xport_ops {
