@@ -307,23 +307,6 @@ static void usage(FILE *f)
 		BENCH_DEFAULT_ITERS, BENCH_DEFAULT_WARMUP);
 }
 
-/* Split --benchmark_* arguments off for Google Benchmark. */
-static int split_args(int *argc, char **argv, char **gb)
-{
-	int k = 0, g = 1;
-
-	gb[0] = argv[0];
-	for (int i = 1; i < *argc; i++) {
-		if (!strncmp(argv[i], "--benchmark_", 12) && g < 31)
-			gb[g++] = argv[i];
-		else
-			argv[++k] = argv[i];
-	}
-	gb[g] = NULL;
-	*argc = k + 1;
-	return g;
-}
-
 struct opts {
 	struct bench_config cfg;
 	const char *only, *json;
@@ -378,7 +361,7 @@ int main(int argc, char **argv)
 	char *gb[32];
 	int gbc, i, n = 0, ret = 0;
 
-	gbc = split_args(&argc, argv, gb);
+	gbc = gbench_split_args(&argc, argv, gb, 32);
 	if (parse(argc, argv, &o)) {
 		usage(stderr);
 		return 2;

@@ -608,24 +608,12 @@ static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
 	return true;
 }
 
-/* Move --benchmark_* arguments aside for Google Benchmark; getopt would
- * reject them. */
 static void split_gbench_args(int *argc, char **argv, struct options *o)
 {
 	static char *gb[64];
-	int k = 0;
 
 	o->gb_argv = gb;
-	gb[o->gb_argc++] = argv[0];
-	for (int i = 1; i < *argc; i++) {
-		if (!strncmp(argv[i], "--benchmark_", 12) && o->gb_argc < 63)
-			gb[o->gb_argc++] = argv[i];
-		else
-			argv[++k] = argv[i];
-	}
-	gb[o->gb_argc] = NULL;
-	*argc = k + 1;
-	argv[*argc] = NULL;
+	o->gb_argc = gbench_split_args(argc, argv, gb, 64);
 }
 
 static int parse_opt(int c, const char *arg, struct options *o)

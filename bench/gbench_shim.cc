@@ -156,6 +156,23 @@ extern "C" void gbench_run_case(gbench_state *st, const bench_case *c,
 	bench_samples_free(&s);
 }
 
+extern "C" int gbench_split_args(int *argc, char **argv, char **gb, int cap)
+{
+	int k = 0, g = 0;
+
+	gb[g++] = argv[0];
+	for (int i = 1; i < *argc; i++) {
+		if (!std::strncmp(argv[i], "--benchmark_", 12) && g < cap - 1)
+			gb[g++] = argv[i];
+		else
+			argv[++k] = argv[i];
+	}
+	gb[g] = nullptr;
+	*argc = k + 1;
+	argv[*argc] = nullptr;
+	return g;
+}
+
 extern "C" int bench_main(int argc, char **argv)
 {
 	try {

@@ -52,6 +52,11 @@ void gbench_skip_with_error(gbench_state *st, const char *msg);
 void gbench_run_case(gbench_state *st, const struct bench_case *c,
 		     const struct bench_config *cfg, struct bench_result *out);
 
+/* Move the --benchmark_* arguments of argv into gb (argv[0] first, NULL
+ * terminated, at most cap - 1 entries), leaving the rest in argv, so that
+ * getopt never sees them.  Returns gb's count; *argc is updated. */
+int gbench_split_args(int *argc, char **argv, char **gb, int cap);
+
 /* Initialize Google Benchmark with the --benchmark_* arguments and run the
  * registered benchmarks.  Returns 0, 1 if a benchmark reported an error,
  * 2 on an unrecognised argument. */
