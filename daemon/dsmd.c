@@ -47,8 +47,9 @@ static void usage(FILE *f)
 "      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
 "                                                             (DSM_DEAD_AFTER_MS)\n"
 "      --join-timeout-ms MS  time to form the cluster, default 120000\n"
-"      --recv-depth N      receive credits per peer, default 32\n"
+"      --recv-depth N      receive credits per peer, default 32 (DSM_RECV_DEPTH)\n"
 "      --poll-us US        busy-poll the CQ before blocking, default 0\n"
+"                                                             (DSM_POLL_US)\n"
 "      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
 "  -v, --verbose           debug logging\n"
 "The node number and count fall back to SLURM_PROCID/SLURM_NTASKS,\n"
@@ -99,10 +100,14 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 {
 	const char *const hb[] = {"DSM_HEARTBEAT_MS", NULL};
 	const char *const dead[] = {"DSM_DEAD_AFTER_MS", NULL};
+	const char *const depth[] = {"DSM_RECV_DEPTH", NULL};
+	const char *const poll[] = {"DSM_POLL_US", NULL};
 
 	r->node = env_first(node_envs);
 	r->nnodes = env_first(size_envs);
 	r->hb = env_first(hb);
+	r->depth = env_first(depth);
+	r->poll = env_first(poll);
 	r->dead = env_first(dead);
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = getenv("DSM_DEVICE");
