@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Turn benchlib JSON documents into a Markdown summary and gnuplot PNGs.
+
+    bench_report.py [--floor OP=RAW1+RAW2 ...] DIR
+
+Reads every DIR/*.json written by a libdsm benchmark (bench_verbs,
+bench_uffd, ...: {"tool": ..., "benchmarks": [...]}), and writes
+DIR/summary.md (perftest's statistics and the counters of every benchmark,
+and for each operation with a known floor its ratio to that floor) and
+DIR/latency.png (median latency of each operation beside its floor).
+
+A floor is the sum of the medians of the raw operations an operation cannot
+avoid, measured in the same run (FLOORS below; --floor adds or replaces
+one).  An operation whose floor parts are missing from DIR is listed
+without a ratio.
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+# operation -> the raw benchmarks whose medians add up to its floor
+FLOORS = {
+    # filled in as DSM operations get benchmarks, e.g.
+    # "dsm_read_miss_local_master": ["verbs_read_4k", "uffd_missing_copy"],
+}
+
+STATS = ("min_us", "median_us", "avg_us", "p99_us", "p999_us")
+NOT_COUNTERS = set(STATS) | {"name", "note", "bytes", "iterations", "warmup",
+                             "trimmed", "max_us", "stdev_us"}
+
+
+def load(outdir):
+    results = {}
+    for path in sorted(glob.glob(os.path.join(outdir, "*.json"))):
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"bench_report: {path}: {e}")
+        if not isinstance(doc, dict) or "benchmarks" not in doc:
+            continue
+        for b in doc["benchmarks"]:
+            b["tool"] = doc.get("tool", os.path.basename(path))
+            results[b["name"]] = b
+    return results
+
+
+def floor_of(name, results):
+    parts = FLOORS.get(name)
+    if not parts or any(p not in results for p in parts):
+        return None, parts
+    return sum(results[p]["median_us"] for p in parts), parts
+
+
+def markdown(results):
+    out = ["| benchmark | tool | iterations | min | median | avg | p99 | "
+           "p99.9 | counters per op | floor (median) | ratio |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for name, b in results.items():
+        counters = ", ".join(f"{k}={v:g}" for k, v in b.items()
+                             if k not in NOT_COUNTERS and k != "tool"
+                             and isinstance(v, (int, float)))
+        floor, parts = floor_of(name, results)
+        fl = f"{floor:.2f} ({' + '.join(parts)})" if floor else "-"
+        ratio = f"{b['median_us'] / floor:.2f}" if floor else "-"
+        stats = " | ".join(f"{b[s]:.2f}" for s in STATS)
+        out.append(f"| {name} | {b['tool']} | {b['iterations']} | {stats} "
+                   f"| {counters or '-'} | {fl} | {ratio} |")
+    out.append("")
+    out.append("Times in microseconds; warm-up and trimmed samples as each "
+               "tool states. Ratios compare medians of the same run.")
+    return "\n".join(out) + "\n"
+
+
+def plot(results, outdir):
+    if not shutil.which("gnuplot"):
+        print("bench_report: gnuplot not found; no plot (run scripts/setup)",
+              file=sys.stderr)
+        return False
+    data = os.path.join(outdir, "latency.dat")
+    with open(data, "w") as f:
+        f.write("# name median floor\n")
+        for name, b in results.items():
+            floor, _ = floor_of(name, results)
+            f.write(f'"{name}" {b["median_us"]:.3f} {floor or 0:.3f}\n')
+    script = f"""
+set terminal pngcairo size 1000,500 noenhanced
+set output '{os.path.join(outdir, "latency.png")}'
+set title 'Median latency by operation, against its floor (same run)'
+set ylabel 'microseconds'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set xtics rotate by -30
+set grid ytics
+set yrange [0:*]
+plot '{data}' using 2:xtic(1) title 'median', '' using 3 title 'floor'
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True
+
+
+def parse_args(argv):
+    args = list(argv)
+    while len(args) > 1 and args[0] == "--floor":
+        op, _, parts = args[1].partition("=")
+        if not op or not parts:
+            sys.exit(f"bench_report: bad --floor '{args[1]}' (want OP=RAW1+RAW2)")
+        FLOORS[op] = parts.split("+")
+        args = args[2:]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    return args[0]
+
+
+def main():
+    outdir = parse_args(sys.argv[1:])
+    results = load(outdir)
+    if not results:
+        sys.exit(f"bench_report: no benchmark results in {outdir}")
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write(markdown(results))
+    plotted = plot(results, outdir)
+    print(f"bench_report: {len(results)} benchmarks -> "
+          f"{os.path.join(outdir, 'summary.md')}"
+          + (f", {os.path.join(outdir, 'latency.png')}" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()
