@@ -912,6 +912,16 @@ static void xr_on_connect_request(struct xport_rdma *x,
 		return;
 	}
 	p = &x->peers[in.node];
+	/* The active side retries a connect that failed on its end (a timeout
+	 * in a slow guest): our half of the old attempt is stale. */
+	if (p->state == XR_PEER_CONNECTING && p->id) {
+		log_info("transport: node %u retried its connection; dropping "
+			 "the half-open one", in.node);
+		rdma_destroy_qp(p->id);
+		rdma_destroy_id(p->id);
+		p->id = NULL;
+		p->state = XR_PEER_IDLE;
+	}
 	if (p->state != XR_PEER_IDLE) {
 		log_warn("transport: refused a second connection from node %u",
 			 in.node);
