@@ -630,7 +630,7 @@ static void xr_on_recv(struct xport_rdma *x, struct xr_peer *p,
 {
 	unsigned char *buf = p->rbuf + (size_t)w->index * WIRE_MSG_MAX;
 	struct xport_event ev = {.peer = p->node};
-	bool credit_only = false;
+	bool credit_only = false, deliver = true;
 	enum wire_error e;
 
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
@@ -646,7 +646,7 @@ static void xr_on_recv(struct xport_rdma *x, struct xr_peer *p,
 			e = WIRE_ERANGE;
 		if (e != WIRE_OK) {
 			xr_bad_msg(p, e);
-			ev.type = -1;
+			deliver = false;
 		} else {
 			if (!credit_grant(&p->credit, ev.msg.hdr->credits)) {
 				p->c.bad_msgs++;
@@ -664,10 +664,11 @@ static void xr_on_recv(struct xport_rdma *x, struct xr_peer *p,
 					 p->recv_seq - 1);
 			}
 			credit_only = ev.msg.hdr->type == WIRE_CREDIT;
-			ev.type = credit_only ? -1 : XPORT_EV_MSG;
+			deliver = !credit_only;
+			ev.type = XPORT_EV_MSG;
 		}
 	}
-	if ((int)ev.type >= 0)
+	if (deliver)
 		xr_emit(x, &ev);
 	/* The buffer is free again only now: the event's message pointed
 	 * into it. */
