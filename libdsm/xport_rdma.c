@@ -467,9 +467,13 @@ static void xr_try_send(struct xr_peer *p)
 		else
 			ret = xr_post_rdma(p, op);
 		if (ret) {
+			char why[64];
+
 			if (op->kind != XR_OP_READ)
 				p->credit.avail++;
-			xr_peer_down(p, "ibv_post_send failed");
+			snprintf(why, sizeof(why), "ibv_post_send: %s",
+				 strerror(-ret));
+			xr_peer_down(p, why);
 			return;
 		}
 		p->head = op->next;

@@ -23,7 +23,12 @@ import sys
 
 # operation -> the raw benchmarks whose medians add up to its floor
 FLOORS = {
-    # filled in as DSM operations get benchmarks, e.g.
+    # libdsm's transport against raw verbs
+    "xport_send_64": ["verbs_send_64"],
+    "xport_send_64_poll": ["verbs_send_64"],
+    "xport_read_4k": ["verbs_read_4k"],
+    "xport_read_4k_poll": ["verbs_read_4k"],
+    # DSM operations join as they get benchmarks, e.g.
     # "dsm_read_miss_local_master": ["verbs_read_4k", "uffd_missing_copy"],
 }
 

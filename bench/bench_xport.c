@@ -1,0 +1,488 @@
+/* bench_xport: libdsm's own transport (libdsm/xport_rdma.c) between two
+ * processes, measured like bench_verbs measures raw verbs, so that the
+ * transport's overhead over the floor is a ratio in one run:
+ *
+ *   xport_send_64       64-byte message ping-pong through xport_send(),
+ *                       one-way = round trip / 2; both ends block in poll()
+ *                       on the transport's fd between messages, as dsmd does
+ *   xport_send_64_poll  the same, both ends spinning on xport_progress()
+ *   xport_read_4k       4 KiB RDMA READ through xport_read(), the requester
+ *                       blocking until its completion
+ *   xport_read_4k_poll  the same, spinning
+ *
+ * The process starts a server for each case (itself again, by fork and
+ * exec, as node 1; it echoes messages and owns the buffer that is read);
+ * the two swap transport addresses through a socketpair.  Counters per operation (messages and bytes sent
+ * and received by the client, credit-only messages included) come from the
+ * transport's own counters.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "benchlib.h"
+#include "gbench_shim.h"
+#include "log.h"
+#include "xport.h"
+
+#define PAYLOAD (64 - sizeof(struct wire_hdr) - sizeof(struct wire_check_data))
+#define READ_LEN 4096u
+#define WAIT_MS 10000
+
+enum { C_SEND, C_SEND_POLL, C_READ, C_READ_POLL, C_MAX };
+
+static const struct {
+	const char *name, *note;
+	bool poll, read;
+} cases[C_MAX] = {
+	[C_SEND] = {"xport_send_64", "64 B message ping-pong through "
+		    "xport_send, one-way = RTT/2, both ends block in poll()",
+		    false, false},
+	[C_SEND_POLL] = {"xport_send_64_poll", "64 B message ping-pong "
+			 "through xport_send, one-way = RTT/2, both ends "
+			 "spin on xport_progress", true, false},
+	[C_READ] = {"xport_read_4k", "4 KiB RDMA READ through xport_read, "
+		    "the requester blocks in poll()", false, true},
+	[C_READ_POLL] = {"xport_read_4k_poll", "4 KiB RDMA READ through "
+			 "xport_read, the requester spins on xport_progress",
+			 true, true},
+};
+
+/* One end of a pair.  Event flags are set by the callback and read by
+ * the same thread after xport_progress() returns. */
+struct end {
+	struct xport *x;
+	int self;
+	bool poll;
+	bool connected, down, got_msg, read_done, quit;
+	int read_status;
+	unsigned char buf[READ_LEN] __attribute__((aligned(4096)));
+	struct xport_mr mr;
+	struct wire_check_ready peer_buf; /* the server's, at the client */
+	bool have_peer_buf;
+	unsigned char last_msg[WIRE_MSG_MAX];
+	size_t last_len;
+};
+
+static void on_event(void *arg, const struct xport_event *ev)
+{
+	struct end *e = arg;
+
+	switch (ev->type) {
+	case XPORT_EV_CONNECTED:
+		e->connected = true;
+		break;
+	case XPORT_EV_PEER_DOWN:
+		e->down = true;
+		break;
+	case XPORT_EV_READ_DONE:
+		e->read_done = true;
+		e->read_status = ev->status;
+		break;
+	case XPORT_EV_MSG:
+		if (ev->msg.hdr->type == WIRE_CHECK_READY &&
+		    ev->msg.body_len == sizeof(e->peer_buf)) {
+			memcpy(&e->peer_buf, ev->msg.body, sizeof(e->peer_buf));
+			e->have_peer_buf = true;
+		} else if (ev->msg.hdr->type == WIRE_CHECK_END) {
+			e->quit = true;
+		} else {
+			e->last_len = ev->msg.body_len;
+			memcpy(e->last_msg, ev->msg.body, ev->msg.body_len);
+			e->got_msg = true;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* Progress until *flag, the peer is down, or WAIT_MS pass. */
+static int wait_for(struct end *e, bool *flag)
+{
+	struct pollfd pfd = {.fd = xport_fd(e->x), .events = POLLIN};
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!*flag && !e->down) {
+		if (!e->poll && poll(&pfd, 1, WAIT_MS) == 0)
+			return -ETIMEDOUT;
+		if (xport_progress(e->x) < 0)
+			return -EIO;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > WAIT_MS / 1000)
+			return -ETIMEDOUT;
+	}
+	return *flag ? 0 : -ECONNRESET;
+}
+
+/* Create this end and connect it to the other through the socketpair. */
+static int end_open(struct end *e, int self, bool poll, int sock)
+{
+	struct xport_config cfg = {
+		.self = self, .nnodes = 2, .device = getenv("DSM_DEVICE"),
+		.addr = getenv("DSM_RDMA_ADDR"), .recv_depth = 32,
+		.cb = on_event, .cb_arg = e,
+	};
+	struct xport_addr addrs[2];
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->self = self;
+	e->poll = poll;
+	ret = xport_create(&xport_rdma_ops, &cfg, &e->x);
+	if (ret)
+		return ret;
+	xport_local_addr(e->x, &addrs[self]);
+	if (write(sock, &addrs[self], sizeof(addrs[0])) != sizeof(addrs[0]) ||
+	    read(sock, &addrs[1 - self], sizeof(addrs[0])) != sizeof(addrs[0]))
+		return -EPIPE;
+	ret = xport_reg_mr(e->x, e->buf, sizeof(e->buf), &e->mr);
+	if (ret == 0)
+		ret = xport_connect_all(e->x, addrs);
+	if (ret == 0)
+		ret = wait_for(e, &e->connected);
+	return ret;
+}
+
+static void end_close(struct end *e)
+{
+	if (!e->x)
+		return;
+	if (e->mr.priv)
+		xport_dereg_mr(e->x, &e->mr);
+	xport_destroy(e->x);
+	e->x = NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Server (node 1)                                                        */
+
+static int serve(struct end *e)
+{
+	struct wire_check_ready r = {
+		.addr = (uintptr_t)e->buf, .rkey = e->mr.rkey, .len = READ_LEN,
+	};
+	int ret;
+
+	memset(e->buf, 0x3c, sizeof(e->buf));
+	ret = xport_send(e->x, 0, WIRE_CHECK_READY, 0, &r, sizeof(r));
+	while (ret == 0 && !e->quit) {
+		e->got_msg = false;
+		ret = wait_for(e, &e->got_msg);
+		if (ret == -ETIMEDOUT && !e->down)
+			ret = 0; /* idle between cases */
+		if (ret == 0 && e->got_msg)
+			ret = xport_send(e->x, 0, WIRE_CHECK_DATA, 0,
+					 e->last_msg, e->last_len);
+	}
+	return e->quit ? 0 : ret;
+}
+
+static int run_server(bool poll, int sock)
+{
+	static struct end e;
+	int ret;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	ret = end_open(&e, 1, poll, sock);
+	if (ret == 0)
+		ret = serve(&e);
+	end_close(&e);
+	if (ret)
+		fprintf(stderr, "bench_xport server: %s\n", strerror(-ret));
+	return ret ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Client (node 0)                                                        */
+
+struct client {
+	int kind;
+	struct end e;
+	pid_t server;
+	unsigned char msg[sizeof(struct wire_check_data) + PAYLOAD];
+	unsigned long ops;
+	struct wire_counters c0;
+};
+
+static void run_counters_reset(int kind);
+
+static int client_begin(void *ctx)
+{
+	struct client *c = ctx;
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	c->server = fork();
+	if (c->server < 0)
+		return -errno;
+	if (c->server == 0) {
+		char fd[16];
+
+		/* A fresh image: librdmacm and libibverbs state inherited
+		 * across fork() is not usable in the child (its verbs calls
+		 * fail with EACCES). */
+		snprintf(fd, sizeof(fd), "%d", sv[1]);
+		fcntl(sv[1], F_SETFD, 0);
+		execl("/proc/self/exe", "bench_xport", "--serve-fd", fd,
+		      cases[c->kind].poll ? "poll" : "block", (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	run_counters_reset(c->kind);
+	ret = end_open(&c->e, 0, cases[c->kind].poll, sv[0]);
+	close(sv[0]);
+	if (ret == 0)
+		ret = wait_for(&c->e, &c->e.have_peer_buf);
+	*(struct wire_check_data *)c->msg = (struct wire_check_data){
+		.payload_len = PAYLOAD};
+	c->ops = 0;
+	if (ret == 0)
+		ret = xport_counters(c->e.x, 1, &c->c0);
+	return ret;
+}
+
+static int op_send(void *ctx)
+{
+	struct client *c = ctx;
+	int ret;
+
+	c->e.got_msg = false;
+	ret = xport_send(c->e.x, 1, WIRE_CHECK_DATA, c->ops, c->msg,
+			 sizeof(c->msg));
+	if (ret == 0)
+		ret = wait_for(&c->e, &c->e.got_msg);
+	c->ops++;
+	return ret;
+}
+
+static int op_read(void *ctx)
+{
+	struct client *c = ctx;
+	int ret;
+
+	c->e.read_done = false;
+	ret = xport_read(c->e.x, 1, &c->e.mr, 0, c->e.peer_buf.addr,
+			 c->e.peer_buf.rkey, READ_LEN, c->ops);
+	if (ret == 0)
+		ret = wait_for(&c->e, &c->e.read_done);
+	c->ops++;
+	return ret ? ret : c->e.read_status;
+}
+
+static int client_end(void *ctx)
+{
+	struct client *c = ctx;
+	struct wire_check_end q = {0};
+	int status = 0;
+
+	if (c->e.x && !c->e.down)
+		xport_send(c->e.x, 1, WIRE_CHECK_END, 0, &q, sizeof(q));
+	/* Let the END leave before the QP goes. */
+	for (int i = 0; i < 100 && c->e.x && xport_progress(c->e.x) > 0; i++)
+		;
+	end_close(&c->e);
+	if (c->server > 0 && waitpid(c->server, &status, 0) == c->server &&
+	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		return -EIO;
+	return 0;
+}
+
+/* Messages and bytes per operation, from the transport's counters, taken
+ * before end() closes the transport: gbench's and direct runs both call
+ * this between the last operation and end(). */
+static void add_counters(struct client *c, struct bench_result *r)
+{
+	struct wire_counters now;
+	double n = c->ops ? (double)c->ops : 1;
+
+	if (xport_counters(c->e.x, 1, &now))
+		return;
+	bench_result_add_counter(r, "msgs_sent_per_op",
+				 (double)(now.msgs_sent - c->c0.msgs_sent) / n);
+	bench_result_add_counter(r, "msgs_recv_per_op",
+				 (double)(now.msgs_received -
+					  c->c0.msgs_received) / n);
+	bench_result_add_counter(r, "bytes_sent_per_op",
+				 (double)(now.bytes_sent - c->c0.bytes_sent) /
+					 n);
+	bench_result_add_counter(r, "rdma_reads_per_op",
+				 (double)(now.rdma_reads - c->c0.rdma_reads) /
+					 n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Main                                                                   */
+
+struct run {
+	struct client cl[C_MAX];
+	struct bench_case bc[C_MAX];
+	struct bench_result res[C_MAX];
+	struct bench_config cfg;
+};
+
+/* end() is wrapped so that the counters are read while the transport is
+ * still open. */
+static struct run run;
+
+static void run_counters_reset(int kind)
+{
+	run.res[kind].ncounters = 0;
+}
+
+static int case_end(void *ctx)
+{
+	struct client *c = ctx;
+
+	add_counters(c, &run.res[c->kind]);
+	return client_end(ctx);
+}
+
+static void gb_run(gbench_state *st, void *arg)
+{
+	struct client *c = arg;
+	struct bench_result r = {0};
+
+	gbench_run_case(st, &run.bc[c->kind], &run.cfg, &r);
+	/* Keep the counters case_end() added during this run. */
+	for (unsigned i = 0; i < run.res[c->kind].ncounters; i++)
+		bench_result_add_counter(&r, run.res[c->kind].counters[i].name,
+					 run.res[c->kind].counters[i].value);
+	run.res[c->kind] = r;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: bench_xport [options] [--benchmark_*...]\n"
+"  -n, --iters N      measured operations per benchmark [%d]\n"
+"  -w, --warmup N     operations run first and discarded [%d]\n"
+"  -b, --bench NAME   run only one benchmark\n"
+"  -j, --json FILE    write the results as JSON\n"
+"      --direct       run without Google Benchmark\n"
+"Uses $DSM_DEVICE and $DSM_RDMA_ADDR; without RDMA in the kernel run it\n"
+"under scripts/softroce.\n", BENCH_DEFAULT_ITERS, BENCH_DEFAULT_WARMUP);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"iters", required_argument, NULL, 'n'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"bench", required_argument, NULL, 'b'},
+		{"json", required_argument, NULL, 'j'},
+		{"direct", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *only = NULL, *json = NULL;
+	bool direct = false;
+	struct bench_result out[C_MAX];
+	char *gb[32], *end;
+	int gbc, c, i, n = 0, ret = 0;
+	size_t nout = 0;
+
+	log_setup("bench_xport", -1);
+	log_set_level(LOG_WARN);
+	if (argc == 4 && !strcmp(argv[1], "--serve-fd")) {
+		log_set_level(LOG_ERR); /* the client leaving is no news */
+		return run_server(!strcmp(argv[3], "poll"), atoi(argv[2]));
+	}
+	run.cfg = (struct bench_config){.iters = BENCH_DEFAULT_ITERS,
+					.warmup = BENCH_DEFAULT_WARMUP,
+					.trim = BENCH_DEFAULT_TRIM};
+	gbc = gbench_split_args(&argc, argv, gb, 32);
+	while ((c = getopt_long(argc, argv, "n:w:b:j:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			run.cfg.iters = strtoul(optarg, &end, 10);
+			if (*end || !run.cfg.iters) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'w':
+			run.cfg.warmup = strtoul(optarg, &end, 10);
+			if (*end) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'b': only = optarg; break;
+		case 'j': json = optarg; break;
+		case 'D': direct = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; i < C_MAX; i++) {
+		run.cl[i].kind = i;
+		run.bc[i] = (struct bench_case){
+			.name = cases[i].name, .note = cases[i].note,
+			.bytes = cases[i].read ? READ_LEN : 64,
+			.divisor = cases[i].read ? 1 : 2,
+			.begin = client_begin,
+			.op = cases[i].read ? op_read : op_send,
+			.end = case_end, .ctx = &run.cl[i],
+		};
+	}
+	for (i = 0; i < C_MAX && ret == 0; i++) {
+		if (only && strcmp(only, cases[i].name))
+			continue;
+		n++;
+		if (direct) {
+			struct bench_result r = {0};
+
+			ret = bench_run(&run.bc[i], &run.cfg, &r);
+			for (unsigned k = 0; k < run.res[i].ncounters; k++)
+				bench_result_add_counter(
+					&r, run.res[i].counters[k].name,
+					run.res[i].counters[k].value);
+			run.res[i] = r;
+		} else {
+			ret = gbench_register(cases[i].name, gb_run, &run.cl[i],
+					      run.cfg.iters);
+		}
+	}
+	if (n == 0) {
+		fprintf(stderr, "bench_xport: no benchmark named '%s'\n", only);
+		return 2;
+	}
+	if (!direct && ret == 0)
+		ret = bench_main(gbc, gb) ? -EIO : 0;
+	if (ret) {
+		fprintf(stderr, "bench_xport: %s (an RDMA device is needed: "
+			"run under scripts/softroce)\n", strerror(-ret));
+		return 1;
+	}
+	for (i = 0; i < C_MAX; i++)
+		if (!only || !strcmp(only, cases[i].name))
+			out[nout++] = run.res[i];
+	printf(" bench_xport: libdsm's transport (xport_rdma), 2 processes, "
+	       "device %s\n", getenv("DSM_DEVICE") ? getenv("DSM_DEVICE")
+						  : "(first)");
+	bench_print_table(stdout, out, nout);
+	if (json && bench_write_json(json, "bench_xport", out, nout)) {
+		fprintf(stderr, "bench_xport: cannot write %s\n", json);
+		return 1;
+	}
+	return 0;
+}
