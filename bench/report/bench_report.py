@@ -102,6 +102,7 @@ set style fill solid 0.8 border -1
 set xtics rotate by -30
 set grid ytics
 set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
 plot '{data}' using 2:xtic(1) title 'median', '' using 3 title 'floor'
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
