@@ -117,8 +117,16 @@ static int wait_for(struct end *e, bool *flag)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!*flag && !e->down) {
-		if (!e->poll && poll(&pfd, 1, WAIT_MS) == 0)
+		/* Blocking, the way dsmd's loop does: arm, and sleep only if
+		 * the arm's own poll found nothing. */
+		int armed = e->poll ? 1 : xport_arm(e->x);
+
+		if (armed < 0)
+			return -EIO;
+		if (armed == 0 && poll(&pfd, 1, WAIT_MS) == 0)
 			return -ETIMEDOUT;
+		if (*flag)
+			break;
 		if (xport_progress(e->x) < 0)
 			return -EIO;
 		clock_gettime(CLOCK_MONOTONIC, &t);
@@ -216,6 +224,7 @@ struct client {
 	unsigned char msg[sizeof(struct wire_check_data) + PAYLOAD];
 	unsigned long ops;
 	struct wire_counters c0;
+	struct xport_stats s0;
 };
 
 static void run_counters_reset(int kind);
@@ -253,6 +262,8 @@ static int client_begin(void *ctx)
 	c->ops = 0;
 	if (ret == 0)
 		ret = xport_counters(c->e.x, 1, &c->c0);
+	if (ret == 0)
+		ret = xport_stats(c->e.x, &c->s0);
 	return ret;
 }
 
@@ -308,6 +319,7 @@ static int client_end(void *ctx)
 static void add_counters(struct client *c, struct bench_result *r)
 {
 	struct wire_counters now;
+	struct xport_stats st;
 	double n = c->ops ? (double)c->ops : 1;
 
 	if (xport_counters(c->e.x, 1, &now))
@@ -323,6 +335,15 @@ static void add_counters(struct client *c, struct bench_result *r)
 	bench_result_add_counter(r, "rdma_reads_per_op",
 				 (double)(now.rdma_reads - c->c0.rdma_reads) /
 					 n);
+	if (xport_stats(c->e.x, &st))
+		return;
+	bench_result_add_counter(r, "progress_calls_per_op",
+				 (double)(st.progress_calls -
+					  c->s0.progress_calls) / n);
+	bench_result_add_counter(r, "cq_arms_per_op",
+				 (double)(st.cq_arms - c->s0.cq_arms) / n);
+	bench_result_add_counter(r, "cq_events_per_op",
+				 (double)(st.cq_events - c->s0.cq_events) / n);
 }
 
 /* ---------------------------------------------------------------------- */

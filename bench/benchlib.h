@@ -25,7 +25,7 @@ extern "C" {
 #define BENCH_DEFAULT_ITERS 1000
 #define BENCH_DEFAULT_WARMUP 100
 #define BENCH_DEFAULT_TRIM 2 /* as perftest's LAT_MEASURE_TAIL */
-#define BENCH_MAX_COUNTERS 8
+#define BENCH_MAX_COUNTERS 12
 
 struct bench_config {
 	unsigned long iters;  /* measured operations */

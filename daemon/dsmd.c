@@ -348,7 +348,12 @@ static int run(struct dsmd *d)
 	/* Connection events may already be waiting. */
 	xport_progress(d->x);
 	while (!d->stop) {
-		n = epoll_wait(d->epfd, evs, 32, -1);
+		/* Completions that came in while we worked: handle them
+		 * rather than sleep on an fd that will not fire for them. */
+		ret = xport_arm(d->x);
+		if (ret < 0)
+			return ret;
+		n = epoll_wait(d->epfd, evs, 32, ret > 0 ? 0 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -71,12 +71,22 @@ struct xport_config {
 	void *impl_arg;       /* transport-specific (the mock's fabric) */
 };
 
+/* How often the transport woke and re-armed: counts per operation that do
+ * not depend on machine noise. */
+struct xport_stats {
+	uint64_t progress_calls; /* xport_progress() calls */
+	uint64_t cq_arms;        /* completion notifications requested */
+	uint64_t cq_events;      /* completion channel events taken */
+};
+
 struct xport_ops {
 	const char *name;
 	int (*create)(const struct xport_config *cfg, struct xport **out);
 	void (*destroy)(struct xport *x);
 	int (*fd)(struct xport *x);
 	int (*progress)(struct xport *x);
+	int (*arm)(struct xport *x);
+	int (*stats)(struct xport *x, struct xport_stats *out);
 	int (*local_addr)(struct xport *x, struct xport_addr *out);
 	const char *(*device)(struct xport *x);
 	int (*numa_node)(struct xport *x);
@@ -113,8 +123,20 @@ static inline int xport_create(const struct xport_ops *ops,
 }
 static inline void xport_destroy(struct xport *x) { x->ops->destroy(x); }
 static inline int xport_fd(struct xport *x) { return x->ops->fd(x); }
-/* Handle whatever is ready; returns events delivered or negative errno. */
+/* Handle whatever is ready, without blocking; returns the events and
+ * completions handled, or a negative errno.  Spinning on it costs one
+ * system call per call that finds nothing. */
 static inline int xport_progress(struct xport *x) { return x->ops->progress(x); }
+/* Call before blocking on xport_fd(): makes the fd wake up for new
+ * completions and handles those that arrived meanwhile.  A positive return
+ * means work was done: progress again instead of blocking.  The loop is
+ *	for (;;) { if (xport_arm(x) == 0) poll(xport_fd(x)); xport_progress(x); }
+ */
+static inline int xport_arm(struct xport *x) { return x->ops->arm(x); }
+static inline int xport_stats(struct xport *x, struct xport_stats *out)
+{
+	return x->ops->stats(x, out);
+}
 static inline int xport_local_addr(struct xport *x, struct xport_addr *out)
 {
 	return x->ops->local_addr(x, out);

@@ -167,6 +167,19 @@ static int mock_progress(struct xport *x)
 	return n;
 }
 
+/* Nothing to arm; a non-empty inbox means "do not block". */
+static int mock_arm(struct xport *x)
+{
+	return to_mock(x)->head ? 1 : 0;
+}
+
+static int mock_stats(struct xport *x, struct xport_stats *out)
+{
+	(void)x;
+	*out = (struct xport_stats){0};
+	return -EOPNOTSUPP;
+}
+
 static int mock_local_addr(struct xport *x, struct xport_addr *out)
 {
 	*out = (struct xport_addr){.ip = 0x0100007f,
@@ -398,6 +411,8 @@ const struct xport_ops xport_mock_ops = {
 	.destroy = mock_destroy,
 	.fd = mock_fd,
 	.progress = mock_progress,
+	.arm = mock_arm,
+	.stats = mock_stats,
 	.local_addr = mock_local_addr,
 	.device = mock_device,
 	.numa_node = mock_numa_node,
