@@ -34,6 +34,10 @@
 #define XR_READS_MAX     16u /* RDMA READs outstanding per peer */
 #define XR_WRITES_MAX    16u /* RDMA WRITEs outstanding per peer */
 #define XR_SEND_EXTRA    (CREDIT_SPARE + 2u)
+/* One send in XR_SIGNAL_EVERY asks for a completion; it frees the slots of
+ * the unsignalled sends before it too (a QP completes its sends in order).
+ * Fewer completions, fewer wake-ups of a blocked owner. */
+#define XR_SIGNAL_EVERY  8u
 #define XR_CONNECT_TRIES 8
 #define XR_CONN_MAGIC    0x44534d43u /* "DSMC" */
 
@@ -96,6 +100,9 @@ struct xr_peer {
 	unsigned nrecv, nsend;
 	unsigned *sfree; /* stack of free send slots */
 	unsigned nsfree;
+	unsigned *sring; /* slots of posted sends, in post order */
+	unsigned shead, stail; /* ring indices, modulo nsend + 1 */
+	unsigned unsignaled;   /* sends posted since the last signalled one */
 	unsigned reads, writes; /* outstanding */
 	struct xr_wr *rdwr;     /* pool for READ/WRITE work requests */
 	unsigned *rdfree;
@@ -259,9 +266,12 @@ static int xr_peer_alloc(struct xport_rdma *x, struct xr_peer *p)
 	p->rwr = calloc(p->nrecv, sizeof(*p->rwr));
 	p->swr = calloc(p->nsend, sizeof(*p->swr));
 	p->sfree = calloc(p->nsend, sizeof(*p->sfree));
+	/* One spare entry: a full ring must not look empty. */
+	p->sring = calloc(p->nsend + 1, sizeof(*p->sring));
 	p->rdwr = calloc(XR_READS_MAX + XR_WRITES_MAX, sizeof(*p->rdwr));
 	p->rdfree = calloc(XR_READS_MAX + XR_WRITES_MAX, sizeof(*p->rdfree));
 	if (!p->rbuf || !p->sbuf || !p->rwr || !p->swr || !p->sfree ||
+	    !p->sring ||
 	    !p->rdwr || !p->rdfree)
 		return -ENOMEM;
 	p->rmr = ibv_reg_mr(x->pd, p->rbuf, (size_t)p->nrecv * WIRE_MSG_MAX,
@@ -313,6 +323,7 @@ static void xr_peer_free(struct xr_peer *p)
 	free(p->rwr);
 	free(p->swr);
 	free(p->sfree);
+	free(p->sring);
 	free(p->rdwr);
 	free(p->rdfree);
 }
@@ -349,10 +360,16 @@ static int xr_post_send_slot(struct xr_peer *p, const void *msg, size_t len,
 	struct ibv_send_wr wr = {
 		.wr_id = (uintptr_t)&p->swr[slot], .sg_list = &sge,
 		.num_sge = 1, .opcode = IBV_WR_SEND,
-		.send_flags = IBV_SEND_SIGNALED,
 	}, *bad;
+	/* Signal every XR_SIGNAL_EVERY-th send, and always when slots run
+	 * low, so the slots held by unsignalled sends come back before they
+	 * are needed. */
+	bool signal = p->unsignaled + 1 >= XR_SIGNAL_EVERY ||
+		      p->nsfree <= CREDIT_SPARE + 1;
 	int ret;
 
+	if (signal)
+		wr.send_flags = IBV_SEND_SIGNALED;
 	memcpy(buf, msg, len);
 	memset(&h, 0, sizeof(h));
 	if (len >= sizeof(h))
@@ -372,6 +389,9 @@ static int xr_post_send_slot(struct xr_peer *p, const void *msg, size_t len,
 			p->credit.owed += h.credits;
 		return ret;
 	}
+	p->sring[p->stail] = slot;
+	p->stail = (p->stail + 1) % (p->nsend + 1);
+	p->unsignaled = signal ? 0 : p->unsignaled + 1;
 	p->send_seq++;
 	p->c.msgs_sent++;
 	p->c.bytes_sent += len;
@@ -731,6 +751,21 @@ static void xr_on_rdma_done(struct xport_rdma *x, struct xr_peer *p,
 	xr_emit(x, &ev);
 }
 
+/* The send in `slot` completed, and with it every send posted before it:
+ * their slots are free again.  (Error completions come for unsignalled
+ * sends too, in order, which this handles the same way.) */
+static void xr_free_sends(struct xr_peer *p, unsigned slot)
+{
+	while (p->shead != p->stail) {
+		unsigned s = p->sring[p->shead];
+
+		p->shead = (p->shead + 1) % (p->nsend + 1);
+		p->sfree[p->nsfree++] = s;
+		if (s == slot)
+			return;
+	}
+}
+
 static void xr_on_wc(struct xport_rdma *x, struct ibv_wc *wc)
 {
 	struct xr_wr *w = (struct xr_wr *)(uintptr_t)wc->wr_id;
@@ -745,7 +780,7 @@ static void xr_on_wc(struct xport_rdma *x, struct ibv_wc *wc)
 			xr_peer_down(p, why);
 		}
 		if (w->kind == XR_WR_SEND)
-			p->sfree[p->nsfree++] = w->index;
+			xr_free_sends(p, w->index);
 		else if (w->kind != XR_WR_RECV)
 			xr_on_rdma_done(x, p, w, -EIO);
 		return;
@@ -755,7 +790,7 @@ static void xr_on_wc(struct xport_rdma *x, struct ibv_wc *wc)
 		xr_on_recv(x, p, w, wc);
 		break;
 	case XR_WR_SEND:
-		p->sfree[p->nsfree++] = w->index;
+		xr_free_sends(p, w->index);
 		break;
 	case XR_WR_READ:
 	case XR_WR_WRITE:
