@@ -24,7 +24,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -38,7 +37,7 @@
 #include <unistd.h>
 
 #include "benchlib.h"
-#include "gbench_shim.h"
+#include "bench_cli.h"
 
 #define PAGE 4096u
 
@@ -134,9 +133,12 @@ static void *handler_main(void *arg)
 		}
 		if (m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
+		/* Counted before the fault is resolved: the release pairs
+		 * with the acquire in uffd_counters(), which the faulting
+		 * thread runs only after the wake-up this resolve causes. */
+		__atomic_fetch_add(&b->faults, 1, __ATOMIC_RELEASE);
 		if (resolve(b, &m) && !b->handler_err)
 			b->handler_err = -errno;
-		b->faults++;
 	}
 }
 
@@ -281,139 +283,45 @@ static int bench_end(void *ctx)
 /* ---------------------------------------------------------------------- */
 /* Main                                                                   */
 
-struct gb_arg {
-	struct bench_case *bc;
-	struct bench_config *cfg;
-	struct bench_result *out;
-};
-
-static void gb_run(gbench_state *st, void *arg)
+/* Counted, not assumed: the handler's faults over the accesses made
+ * (warm-up included), so a reset that failed to re-arm the fault, or a
+ * spurious second fault, shows. */
+static int uffd_counters(void *ctx, struct bench_result *r)
 {
-	struct gb_arg *a = arg;
+	struct uffd_bench *b = ctx;
+	unsigned long faults = __atomic_load_n(&b->faults, __ATOMIC_ACQUIRE);
 
-	gbench_run_case(st, a->bc, a->cfg, a->out);
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-"usage: bench_uffd [options] [--benchmark_*...]\n"
-"  -n, --iters N      measured faults per benchmark [%d]\n"
-"  -w, --warmup N     faults run first and discarded [%d]\n"
-"  -b, --bench NAME   run only uffd_missing_copy, uffd_minor or uffd_wp\n"
-"  -j, --json FILE    write the results as JSON\n"
-"      --direct       run without Google Benchmark\n"
-"Needs root (or vm.unprivileged_userfaultfd=1) and Linux 6.4 or later.\n",
-		BENCH_DEFAULT_ITERS, BENCH_DEFAULT_WARMUP);
-}
-
-struct opts {
-	struct bench_config cfg;
-	const char *only, *json;
-	bool direct;
-};
-
-static int parse(int argc, char **argv, struct opts *o)
-{
-	static const struct option lo[] = {
-		{"iters", required_argument, NULL, 'n'},
-		{"warmup", required_argument, NULL, 'w'},
-		{"bench", required_argument, NULL, 'b'},
-		{"json", required_argument, NULL, 'j'},
-		{"direct", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	char *end;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "n:w:b:j:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			o->cfg.iters = strtoul(optarg, &end, 10);
-			if (*end || !o->cfg.iters)
-				return -EINVAL;
-			break;
-		case 'w':
-			o->cfg.warmup = strtoul(optarg, &end, 10);
-			if (*end)
-				return -EINVAL;
-			break;
-		case 'b': o->only = optarg; break;
-		case 'j': o->json = optarg; break;
-		case 'D': o->direct = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: return -EINVAL;
-		}
-	}
-	return optind == argc ? 0 : -EINVAL;
+	return bench_result_add_counter(r, "faults_per_op",
+					b->ops ? (double)faults / (double)b->ops
+					       : 0.0);
 }
 
 int main(int argc, char **argv)
 {
 	static struct uffd_bench b[C_MAX];
 	struct bench_case cases[C_MAX];
-	struct bench_result res[C_MAX];
-	struct gb_arg args[C_MAX];
-	struct opts o = {.cfg = {.iters = BENCH_DEFAULT_ITERS,
-				 .warmup = BENCH_DEFAULT_WARMUP,
-				 .trim = BENCH_DEFAULT_TRIM}};
-	char *gb[32];
-	int gbc, i, n = 0, ret = 0;
+	struct bench_cli o = {
+		.tool = "bench_uffd",
+		.title = "bench_uffd: the local userfaultfd floor, 4 KiB shmem "
+			 "page, handler thread blocked in poll()",
+		.hint = "needs root (or vm.unprivileged_userfaultfd=1) and "
+			"Linux 6.4 or later",
+	};
+	int i, ret = bench_cli_parse(&o, argc, argv);
 
-	gbc = gbench_split_args(&argc, argv, gb, 32);
-	if (parse(argc, argv, &o)) {
-		usage(stderr);
-		return 2;
-	}
+	if (ret)
+		return ret > 0 ? 0 : 2;
 	for (i = 0; i < C_MAX; i++) {
-		if (o.only && strcmp(o.only, case_names[i]))
-			continue;
-		b[n] = (struct uffd_bench){.kind = (enum uffd_case)i,
+		b[i] = (struct uffd_bench){.kind = (enum uffd_case)i,
 					   .uffd = -1, .memfd = -1,
 					   .stop_fd = {-1, -1}};
-		cases[n] = (struct bench_case){
+		cases[i] = (struct bench_case){
 			.name = case_names[i], .note = case_notes[i],
 			.bytes = PAGE, .divisor = 1, .begin = bench_begin,
 			.prepare = bench_prepare, .op = bench_op,
-			.end = bench_end, .ctx = &b[n],
+			.counters = uffd_counters, .end = bench_end,
+			.ctx = &b[i],
 		};
-		memset(&res[n], 0, sizeof(res[n]));
-		n++;
 	}
-	if (n == 0) {
-		fprintf(stderr, "bench_uffd: no benchmark named '%s'\n", o.only);
-		return 2;
-	}
-	for (i = 0; i < n && ret == 0; i++) {
-		if (o.direct) {
-			ret = bench_run(&cases[i], &o.cfg, &res[i]);
-			continue;
-		}
-		args[i] = (struct gb_arg){&cases[i], &o.cfg, &res[i]};
-		ret = gbench_register(cases[i].name, gb_run, &args[i],
-				      o.cfg.iters);
-	}
-	if (!o.direct && ret == 0)
-		ret = bench_main(gbc, gb) ? -EIO : 0;
-	if (ret) {
-		fprintf(stderr, "bench_uffd: %s\n", strerror(-ret));
-		return 1;
-	}
-	/* Counted, not assumed: the handler's faults over the accesses made
-	 * (warm-up included), so a reset that failed to re-arm the fault, or
-	 * a spurious second fault, shows. */
-	for (i = 0; i < n; i++)
-		bench_result_add_counter(&res[i], "faults_per_op",
-					 b[i].ops ? (double)b[i].faults /
-							    (double)b[i].ops
-						  : 0.0);
-	printf(" bench_uffd: the local userfaultfd floor, 4 KiB shmem page, "
-	       "handler thread blocked in poll()\n");
-	bench_print_table(stdout, res, (size_t)n);
-	if (o.json && bench_write_json(o.json, "bench_uffd", res, (size_t)n)) {
-		fprintf(stderr, "bench_uffd: cannot write %s\n", o.json);
-		return 1;
-	}
-	return 0;
+	return bench_cli_run(&o, cases, C_MAX);
 }

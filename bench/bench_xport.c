@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,7 +32,7 @@
 #include <unistd.h>
 
 #include "benchlib.h"
-#include "gbench_shim.h"
+#include "bench_cli.h"
 #include "log.h"
 #include "xport.h"
 
@@ -227,8 +226,6 @@ struct client {
 	struct xport_stats s0;
 };
 
-static void run_counters_reset(int kind);
-
 static int client_begin(void *ctx)
 {
 	struct client *c = ctx;
@@ -252,7 +249,6 @@ static int client_begin(void *ctx)
 		_exit(127);
 	}
 	close(sv[1]);
-	run_counters_reset(c->kind);
 	ret = end_open(&c->e, 0, cases[c->kind].poll, sv[0]);
 	close(sv[0]);
 	if (ret == 0)
@@ -313,109 +309,56 @@ static int client_end(void *ctx)
 	return 0;
 }
 
-/* Messages and bytes per operation, from the transport's counters, taken
- * before end() closes the transport: gbench's and direct runs both call
- * this between the last operation and end(). */
-static void add_counters(struct client *c, struct bench_result *r)
+/* Messages, READs and wake-ups per operation, from the transport's own
+ * counters, read while it is still open (bench_case.counters runs before
+ * end). */
+static int client_counters(void *ctx, struct bench_result *r)
 {
-	struct wire_counters now;
+	struct client *c = ctx;
+	const double n = c->ops ? (double)c->ops : 1;
+	struct wire_counters w;
 	struct xport_stats st;
-	double n = c->ops ? (double)c->ops : 1;
+	int ret;
 
-	if (xport_counters(c->e.x, 1, &now))
-		return;
-	bench_result_add_counter(r, "msgs_sent_per_op",
-				 (double)(now.msgs_sent - c->c0.msgs_sent) / n);
-	bench_result_add_counter(r, "msgs_recv_per_op",
-				 (double)(now.msgs_received -
-					  c->c0.msgs_received) / n);
-	bench_result_add_counter(r, "bytes_sent_per_op",
-				 (double)(now.bytes_sent - c->c0.bytes_sent) /
-					 n);
-	bench_result_add_counter(r, "rdma_reads_per_op",
-				 (double)(now.rdma_reads - c->c0.rdma_reads) /
-					 n);
-	if (xport_stats(c->e.x, &st))
-		return;
-	bench_result_add_counter(r, "progress_calls_per_op",
-				 (double)(st.progress_calls -
-					  c->s0.progress_calls) / n);
-	bench_result_add_counter(r, "cq_arms_per_op",
-				 (double)(st.cq_arms - c->s0.cq_arms) / n);
-	bench_result_add_counter(r, "cq_events_per_op",
-				 (double)(st.cq_events - c->s0.cq_events) / n);
+	ret = xport_counters(c->e.x, 1, &w);
+	if (ret == 0)
+		ret = xport_stats(c->e.x, &st);
+	if (ret)
+		return ret;
+	const struct bench_counter k[] = {
+		{"msgs_sent_per_op", (double)(w.msgs_sent - c->c0.msgs_sent) / n},
+		{"msgs_recv_per_op",
+		 (double)(w.msgs_received - c->c0.msgs_received) / n},
+		{"bytes_sent_per_op",
+		 (double)(w.bytes_sent - c->c0.bytes_sent) / n},
+		{"rdma_reads_per_op",
+		 (double)(w.rdma_reads - c->c0.rdma_reads) / n},
+		{"progress_calls_per_op",
+		 (double)(st.progress_calls - c->s0.progress_calls) / n},
+		{"cq_arms_per_op", (double)(st.cq_arms - c->s0.cq_arms) / n},
+		{"cq_events_per_op",
+		 (double)(st.cq_events - c->s0.cq_events) / n},
+	};
+	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]) && ret == 0; i++)
+		ret = bench_result_add_counter(r, k[i].name, k[i].value);
+	return ret;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Main                                                                   */
 
-struct run {
-	struct client cl[C_MAX];
-	struct bench_case bc[C_MAX];
-	struct bench_result res[C_MAX];
-	struct bench_config cfg;
-};
-
-/* end() is wrapped so that the counters are read while the transport is
- * still open. */
-static struct run run;
-
-static void run_counters_reset(int kind)
-{
-	run.res[kind].ncounters = 0;
-}
-
-static int case_end(void *ctx)
-{
-	struct client *c = ctx;
-
-	add_counters(c, &run.res[c->kind]);
-	return client_end(ctx);
-}
-
-static void gb_run(gbench_state *st, void *arg)
-{
-	struct client *c = arg;
-	struct bench_result r = {0};
-
-	gbench_run_case(st, &run.bc[c->kind], &run.cfg, &r);
-	/* Keep the counters case_end() added during this run. */
-	for (unsigned i = 0; i < run.res[c->kind].ncounters; i++)
-		bench_result_add_counter(&r, run.res[c->kind].counters[i].name,
-					 run.res[c->kind].counters[i].value);
-	run.res[c->kind] = r;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-"usage: bench_xport [options] [--benchmark_*...]\n"
-"  -n, --iters N      measured operations per benchmark [%d]\n"
-"  -w, --warmup N     operations run first and discarded [%d]\n"
-"  -b, --bench NAME   run only one benchmark\n"
-"  -j, --json FILE    write the results as JSON\n"
-"      --direct       run without Google Benchmark\n"
-"Uses $DSM_DEVICE and $DSM_RDMA_ADDR; without RDMA in the kernel run it\n"
-"under scripts/softroce.\n", BENCH_DEFAULT_ITERS, BENCH_DEFAULT_WARMUP);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"iters", required_argument, NULL, 'n'},
-		{"warmup", required_argument, NULL, 'w'},
-		{"bench", required_argument, NULL, 'b'},
-		{"json", required_argument, NULL, 'j'},
-		{"direct", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	static struct client cl[C_MAX];
+	struct bench_case bc[C_MAX];
+	struct bench_cli o = {
+		.tool = "bench_xport",
+		.title = "bench_xport: libdsm's transport (xport_rdma), "
+			 "2 processes",
+		.hint = "an RDMA device is needed ($DSM_DEVICE, "
+			"$DSM_RDMA_ADDR): run under scripts/softroce",
 	};
-	const char *only = NULL, *json = NULL;
-	bool direct = false;
-	struct bench_result out[C_MAX];
-	char *gb[32], *end;
-	int gbc, c, i, n = 0, ret = 0;
-	size_t nout = 0;
+	int i, ret;
 
 	log_setup("bench_xport", -1);
 	log_set_level(LOG_WARN);
@@ -423,87 +366,20 @@ int main(int argc, char **argv)
 		log_set_level(LOG_ERR); /* the client leaving is no news */
 		return run_server(!strcmp(argv[3], "poll"), atoi(argv[2]));
 	}
-	run.cfg = (struct bench_config){.iters = BENCH_DEFAULT_ITERS,
-					.warmup = BENCH_DEFAULT_WARMUP,
-					.trim = BENCH_DEFAULT_TRIM};
-	gbc = gbench_split_args(&argc, argv, gb, 32);
-	while ((c = getopt_long(argc, argv, "n:w:b:j:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			run.cfg.iters = strtoul(optarg, &end, 10);
-			if (*end || !run.cfg.iters) {
-				usage(stderr);
-				return 2;
-			}
-			break;
-		case 'w':
-			run.cfg.warmup = strtoul(optarg, &end, 10);
-			if (*end) {
-				usage(stderr);
-				return 2;
-			}
-			break;
-		case 'b': only = optarg; break;
-		case 'j': json = optarg; break;
-		case 'D': direct = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	ret = bench_cli_parse(&o, argc, argv);
+	if (ret)
+		return ret > 0 ? 0 : 2;
 	for (i = 0; i < C_MAX; i++) {
-		run.cl[i].kind = i;
-		run.bc[i] = (struct bench_case){
+		cl[i].kind = i;
+		bc[i] = (struct bench_case){
 			.name = cases[i].name, .note = cases[i].note,
 			.bytes = cases[i].read ? READ_LEN : 64,
 			.divisor = cases[i].read ? 1 : 2,
 			.begin = client_begin,
 			.op = cases[i].read ? op_read : op_send,
-			.end = case_end, .ctx = &run.cl[i],
+			.counters = client_counters, .end = client_end,
+			.ctx = &cl[i],
 		};
 	}
-	for (i = 0; i < C_MAX && ret == 0; i++) {
-		if (only && strcmp(only, cases[i].name))
-			continue;
-		n++;
-		if (direct) {
-			struct bench_result r = {0};
-
-			ret = bench_run(&run.bc[i], &run.cfg, &r);
-			for (unsigned k = 0; k < run.res[i].ncounters; k++)
-				bench_result_add_counter(
-					&r, run.res[i].counters[k].name,
-					run.res[i].counters[k].value);
-			run.res[i] = r;
-		} else {
-			ret = gbench_register(cases[i].name, gb_run, &run.cl[i],
-					      run.cfg.iters);
-		}
-	}
-	if (n == 0) {
-		fprintf(stderr, "bench_xport: no benchmark named '%s'\n", only);
-		return 2;
-	}
-	if (!direct && ret == 0)
-		ret = bench_main(gbc, gb) ? -EIO : 0;
-	if (ret) {
-		fprintf(stderr, "bench_xport: %s (an RDMA device is needed: "
-			"run under scripts/softroce)\n", strerror(-ret));
-		return 1;
-	}
-	for (i = 0; i < C_MAX; i++)
-		if (!only || !strcmp(only, cases[i].name))
-			out[nout++] = run.res[i];
-	printf(" bench_xport: libdsm's transport (xport_rdma), 2 processes, "
-	       "device %s\n", getenv("DSM_DEVICE") ? getenv("DSM_DEVICE")
-						  : "(first)");
-	bench_print_table(stdout, out, nout);
-	if (json && bench_write_json(json, "bench_xport", out, nout)) {
-		fprintf(stderr, "bench_xport: cannot write %s\n", json);
-		return 1;
-	}
-	return 0;
+	return bench_cli_run(&o, bc, C_MAX);
 }

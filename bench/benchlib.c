@@ -170,6 +170,8 @@ int bench_run(const struct bench_case *c, const struct bench_config *cfg,
 	rc = c->begin ? c->begin(c->ctx) : 0;
 	if (!rc) {
 		rc = run_loop(c, cfg, &s);
+		if (!rc && c->counters)
+			rc = c->counters(c->ctx, &r);
 		end_rc = c->end ? c->end(c->ctx) : 0;
 	}
 	if (!rc)

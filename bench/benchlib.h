@@ -33,6 +33,8 @@ struct bench_config {
 	unsigned trim;        /* largest samples dropped from the statistics */
 };
 
+struct bench_result;
+
 /* One benchmark.  Every callback returns 0 or a negative errno; `op` does
  * one operation and is the only thing timed.  `prepare` runs before every
  * operation, untimed (to reset state the operation consumes, such as
@@ -47,6 +49,9 @@ struct bench_case {
 	int (*begin)(void *ctx);
 	int (*prepare)(void *ctx);
 	int (*op)(void *ctx);
+	/* After the last operation, before `end`: add per-operation counters
+	 * (messages, faults, ...) to the result.  May be NULL. */
+	int (*counters)(void *ctx, struct bench_result *r);
 	int (*end)(void *ctx);
 	void *ctx;
 };

@@ -49,6 +49,8 @@ void export_counters(gbench_state *st, const bench_result &r)
 	gbench_set_counter(st, "max_us", r.max_us);
 	gbench_set_counter(st, "warmup", static_cast<double>(r.warmup));
 	gbench_set_counter(st, "trimmed", static_cast<double>(r.trimmed));
+	for (unsigned i = 0; i < r.ncounters; i++)
+		gbench_set_counter(st, r.counters[i].name, r.counters[i].value);
 }
 
 // The timed loop; returns 0 or the first failing operation's error, after
@@ -145,6 +147,11 @@ extern "C" void gbench_run_case(gbench_state *st, const bench_case *c,
 		skip_errno(st, c, "warm-up", rc);
 	else
 		rc = timed_loop(st, c, &s);
+	if (!rc && c->counters) {
+		rc = c->counters(c->ctx, &r);
+		if (rc)
+			skip_errno(st, c, "counters", rc);
+	}
 	end_rc = c->end ? c->end(c->ctx) : 0;
 	if (!rc && end_rc)
 		skip_errno(st, c, "end", rc = end_rc);
