@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "benchlib.h"
+#include "bench_cli.h"
 #include "gbench_shim.h"
 #include "log.h"
 #include "verbs_pair.h"
@@ -334,14 +335,41 @@ static int run_server(const struct options *o, int ctl_fd)
 
 /* ------------------------------------------------------------ cases */
 
+/* Counters of a result, added while the client is still connected. */
+static int verbs_counters(struct bench_result *r, unsigned divisor,
+			  bool inline_send)
+{
+	int rc = bench_result_add_counter(r, "rtt_divisor", divisor);
+
+	if (!rc)
+		rc = bench_result_add_counter(r, "inline", inline_send);
+	if (!rc)
+		rc = bench_result_add_counter(r, "busy_poll", 1);
+	return rc;
+}
+
+static int read_counters(void *ctx, struct bench_result *r)
+{
+	(void)ctx;
+	return verbs_counters(r, 1, false);
+}
+
+static int ping_counters(void *ctx, struct bench_result *r)
+{
+	const struct client *c = ctx;
+
+	return verbs_counters(r, 2, c->ep.max_inline >= VP_MSG_SIZE);
+}
+
 /* The benchmarks; ctx (the client) is filled in per run. */
 static const struct bench_case case_tab[] = {
 	{ .name = "verbs_read_4k", .bytes = VP_DATA_SIZE, .divisor = 1,
-	  .op = op_read,
+	  .op = op_read, .counters = read_counters,
 	  .note = "RDMA READ 4096 B from the server, 1 outstanding, "
 		  "CQ busy-polled" },
 	{ .name = "verbs_send_64", .bytes = VP_MSG_SIZE, .divisor = 2,
-	  .begin = ping_begin, .op = op_ping, .end = ping_end,
+	  .begin = ping_begin, .op = op_ping, .counters = ping_counters,
+	  .end = ping_end,
 	  .note = "64 B SEND/RECV ping-pong, one-way = RTT/2, "
 		  "CQ busy-polled on both sides" },
 };
@@ -353,88 +381,26 @@ static bool selected(const struct options *o, const struct bench_case *bc)
 	return !o->only || strcmp(o->only, bc->name) == 0;
 }
 
-static void add_counters(const struct client *c, struct bench_result *r,
-			 const struct bench_case *bc)
+/* Run the selected cases (through Google Benchmark unless --direct),
+ * print the table under a header naming the device, write the JSON. */
+static int run_cases(const struct options *o, const struct client *c,
+		     const struct bench_case *tab)
 {
-	bench_result_add_counter(r, "rtt_divisor", bc->divisor);
-	bench_result_add_counter(r, "inline", bc->op == op_ping &&
-					      c->ep.max_inline >= VP_MSG_SIZE);
-	bench_result_add_counter(r, "busy_poll", 1);
-}
+	char title[256];
+	struct bench_cli cli = {
+		.tool = PROG, .title = title, .cfg = o->cfg, .only = o->only,
+		.json = o->json, .direct = !o->gbench, .gb_argc = o->gb_argc,
+	};
 
-struct gb_arg {
-	const struct bench_case *bc;
-	const struct bench_config *cfg;
-	struct bench_result *out;
-};
-
-static void gb_run(gbench_state *st, void *arg)
-{
-	struct gb_arg *a = arg;
-
-	gbench_run_case(st, a->bc, a->cfg, a->out);
-}
-
-/* Run the selected cases through Google Benchmark; results that it ran
- * land in r (name NULL otherwise). */
-static int run_gbench(const struct options *o, const struct bench_case *tab,
-		      struct bench_result *r)
-{
-	struct gb_arg args[N_CASES];
-
-	for (size_t i = 0; i < N_CASES; i++) {
-		if (!selected(o, &tab[i]))
-			continue;
-		args[i] = (struct gb_arg){ &tab[i], &o->cfg, &r[i] };
-		if (gbench_register(tab[i].name, gb_run, &args[i],
-				    o->cfg.iters))
-			return -ENOMEM;
-	}
-	return bench_main(o->gb_argc, o->gb_argv) ? -EIO : 0;
-}
-
-static int run_direct(const struct options *o, const struct bench_case *tab,
-		      struct bench_result *r)
-{
-	for (size_t i = 0; i < N_CASES; i++) {
-		int rc;
-
-		if (!selected(o, &tab[i]))
-			continue;
-		rc = bench_run(&tab[i], &o->cfg, &r[i]);
-		if (rc) {
-			log_err("%s failed: %s", tab[i].name, strerror(-rc));
-			return rc;
-		}
-	}
-	return 0;
-}
-
-static int report(const struct options *o, const struct client *c,
-		  const struct bench_case *tab, struct bench_result *r)
-{
-	struct bench_result done[N_CASES];
-	size_t k = 0;
-	int rc;
-
-	for (size_t i = 0; i < N_CASES; i++) {
-		if (!r[i].name)
-			continue;
-		add_counters(c, &r[i], &tab[i]);
-		done[k++] = r[i];
-	}
-	printf(" %s: raw verbs, RC QP via rdma_cm on %s (%s), no libdsm\n",
-	       PROG, vp_device_name(&c->ep), o->addr);
-	printf(" CQ: busy-polled during measurement; the server sleeps on "
-	       "its completion channel between phases; inline send: %s\n",
-	       c->ep.max_inline >= VP_MSG_SIZE ? "yes" : "no");
-	bench_print_table(stdout, done, k);
-	if (!o->json)
-		return 0;
-	rc = bench_write_json(o->json, PROG, done, k);
-	if (rc)
-		log_err("cannot write %s: %s", o->json, strerror(-rc));
-	return rc;
+	snprintf(title, sizeof(title),
+		 "%s: raw verbs, RC QP via rdma_cm on %s (%s), no libdsm\n"
+		 " CQ: busy-polled during measurement; the server sleeps on "
+		 "its completion channel between phases; inline send: %s",
+		 PROG, vp_device_name(&c->ep), o->addr,
+		 c->ep.max_inline >= VP_MSG_SIZE ? "yes" : "no");
+	for (int i = 0; i <= o->gb_argc; i++)
+		cli.gb_argv[i] = o->gb_argv[i];
+	return bench_cli_run(&cli, tab, N_CASES) ? -EIO : 0;
 }
 
 static int check_device(const struct options *o, const struct client *c)
@@ -456,7 +422,6 @@ static int quit_server(struct client *c)
 static int run_client(const struct options *o, uint16_t port)
 {
 	struct client c = { .ep.role = "client" };
-	struct bench_result r[N_CASES] = { { 0 } };
 	struct bench_case tab[N_CASES];
 	int rc = vp_connect(&c.ep, o->addr, port, CONNECT_TIMEOUT_MS);
 
@@ -470,9 +435,7 @@ static int run_client(const struct options *o, uint16_t port)
 		tab[i] = case_tab[i];
 		tab[i].ctx = &c;
 	}
-	rc = o->gbench ? run_gbench(o, tab, r) : run_direct(o, tab, r);
-	if (!rc)
-		rc = report(o, &c, tab, r);
+	rc = run_cases(o, &c, tab);
 	if (c.ep.connected && quit_server(&c) && !rc)
 		rc = -EIO;
 	vp_close(&c.ep);
@@ -610,10 +573,10 @@ static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
 
 static void split_gbench_args(int *argc, char **argv, struct options *o)
 {
-	static char *gb[64];
+	static char *gb[32]; /* as many as struct bench_cli holds */
 
 	o->gb_argv = gb;
-	o->gb_argc = gbench_split_args(argc, argv, gb, 64);
+	o->gb_argc = gbench_split_args(argc, argv, gb, 32);
 }
 
 static int parse_opt(int c, const char *arg, struct options *o)
