@@ -438,6 +438,18 @@ static int xr_post_rdma(struct xr_peer *p, struct xr_op *op)
 	return 0;
 }
 
+/* A post of an operation that had taken a credit (or not) failed: give the
+ * credit back and take the peer down, with the reason. */
+static void xr_post_failed(struct xr_peer *p, int err, bool had_credit)
+{
+	char why[64];
+
+	if (had_credit)
+		p->credit.avail++;
+	snprintf(why, sizeof(why), "ibv_post_send: %s", strerror(-err));
+	xr_peer_down(p, why);
+}
+
 /* Whether the op at the head of the queue can leave now; spends the credit
  * if it can. */
 static bool xr_op_ready(struct xr_peer *p, struct xr_op *op)
@@ -489,13 +501,7 @@ static void xr_try_send(struct xr_peer *p)
 		else
 			ret = xr_post_rdma(p, op);
 		if (ret) {
-			char why[64];
-
-			if (op->kind != XR_OP_READ)
-				p->credit.avail++;
-			snprintf(why, sizeof(why), "ibv_post_send: %s",
-				 strerror(-ret));
-			xr_peer_down(p, why);
+			xr_post_failed(p, ret, op->kind != XR_OP_READ);
 			return;
 		}
 		p->head = op->next;
@@ -560,13 +566,8 @@ static bool xr_send_now(struct xr_peer *p, unsigned type, uint64_t req_id,
 		return false;
 	len = wire_build(buf, sizeof(buf), type, req_id, body, body_len);
 	*err = xr_post_send_slot(p, buf, len, false, false);
-	if (*err) {
-		char why[64];
-
-		p->credit.avail++;
-		snprintf(why, sizeof(why), "ibv_post_send: %s", strerror(-*err));
-		xr_peer_down(p, why);
-	}
+	if (*err)
+		xr_post_failed(p, *err, true);
 	return true;
 }
 
