@@ -74,15 +74,24 @@ static int parse_uint(const char *what, const char *s, long min, long max,
 	return 0;
 }
 
+
+
+/* A variable's value, NULL when unset or empty. */
+static const char *env_str(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* The first of several variables that is set and not empty. */
 static const char *env_first(const char *const *names)
 {
-	for (; *names; names++) {
-		const char *v = getenv(*names);
+	const char *v = NULL;
 
-		if (v && *v)
-			return v;
-	}
-	return NULL;
+	for (; *names && !v; names++)
+		v = env_str(*names);
+	return v;
 }
 
 static const char *const node_envs[] = {"DSM_NODE", "SLURM_PROCID",
@@ -98,27 +107,19 @@ struct raw_opts {
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 {
-	const char *const hb[] = {"DSM_HEARTBEAT_MS", NULL};
-	const char *const dead[] = {"DSM_DEAD_AFTER_MS", NULL};
-	const char *const depth[] = {"DSM_RECV_DEPTH", NULL};
-	const char *const poll[] = {"DSM_POLL_US", NULL};
+	const char *hooks = env_str("DSM_TEST_HOOKS");
 
 	r->node = env_first(node_envs);
 	r->nnodes = env_first(size_envs);
-	r->hb = env_first(hb);
-	r->depth = env_first(depth);
-	r->poll = env_first(poll);
-	r->dead = env_first(dead);
+	r->hb = env_str("DSM_HEARTBEAT_MS");
+	r->dead = env_str("DSM_DEAD_AFTER_MS");
+	r->depth = env_str("DSM_RECV_DEPTH");
+	r->poll = env_str("DSM_POLL_US");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
-	c->device = getenv("DSM_DEVICE");
-	c->addr = getenv("DSM_RDMA_ADDR");
+	c->device = env_str("DSM_DEVICE");
+	c->addr = env_str("DSM_RDMA_ADDR");
 	c->socket = ipc_socket_path();
-	c->test_hooks = getenv("DSM_TEST_HOOKS") &&
-			!strcmp(getenv("DSM_TEST_HOOKS"), "1");
-	if (c->device && !*c->device)
-		c->device = NULL;
-	if (c->addr && !*c->addr)
-		c->addr = NULL;
+	c->test_hooks = hooks && !strcmp(hooks, "1");
 }
 
 static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
