@@ -2,9 +2,24 @@
  *
  * This header is the whole public API.  Calls return 0 or a negative errno
  * unless stated otherwise; pointer-returning calls return NULL and set errno.
+ *
+ * A job is a set of processes (ranks) spread over the nodes of a cluster,
+ * one dsmd per node.  Every rank calls dsm_init() once, then shares memory
+ * with the others through regions of one arena that sits at the same virtual
+ * address in every process of every node.  Shared memory is sequentially
+ * consistent: a program that is correct with threads on one machine is
+ * correct on the cluster.  Collective calls (dsm_alloc, dsm_free,
+ * dsm_barrier) must be called by every rank of the job, in the same order.
+ *
+ * Threads: every call may be made from any thread once dsm_init() has
+ * returned; calls are serialised inside the library.  A process must not
+ * fork() and use shared memory in the child without its own dsm_init().
  */
 #ifndef DSM_H
 #define DSM_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -14,7 +29,7 @@ extern "C" {
 #define DSM_API __attribute__((visibility("default")))
 
 #define DSM_VERSION_MAJOR 0
-#define DSM_VERSION_MINOR 1
+#define DSM_VERSION_MINOR 2
 #define DSM_VERSION_PATCH 0
 
 /* The library's version as "MAJOR.MINOR.PATCH"; never NULL. */
@@ -27,6 +42,110 @@ DSM_API const char *dsm_version(void);
  * answer within timeout_ms), -EPROTO (the daemon speaks another version). */
 DSM_API int dsm_daemon_ping(const char *socket, int timeout_ms, int *node,
 		    int *nnodes);
+
+/* ---- the job ---- */
+
+/* Attach to this node's dsmd and map the shared arena.  The rank and the
+ * job size come from DSM_RANK/DSM_SIZE (set by dsmrun), else from
+ * SLURM_PROCID/SLURM_NTASKS, OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE or
+ * PMI_RANK/PMI_SIZE; the number of ranks on this node from DSM_LOCAL_SIZE
+ * (default 1); the socket from DSM_SOCKET (default /run/dsm/dsmd.sock).
+ * Errors, each also explained on stderr:
+ *   -EINVAL     no or bad rank/size in the environment
+ *   -ENOENT, -ECONNREFUSED  no dsmd at the socket (the message names it)
+ *   -ENOSYS     the kernel is older than 6.4 or lacks a userfaultfd
+ *               feature libdsm needs (the message names it)
+ *   -EPERM      userfaultfd is not permitted to this process
+ *   -EADDRINUSE the arena's address range is taken in this process
+ *   -EALREADY   dsm_init() was already called
+ *   -EPROTO     the daemon speaks another protocol version */
+DSM_API int dsm_init(void);
+/* Detach: unmaps the arena, closes the connection.  Pages stay with the
+ * node.  -EINVAL if dsm_init() did not succeed. */
+DSM_API int dsm_finalize(void);
+/* This process in the job: 0..dsm_size()-1; -EINVAL before dsm_init(). */
+DSM_API int dsm_rank(void);
+DSM_API int dsm_size(void);
+/* The node (dsmd) this process is attached to, and the cluster's size. */
+DSM_API int dsm_node(void);
+DSM_API int dsm_num_nodes(void);
+
+/* ---- shared memory ---- */
+
+/* Collective over the job: every rank must call it with the same size.
+ * Returns the same address on every rank, page aligned, zero filled.
+ * NULL and errno on error: EINVAL (size 0, or ranks asked different sizes:
+ * every rank gets the error and nothing is allocated), ENOMEM (no room in
+ * the arena), ENOTCONN (dsm_init() not called), ECONNABORTED (a rank of
+ * the job died), EIO (the daemon failed). */
+DSM_API void *dsm_alloc(size_t size);
+/* Collective: free a region from dsm_alloc().  Every rank must pass the
+ * same address.  -EINVAL (not the start of an allocated region, or ranks
+ * disagree), -ENOTCONN, -ECONNABORTED. */
+DSM_API int dsm_free(void *addr);
+
+#define DSM_CREATE 0x1 /* create the region if the name is unknown */
+#define DSM_EXCL   0x2 /* with DSM_CREATE: fail if it already exists */
+#define DSM_NAME_MAX 63 /* longest region name, in bytes */
+
+/* Named region, not collective: any process of any node opens it by name
+ * and gets the same address.  size must equal the size it was created
+ * with (or be 0 to accept it).  NULL and errno: ENOENT (no such name and
+ * no DSM_CREATE), EEXIST (DSM_CREATE|DSM_EXCL and it exists), EINVAL (bad
+ * name, flags or size, or size differs from the region's), ENOMEM,
+ * ENOTCONN. */
+DSM_API void *dsm_open(const char *name, size_t size, int flags);
+/* Close a named region.  It is removed, and its memory reclaimed, when the
+ * last process that opened it closes it.  -EINVAL if addr is not an open
+ * named region of this process. */
+DSM_API int dsm_close(void *addr);
+/* Collective: returns once every rank of the job has called it.
+ * -ENOTCONN, -ECONNABORTED (a rank of the job died). */
+DSM_API int dsm_barrier(void);
+
+/* ---- inspection ---- */
+
+enum dsm_page_state { DSM_PAGE_INVALID = 0, DSM_PAGE_SHARED = 1,
+		      DSM_PAGE_MODIFIED = 2 };
+/* This node's state of the page holding addr (enum dsm_page_state), or
+ * -EFAULT (addr outside the arena), -ENOTCONN. */
+DSM_API int dsm_page_state(const void *addr);
+/* The node that masters the directory entry of that page now, or -EFAULT,
+ * -ENOTCONN. */
+DSM_API int dsm_page_master(const void *addr);
+
+/* This node's counters since its dsmd started; every process of the node
+ * sees the same numbers.  Take two snapshots and subtract to count what an
+ * operation cost. */
+struct dsm_stats {
+	uint64_t read_faults;      /* faults that fetched a page to read */
+	uint64_t write_faults;     /* faults that fetched a page to write */
+	uint64_t upgrade_faults;   /* writes to a page held shared */
+	uint64_t minor_faults;     /* page already valid in the node: mapped
+				      with no network traffic */
+	uint64_t zero_fills;       /* first touches granted with no data */
+	uint64_t pages_received, pages_sent;
+	uint64_t bytes_received, bytes_sent;  /* page data and messages */
+	uint64_t invalidations_sent;     /* by this node as master */
+	uint64_t invalidations_received; /* copies this node dropped */
+	uint64_t downgrades;       /* M pages turned S to supply a reader */
+	uint64_t directory_local;  /* requests whose master was this node */
+	uint64_t directory_remote; /* requests sent to another master */
+	uint64_t forwards;         /* requests the master forwarded to a
+				      holder to supply the page */
+	uint64_t msgs_sent, msgs_received; /* node-to-node messages */
+	uint64_t bad_msgs;         /* malformed messages dropped */
+	uint64_t wp_faults;        /* write faults on a page the node held M
+				      but this process had mapped read-only */
+	uint64_t stale_faults;     /* faults that were already resolved */
+	uint64_t held_back;        /* invalidations deferred by hold time */
+	uint64_t reserved[13];
+};
+/* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
+DSM_API int dsm_get_stats(struct dsm_stats *out);
+
+/* The arena: where it starts and how long it is, for tools.  -ENOTCONN. */
+DSM_API int dsm_arena(void **base, size_t *size);
 
 #ifdef __cplusplus
 }
