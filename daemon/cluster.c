@@ -69,10 +69,28 @@ static void heard(struct dsmd *d, int node)
 	d->members[node].heard_any = true;
 }
 
-static void on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
+void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 {
 	switch (m->hdr->type) {
 	case WIRE_HEARTBEAT:
+		break;
+	case WIRE_DSM_REQ:
+	case WIRE_DSM_DONE:
+		dir_on_msg(d, peer, m);
+		break;
+	case WIRE_DSM_FWD:
+	case WIRE_DSM_INV:
+	case WIRE_DSM_INV_ACK:
+	case WIRE_DSM_GRANT:
+		mem_on_msg(d, peer, m);
+		break;
+	case WIRE_COLL_ARRIVE:
+	case WIRE_COLL_DONE:
+	case WIRE_REGION_OP:
+	case WIRE_REGION_REPLY:
+	case WIRE_RESET:
+	case WIRE_RESET_ACK:
+		coll_on_msg(d, peer, m);
 		break;
 	case WIRE_CHECK_BEGIN:
 	case WIRE_CHECK_READY:
@@ -114,16 +132,24 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 		if (m->state != WIRE_MEMBER_ALIVE)
 			break;
 		heard(d, ev->peer);
-		on_msg(d, ev->peer, &ev->msg);
+		d->mem.st.msgs_received++;
+		d->mem.st.bytes_received += ev->msg.hdr->length;
+		cluster_dispatch(d, ev->peer, &ev->msg);
 		break;
 	case XPORT_EV_WRITE_IMM:
 		if (m->state == WIRE_MEMBER_ALIVE)
 			heard(d, ev->peer);
-		check_on_rdma(d, ev);
+		if (ev->imm & MEM_IMM_BIT)
+			mem_on_rdma(d, ev);
+		else
+			check_on_rdma(d, ev);
 		break;
 	case XPORT_EV_READ_DONE:
 	case XPORT_EV_WRITE_DONE:
-		check_on_rdma(d, ev);
+		if (ev->cookie & MEM_COOKIE_BIT)
+			mem_on_rdma(d, ev);
+		else
+			check_on_rdma(d, ev);
 		break;
 	}
 }

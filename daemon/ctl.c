@@ -25,7 +25,9 @@ struct client {
 	struct client *next;
 	int fd;
 	bool hello;
+	uint32_t kind;          /* WIRE_IPC_KIND_* */
 	uint32_t pid;
+	struct app *app;        /* an attached process (kind APP) */
 };
 
 int ctl_setup(struct dsmd *d)
@@ -78,6 +80,8 @@ static void client_close(struct dsmd *d, struct client *c)
 	struct client **pp;
 
 	check_client_gone(d, c);
+	if (c->app)
+		mem_app_gone(d, c->app);
 	for (pp = &d->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -166,23 +170,148 @@ static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
 
 	memcpy(&h, m->body, sizeof(h));
 	if (memcmp(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic)) ||
-	    h.kind != WIRE_IPC_KIND_CTL) {
+	    (h.kind != WIRE_IPC_KIND_CTL && h.kind != WIRE_IPC_KIND_APP)) {
 		refuse(d, c, "bad handshake");
 		return;
 	}
 	c->hello = true;
+	c->kind = h.kind;
 	c->pid = h.pid;
 	if (ctl_reply(c, WIRE_IPC_HELLO_OK, m->hdr->req_id, &ok, sizeof(ok)))
 		client_close(d, c);
 }
 
+static void on_attach(struct dsmd *d, struct client *c, uint64_t req_id,
+		      const struct wire_ipc_attach *at)
+{
+	struct wire_ipc_attach_ok ok = {
+		.base = d->mem.base, .size = d->mem.size,
+		.page_size = WIRE_PAGE_SIZE, .node = (uint32_t)d->cfg.node,
+		.nnodes = (uint32_t)d->cfg.nnodes,
+	};
+	struct app *a;
+
+	if (c->kind != WIRE_IPC_KIND_APP || c->app || at->size == 0 ||
+	    at->rank >= at->size || at->local_size == 0 ||
+	    at->local_size > at->size) {
+		reply_result(c, req_id, -EINVAL);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		reply_result(c, req_id, -ENOMEM);
+		return;
+	}
+	*a = (struct app){.c = c, .uffd = -1, .refs = 1, .rank = at->rank,
+			  .size = at->size, .local_size = at->local_size,
+			  .pid = c->pid, .job = at->job,
+			  .next = d->mem.apps};
+	d->mem.apps = a;
+	c->app = a;
+	if (ipc_send_fd(c->fd, WIRE_IPC_ATTACH_OK, req_id, &ok, sizeof(ok),
+			d->mem.memfd))
+		client_close(d, c);
+}
+
+static void reply_page(struct dsmd *d, struct client *c, uint64_t req_id,
+		       const struct wire_ipc_page *p)
+{
+	struct wire_ipc_reply r = {0};
+	uint64_t page;
+
+	if (p->addr < d->mem.base || p->addr - d->mem.base >= d->mem.size) {
+		r.status = -EFAULT;
+	} else {
+		page = (p->addr - d->mem.base) / WIRE_PAGE_SIZE;
+		r.value = (uint64_t)mem_page_state(d, page);
+		r.value2 = (uint64_t)dir_master(d, page);
+	}
+	ctl_reply(c, WIRE_IPC_REPLY, req_id, &r, sizeof(r));
+}
+
+static void reply_stats(struct dsmd *d, struct client *c, uint64_t req_id)
+{
+	struct dsm_stats st = d->mem.st;
+	struct wire_counters wc;
+	int i;
+
+	st.bad_msgs += d->bad_msgs;
+	for (i = 0; i < d->cfg.nnodes; i++) {
+		if (i == d->cfg.node)
+			continue;
+		xport_counters(d->x, i, &wc);
+		st.bad_msgs += wc.bad_msgs;
+	}
+	ctl_reply(c, WIRE_IPC_STATS_REPLY, req_id, &st, sizeof(st));
+}
+
+/* Requests of an attached process. */
+static bool on_app_request(struct dsmd *d, struct client *c,
+			   const struct wire_msg *m, int *fd)
+{
+	struct wire_ipc_coll coll;
+	struct wire_region_op op;
+	struct wire_ipc_page pg;
+	uint64_t id = m->hdr->req_id;
+	int ret;
+
+	if (m->hdr->type == WIRE_IPC_ATTACH) {
+		struct wire_ipc_attach at;
+
+		memcpy(&at, m->body, sizeof(at));
+		on_attach(d, c, id, &at);
+		return true;
+	}
+	if (!c->app)
+		return false;
+	switch (m->hdr->type) {
+	case WIRE_IPC_UFFD:
+		ret = *fd < 0 ? -EBADF : mem_attach(d, c->app, *fd);
+		if (ret == 0)
+			*fd = -1; /* the process's userfaultfd is ours now */
+		reply_result(c, id, ret);
+		return true;
+	case WIRE_IPC_COLL:
+		memcpy(&coll, m->body, sizeof(coll));
+		ret = coll_ipc(d, c->app, id, &coll);
+		if (ret)
+			app_reply(c->app, id, ret, 0, 0);
+		return true;
+	case WIRE_IPC_REGION:
+		memcpy(&op, m->body, sizeof(op));
+		ret = region_ipc(d, c->app, id, &op);
+		if (ret)
+			app_reply(c->app, id, ret, 0, 0);
+		return true;
+	case WIRE_IPC_PAGE:
+		memcpy(&pg, m->body, sizeof(pg));
+		reply_page(d, c, id, &pg);
+		return true;
+	case WIRE_IPC_STATS:
+		reply_stats(d, c, id);
+		return true;
+	case WIRE_IPC_DETACH:
+		mem_app_gone(d, c->app);
+		c->app = NULL;
+		reply_result(c, id, 0);
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void on_request(struct dsmd *d, struct client *c,
-		       const struct wire_msg *m)
+		       const struct wire_msg *m, int *fd)
 {
 	struct wire_ipc_check req;
 	struct wire_ipc_inject inj;
 	int ret;
 
+	if (c->kind == WIRE_IPC_KIND_APP) {
+		if (!on_app_request(d, c, m, fd))
+			refuse(d, c, "request not valid from a process");
+		return;
+	}
 	switch (m->hdr->type) {
 	case WIRE_IPC_INJECT:
 		memcpy(&inj, m->body, sizeof(inj));
@@ -191,6 +320,9 @@ static void on_request(struct dsmd *d, struct client *c,
 	case WIRE_IPC_STATUS:
 		if (reply_status(d, c, m->hdr->req_id))
 			client_close(d, c);
+		return;
+	case WIRE_IPC_STATS:
+		reply_stats(d, c, m->hdr->req_id);
 		return;
 	case WIRE_IPC_CHECK:
 		memcpy(&req, m->body, sizeof(req));
@@ -209,13 +341,13 @@ void ctl_on_client(struct dsmd *d, struct client *c)
 	char *buf = malloc(WIRE_IPC_MAX);
 	enum wire_error bad = WIRE_OK;
 	struct wire_msg m;
-	int ret;
+	int ret, fd = -1;
 
 	if (!buf) {
 		client_close(d, c);
 		return;
 	}
-	ret = ipc_recv(c->fd, buf, WIRE_IPC_MAX, 0, &m, &bad);
+	ret = ipc_recv_fd(c->fd, buf, WIRE_IPC_MAX, 0, &m, &bad, &fd);
 	if (ret == -ETIMEDOUT) {
 		/* Spurious wake-up. */
 	} else if (ret == -EPROTO) {
@@ -228,7 +360,9 @@ void ctl_on_client(struct dsmd *d, struct client *c)
 		else
 			refuse(d, c, "first message is not a hello");
 	} else {
-		on_request(d, c, &m);
+		on_request(d, c, &m, &fd);
 	}
+	if (fd >= 0)
+		close(fd);
 	free(buf);
 }

@@ -18,9 +18,15 @@
 #include <unistd.h>
 
 #include "../libdsm/ipc.h"
+#include "../libdsm/kver.h"
 #include "../libdsm/log.h"
 #include "../libdsm/rendezvous.h"
 #include "watch.h"
+
+/* Where the arena sits in every process: far from the heap, the stacks
+ * and the libraries' usual places, and inside AddressSanitizer's high
+ * application range. */
+#define DSMD_ARENA_BASE 0x600000000000ull
 
 static struct watch watch_xport = {W_XPORT}, watch_listen = {W_LISTEN},
 		    watch_timer = {W_TIMER}, watch_signal = {W_SIGNAL};
@@ -51,6 +57,9 @@ static void usage(FILE *f)
 "      --poll-us US        busy-poll the CQ before blocking, default 0\n"
 "                                                             (DSM_POLL_US)\n"
 "      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
+"      --arena-mb MB       size of the shared arena, default 1024 (DSM_ARENA_MB)\n"
+"      --hold-us US        keep a page granted to a fault at least this long\n"
+"                          before giving it up, default 200     (DSM_HOLD_US)\n"
 "  -v, --verbose           debug logging\n"
 "The node number and count fall back to SLURM_PROCID/SLURM_NTASKS,\n"
 "OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE and PMI_RANK/PMI_SIZE.\n");
@@ -103,6 +112,7 @@ static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
 
 struct raw_opts {
 	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
+	const char *arena, *hold;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -115,6 +125,8 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->dead = env_str("DSM_DEAD_AFTER_MS");
 	r->depth = env_str("DSM_RECV_DEPTH");
 	r->poll = env_str("DSM_POLL_US");
+	r->arena = env_str("DSM_ARENA_MB");
+	r->hold = env_str("DSM_HOLD_US");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
 	c->addr = env_str("DSM_RDMA_ADDR");
@@ -161,6 +173,15 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->ready)
 		c->ready_fd = (int)v;
+	if (r->arena && parse_uint("arena size (MiB)", r->arena, 1,
+				   1 << 20, &v))
+		return -EINVAL;
+	if (r->arena)
+		c->arena_size = (uint64_t)v << 20;
+	if (r->hold && parse_uint("hold time", r->hold, 0, 1000000, &v))
+		return -EINVAL;
+	if (r->hold)
+		c->hold_us = (unsigned)v;
 	if (c->dead_after_ms < 2 * c->heartbeat_ms) {
 		log_err("--dead-after-ms (%u) must be at least twice "
 			"--heartbeat-ms (%u)", c->dead_after_ms,
@@ -177,7 +198,8 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 
 static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
-	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY };
+	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
+	       O_HOLD };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -192,6 +214,8 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"recv-depth", required_argument, NULL, O_DEPTH},
 		{"poll-us", required_argument, NULL, O_POLL},
 		{"ready-fd", required_argument, NULL, O_READY},
+		{"arena-mb", required_argument, NULL, O_ARENA},
+		{"hold-us", required_argument, NULL, O_HOLD},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -201,7 +225,9 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 
 	*c = (struct dsmd_config){.heartbeat_ms = 500, .dead_after_ms = 5000,
 				  .join_timeout_ms = 120000,
-				  .recv_depth = 32, .ready_fd = -1};
+				  .recv_depth = 32, .ready_fd = -1,
+				  .arena_base = DSMD_ARENA_BASE,
+				  .arena_size = 1ull << 30, .hold_us = 200};
 	env_defaults(c, &r);
 	while ((o = getopt_long(argc, argv, "r:n:R:d:a:s:vh", opts, NULL)) !=
 	       -1) {
@@ -218,6 +244,8 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_DEPTH: r.depth = optarg; break;
 		case O_POLL: r.poll = optarg; break;
 		case O_READY: r.ready = optarg; break;
+		case O_ARENA: r.arena = optarg; break;
+		case O_HOLD: r.hold = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -312,6 +340,9 @@ static int setup(struct dsmd *d)
 	ret = setup_transport(d);
 	if (ret)
 		return ret;
+	ret = mem_setup(d);
+	if (ret)
+		return ret;
 	if (watch_add(d, xport_fd(d->x), &watch_xport) ||
 	    watch_add(d, d->listen_fd, &watch_listen) ||
 	    watch_add(d, d->timer_fd, &watch_timer) ||
@@ -351,6 +382,8 @@ static int run(struct dsmd *d)
 	while (!d->stop) {
 		/* Completions that came in while we worked: handle them
 		 * rather than sleep on an fd that will not fire for them. */
+		while (mem_run_local(d))
+			;
 		ret = xport_arm(d->x);
 		if (ret < 0)
 			return ret;
@@ -376,6 +409,12 @@ static int run(struct dsmd *d)
 			case W_CLIENT:
 				ctl_on_client(d, (struct client *)w);
 				break;
+			case W_UFFD:
+				mem_on_uffd(d, (struct app *)w);
+				break;
+			case W_HOLD:
+				mem_on_hold_timer(d);
+				break;
 			}
 		}
 	}
@@ -386,6 +425,7 @@ static void teardown(struct dsmd *d)
 {
 	check_free(d);
 	ctl_close_all(d);
+	mem_teardown(d);
 	if (d->x)
 		xport_destroy(d->x);
 	if (d->listen_fd >= 0) {
@@ -410,6 +450,14 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &d.cfg))
 		return 2;
 	log_setup("dsmd", d.cfg.node);
+	{
+		char why[160];
+
+		if (kver_check(why, sizeof(why))) {
+			log_err("%s", why);
+			return 2;
+		}
+	}
 	d.start_ms = dsmd_now_ms();
 	for (int i = 0; i < d.cfg.nnodes; i++)
 		d.members[i].state = i == d.cfg.node ? WIRE_MEMBER_SELF

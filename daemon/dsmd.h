@@ -9,6 +9,7 @@
 
 #include "../libdsm/wire.h"
 #include "../libdsm/xport.h"
+#include "mem.h"
 
 struct dsmd_config {
 	int node, nnodes;
@@ -23,6 +24,9 @@ struct dsmd_config {
 	unsigned poll_us;
 	int ready_fd;           /* written once the mesh is up, -1: none */
 	bool test_hooks;        /* DSM_TEST_HOOKS=1: honour IPC_INJECT */
+	uint64_t arena_base;    /* the arena's address in every process */
+	uint64_t arena_size;
+	unsigned hold_us;       /* keep a granted page this long */
 };
 
 struct member {
@@ -57,6 +61,8 @@ struct dsmd {
 	uint32_t check_session;
 	uint64_t check_req_id;
 	struct wire_ipc_check check_req;
+	/* Shared memory (mem.c, dir.c, coll.c). */
+	struct mem mem;
 };
 
 uint64_t dsmd_now_ms(void);
@@ -66,6 +72,8 @@ void cluster_on_event(void *arg, const struct xport_event *ev);
 void cluster_start(struct dsmd *d);
 void cluster_tick(struct dsmd *d);
 bool cluster_peer_alive(const struct dsmd *d, int node);
+/* Hand a node message (from a peer, or from ourselves) to its handler. */
+void cluster_dispatch(struct dsmd *d, int from, const struct wire_msg *m);
 
 /* ctl.c: the Unix socket. */
 int ctl_setup(struct dsmd *d);

@@ -2,7 +2,8 @@
 #ifndef DSMD_WATCH_H
 #define DSMD_WATCH_H
 
-enum watch_kind { W_XPORT, W_LISTEN, W_TIMER, W_SIGNAL, W_CLIENT };
+enum watch_kind { W_XPORT, W_LISTEN, W_TIMER, W_SIGNAL, W_CLIENT, W_UFFD,
+		  W_HOLD };
 
 struct watch {
 	enum watch_kind kind;

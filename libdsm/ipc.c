@@ -56,10 +56,16 @@ int ipc_connect(const char *path)
 	return fd;
 }
 
-int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
-	     size_t body_len)
+int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
+		size_t body_len, int pass_fd)
 {
 	size_t len = sizeof(struct wire_hdr) + body_len;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	char *buf;
 	ssize_t n;
 
@@ -69,21 +75,73 @@ int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
 	if (!buf)
 		return -ENOMEM;
 	wire_build(buf, len, type, req_id, body, body_len);
-	n = send(fd, buf, len, MSG_NOSIGNAL);
+	iov = (struct iovec){.iov_base = buf, .iov_len = len};
+	if (pass_fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
+	n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 	free(buf);
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
-	     struct wire_msg *out, enum wire_error *bad)
+int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
+	     size_t body_len)
+{
+	return ipc_send_fd(fd, type, req_id, body, body_len, -1);
+}
+
+/* The descriptor passed with a message, if any; closes any extra ones. */
+static int take_fds(struct msghdr *mh)
+{
+	struct cmsghdr *cm;
+	int got = -1, one;
+	size_t i, n;
+
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			memcpy(&one, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(int));
+			if (got < 0)
+				got = one;
+			else
+				close(one);
+		}
+	}
+	return got;
+}
+
+int ipc_recv_fd(int fd, void *buf, size_t cap, int timeout_ms,
+		struct wire_msg *out, enum wire_error *bad, int *passed)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	union {
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
 	enum wire_error e;
 	ssize_t n;
-	int r;
+	int r, got;
 
+	if (passed)
+		*passed = -1;
 	do {
 		r = poll(&pfd, 1, timeout_ms);
 	} while (r < 0 && errno == EINTR);
@@ -91,19 +149,38 @@ int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
 		return -errno;
 	if (r == 0)
 		return -ETIMEDOUT;
-	n = recv(fd, buf, cap, MSG_TRUNC | MSG_DONTWAIT);
+	n = recvmsg(fd, &mh, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	got = take_fds(&mh);
+	if (passed)
+		*passed = got;
+	else if (got >= 0)
+		close(got);
 	if (n == 0)
-		return -ECONNRESET;
-	e = (size_t)n > cap ? WIRE_ELONG
+		e = WIRE_ETRUNC;
+	else
+		e = (size_t)n > cap || (mh.msg_flags & MSG_CTRUNC)
+			    ? WIRE_ELONG
 			    : wire_decode(buf, (size_t)n, WIRE_CH_IPC, out);
-	if (e != WIRE_OK) {
+	if (n == 0 || e != WIRE_OK) {
+		if (passed && got >= 0) {
+			close(got);
+			*passed = -1;
+		}
+		if (n == 0)
+			return -ECONNRESET;
 		if (bad)
 			*bad = e;
 		return -EPROTO;
 	}
 	return 0;
+}
+
+int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
+	     struct wire_msg *out, enum wire_error *bad)
+{
+	return ipc_recv_fd(fd, buf, cap, timeout_ms, out, bad, NULL);
 }
 
 int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,

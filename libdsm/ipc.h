@@ -21,11 +21,19 @@ int ipc_listen(const char *path);
 int ipc_connect(const char *path);
 int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
 	     size_t body_len);
+/* The same, passing the descriptor pass_fd (SCM_RIGHTS) when >= 0. */
+int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
+		size_t body_len, int pass_fd);
 /* Receive one message into buf (cap bytes) and decode it.  Waits at most
  * timeout_ms (-1: forever).  0, -ETIMEDOUT, -ECONNRESET (peer closed),
  * -EPROTO (malformed: *bad says why), or another negative errno. */
 int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
 	     struct wire_msg *out, enum wire_error *bad);
+/* ipc_recv() that also takes a descriptor passed with the message:
+ * *passed is it (the caller owns it), or -1.  Extra descriptors and those
+ * of a refused message are closed. */
+int ipc_recv_fd(int fd, void *buf, size_t cap, int timeout_ms,
+		struct wire_msg *out, enum wire_error *bad, int *passed);
 /* Connect and say hello as a client of `kind`; fills *hello on success. */
 int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,
 		    struct wire_ipc_hello_ok *hello);

@@ -1,5 +1,7 @@
 #include "wire.h"
 
+#include <dsm.h>
+
 #include <string.h>
 
 /* What a type may carry: on which channel, and a body of exactly `body`
@@ -26,6 +28,29 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 				   sizeof(struct wire_check_result), 0},
 	[WIRE_CHECK_END] = {"CHECK_END", WIRE_CH_NODE,
 			    sizeof(struct wire_check_end), 0},
+	[WIRE_DSM_REQ] = {"DSM_REQ", WIRE_CH_NODE,
+			  sizeof(struct wire_dsm_req), 0},
+	[WIRE_DSM_FWD] = {"DSM_FWD", WIRE_CH_NODE,
+			  sizeof(struct wire_dsm_fwd), 0},
+	[WIRE_DSM_INV] = {"DSM_INV", WIRE_CH_NODE,
+			  sizeof(struct wire_dsm_inv), 0},
+	[WIRE_DSM_INV_ACK] = {"DSM_INV_ACK", WIRE_CH_NODE,
+			      sizeof(struct wire_dsm_ack), 0},
+	[WIRE_DSM_GRANT] = {"DSM_GRANT", WIRE_CH_NODE,
+			    sizeof(struct wire_dsm_grant), 0},
+	[WIRE_DSM_DONE] = {"DSM_DONE", WIRE_CH_NODE,
+			   sizeof(struct wire_dsm_done), 0},
+	[WIRE_COLL_ARRIVE] = {"COLL_ARRIVE", WIRE_CH_NODE,
+			      sizeof(struct wire_coll_arrive), 0},
+	[WIRE_COLL_DONE] = {"COLL_DONE", WIRE_CH_NODE,
+			    sizeof(struct wire_coll_done), 0},
+	[WIRE_REGION_OP] = {"REGION_OP", WIRE_CH_NODE,
+			    sizeof(struct wire_region_op), 0},
+	[WIRE_REGION_REPLY] = {"REGION_REPLY", WIRE_CH_NODE,
+			       sizeof(struct wire_ipc_reply), 0},
+	[WIRE_RESET] = {"RESET", WIRE_CH_NODE, sizeof(struct wire_reset), 0},
+	[WIRE_RESET_ACK] = {"RESET_ACK", WIRE_CH_NODE,
+			    sizeof(struct wire_reset), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,
@@ -41,6 +66,23 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			    sizeof(struct wire_ipc_result), 0},
 	[WIRE_IPC_INJECT] = {"IPC_INJECT", WIRE_CH_IPC,
 			     sizeof(struct wire_ipc_inject), 0},
+	[WIRE_IPC_ATTACH] = {"IPC_ATTACH", WIRE_CH_IPC,
+			     sizeof(struct wire_ipc_attach), 0},
+	[WIRE_IPC_ATTACH_OK] = {"IPC_ATTACH_OK", WIRE_CH_IPC,
+				sizeof(struct wire_ipc_attach_ok), 0},
+	[WIRE_IPC_UFFD] = {"IPC_UFFD", WIRE_CH_IPC, 0, 0},
+	[WIRE_IPC_COLL] = {"IPC_COLL", WIRE_CH_IPC,
+			   sizeof(struct wire_ipc_coll), 0},
+	[WIRE_IPC_REGION] = {"IPC_REGION", WIRE_CH_IPC,
+			     sizeof(struct wire_region_op), 0},
+	[WIRE_IPC_PAGE] = {"IPC_PAGE", WIRE_CH_IPC,
+			   sizeof(struct wire_ipc_page), 0},
+	[WIRE_IPC_STATS] = {"IPC_STATS", WIRE_CH_IPC, 0, 0},
+	[WIRE_IPC_STATS_REPLY] = {"IPC_STATS_REPLY", WIRE_CH_IPC,
+				  sizeof(struct dsm_stats), 0},
+	[WIRE_IPC_REPLY] = {"IPC_REPLY", WIRE_CH_IPC,
+			    sizeof(struct wire_ipc_reply), 0},
+	[WIRE_IPC_DETACH] = {"IPC_DETACH", WIRE_CH_IPC, 0, 0},
 };
 
 static const char *const wire_errors[WIRE_NERRORS] = {

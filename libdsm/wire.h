@@ -64,6 +64,25 @@ enum wire_type {
 	/* END: C->P, session over; P may drop its state. */
 	WIRE_CHECK_END = 8,
 
+	/* ---- shared memory: the directory protocol (daemon/dir.c) ----
+	 * R is a node that faults, M the page's master, H a holder.
+	 * req_id is always R's transaction id. */
+	WIRE_DSM_REQ = 9,     /* R->M: read or write the page */
+	WIRE_DSM_FWD = 10,    /* M->H: send the page to R (and downgrade or
+				 invalidate); H writes it into R's slot */
+	WIRE_DSM_INV = 11,    /* M->H: drop your copy, acknowledge to R */
+	WIRE_DSM_INV_ACK = 12, /* H->R */
+	WIRE_DSM_GRANT = 13,  /* M->R: rights granted, acks and data to wait
+				 for */
+	WIRE_DSM_DONE = 14,   /* R->M: transaction over, the entry is free */
+	/* ---- collectives, named regions, resets (daemon/coll.c) ---- */
+	WIRE_COLL_ARRIVE = 15, /* node->0: its ranks entered collective seq */
+	WIRE_COLL_DONE = 16,   /* 0->nodes: collective seq is over */
+	WIRE_REGION_OP = 17,   /* node->0: open or close a named region */
+	WIRE_REGION_REPLY = 18, /* 0->node */
+	WIRE_RESET = 19,       /* 0->nodes: drop pages and entries of a range */
+	WIRE_RESET_ACK = 20,   /* node->0 */
+
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
 	/* HELLO: client->dsmd, first message of every connection.
@@ -79,8 +98,22 @@ enum wire_type {
 	 * send a deliberately malformed message to a peer.  Answered with
 	 * IPC_RESULT. */
 	WIRE_IPC_INJECT = 71,
+	/* libdsm -> dsmd after HELLO (kind APP): join the job; answered
+	 * with ATTACH_OK carrying the node memfd (SCM_RIGHTS). */
+	WIRE_IPC_ATTACH = 72,
+	WIRE_IPC_ATTACH_OK = 73,
+	/* libdsm -> dsmd: the process's userfaultfd (SCM_RIGHTS), registered
+	 * over the arena; answered with RESULT. */
+	WIRE_IPC_UFFD = 74,
+	WIRE_IPC_COLL = 75,     /* barrier, alloc, free: answered with REPLY */
+	WIRE_IPC_REGION = 76,   /* open or close a named region: REPLY */
+	WIRE_IPC_PAGE = 77,     /* page state and master: REPLY */
+	WIRE_IPC_STATS = 78,    /* answered with STATS_REPLY */
+	WIRE_IPC_STATS_REPLY = 79,
+	WIRE_IPC_REPLY = 80,    /* status and two values */
+	WIRE_IPC_DETACH = 81,   /* clean goodbye: answered with RESULT */
 
-	WIRE_TYPE_MAX = 72,
+	WIRE_TYPE_MAX = 82,
 };
 
 /* ---- bodies ---- */
@@ -122,7 +155,118 @@ struct wire_check_end {
 	uint32_t reserved;
 } __attribute__((packed));
 
+/* ---- shared-memory bodies ---- */
+
+#define WIRE_PAGE_SIZE 4096u
+
+enum wire_access { WIRE_ACC_READ = 1, WIRE_ACC_WRITE = 2 };
+enum wire_pstate { WIRE_PS_I = 0, WIRE_PS_S = 1, WIRE_PS_M = 2 };
+
+/* Where a holder writes the page for R: R's receive slot. */
+struct wire_slot {
+	uint64_t addr;
+	uint32_t rkey;
+	uint32_t index; /* the immediate data of the RDMA WRITE */
+} __attribute__((packed));
+
+struct wire_dsm_req {
+	uint64_t page;   /* page index in the arena */
+	uint32_t access; /* enum wire_access */
+	uint32_t has_copy; /* R holds the page S (an upgrade) */
+	struct wire_slot slot;
+} __attribute__((packed));
+
+#define WIRE_FWD_INVALIDATE 1u /* drop the copy after sending (else keep S) */
+#define WIRE_FWD_GRANT      2u /* the data carries R's grant */
+
+struct wire_dsm_fwd {
+	uint64_t page;
+	uint32_t requester;
+	uint32_t flags;    /* WIRE_FWD_* */
+	uint32_t state;    /* granted state, with WIRE_FWD_GRANT */
+	uint32_t reserved;
+	uint64_t version;
+	struct wire_slot slot;
+} __attribute__((packed));
+
+struct wire_dsm_inv {
+	uint64_t page;
+	uint32_t requester;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_dsm_ack {
+	uint64_t page;
+} __attribute__((packed));
+
+#define WIRE_GRANT_ZERO 1u /* first touch: zero fill, no data moves */
+#define WIRE_GRANT_DATA 2u /* a holder writes the data into the slot */
+
+struct wire_dsm_grant {
+	uint64_t page;
+	uint32_t state; /* enum wire_pstate */
+	uint32_t acks;  /* INV_ACKs R must collect */
+	uint32_t flags; /* WIRE_GRANT_* */
+	uint32_t reserved;
+	uint64_t version;
+} __attribute__((packed));
+
+struct wire_dsm_done {
+	uint64_t page;
+} __attribute__((packed));
+
+/* Written after the page in R's slot by the RDMA WRITE. */
+#define WIRE_TRAILER_MAGIC 0x5a1f7e11u
+struct wire_trailer {
+	uint64_t page;
+	uint64_t req_id;   /* R's transaction */
+	uint64_t version;
+	uint32_t state;    /* granted state when grant != 0 */
+	uint32_t grant;    /* 1: this is R's grant too */
+	uint32_t src;      /* the holder */
+	uint32_t magic;
+} __attribute__((packed));
+
+#define WIRE_SLOT_SIZE (WIRE_PAGE_SIZE + sizeof(struct wire_trailer))
+
+enum wire_coll_op { WIRE_COLL_BARRIER = 1, WIRE_COLL_ALLOC, WIRE_COLL_FREE };
+
+struct wire_coll_arrive {
+	uint64_t job;
+	uint64_t seq;
+	uint64_t arg;      /* size (ALLOC), address (FREE), 0 */
+	uint32_t op;       /* enum wire_coll_op */
+	uint32_t count;    /* ranks of this node that arrived */
+	uint32_t size;     /* ranks in the job */
+	uint32_t mismatch; /* this node's ranks disagreed on op or arg */
+} __attribute__((packed));
+
+struct wire_coll_done {
+	uint64_t job;
+	uint64_t seq;
+	int32_t status;
+	uint32_t reserved;
+	uint64_t value;
+} __attribute__((packed));
+
+#define WIRE_NAME_MAX 64 /* a region name with its NUL */
+enum wire_region_kind { WIRE_REGION_OPEN = 1, WIRE_REGION_CLOSE };
+
+struct wire_region_op {
+	uint32_t op;
+	uint32_t flags;  /* DSM_CREATE, DSM_EXCL */
+	uint64_t size;   /* OPEN */
+	uint64_t addr;   /* CLOSE */
+	char name[WIRE_NAME_MAX]; /* OPEN: NUL terminated */
+} __attribute__((packed));
+
+struct wire_reset {
+	uint64_t first_page;
+	uint64_t npages;
+} __attribute__((packed));
+
 #define WIRE_IPC_KIND_CTL 1u
+#define WIRE_IPC_KIND_APP 2u
 #define WIRE_IPC_MAGIC "DSMIPC01"
 
 struct wire_ipc_hello {
@@ -134,6 +278,38 @@ struct wire_ipc_hello {
 struct wire_ipc_hello_ok {
 	uint32_t node;
 	uint32_t nnodes;
+} __attribute__((packed));
+
+struct wire_ipc_attach {
+	uint32_t rank, size;
+	uint32_t local_size; /* ranks on this node */
+	uint32_t reserved;
+	uint64_t job;        /* job id: a new id starts the collectives over */
+} __attribute__((packed));
+
+struct wire_ipc_attach_ok {
+	uint64_t base;      /* the arena's address in every process */
+	uint64_t size;
+	uint32_t page_size;
+	uint32_t node, nnodes;
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_ipc_coll {
+	uint64_t seq;  /* this rank's collective count */
+	uint64_t arg;
+	uint32_t op;   /* enum wire_coll_op */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_ipc_page {
+	uint64_t addr;
+} __attribute__((packed));
+
+struct wire_ipc_reply {
+	int32_t status; /* 0 or negative errno */
+	uint32_t reserved;
+	uint64_t value, value2;
 } __attribute__((packed));
 
 /* Malformations WIRE_IPC_INJECT can send. */

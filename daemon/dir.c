@@ -1,0 +1,298 @@
+/* The master side of the directory protocol.
+ *
+ * Each page's entry lives on its master: uncached, shared by a set of
+ * nodes, or modified by one owner.  Requests for a page are served one at a
+ * time: an entry is busy from the moment a request is served until the
+ * requester's DONE says it holds what it was granted, and requests that
+ * arrive meanwhile wait in the entry's queue.  So the master never sends a
+ * node an invalidation or a forward for a transaction that node has not yet
+ * finished, and grants, data and invalidations of one page cannot overtake
+ * each other.  Other pages proceed in parallel.
+ *
+ *   read,  uncached       GRANT S zero-fill (no data moves)
+ *   read,  shared         FWD to a sharer (the master if it is one): it
+ *                         writes the page, with the grant, into R's slot
+ *   read,  modified at O  FWD to O: O write-protects, sends, keeps S
+ *   write, uncached       GRANT M zero-fill
+ *   write, R shares it    INV to every other sharer (they ack to R),
+ *                         GRANT M with the number of acks
+ *   write, R does not     FWD+invalidate to one sharer (the data is its
+ *                         ack), INV to the others, GRANT M with data
+ *   write, modified at O  FWD+invalidate to O, with the grant
+ *
+ * The master sends to itself through the local queue like to any node, so
+ * every case runs the same code whether or not the master takes part.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../libdsm/log.h"
+#include "dsmd.h"
+
+/* A request waiting for its entry. */
+struct dreq {
+	struct dreq *next;
+	int from;
+	uint64_t req_id;
+	struct wire_dsm_req r;
+};
+
+/* The one place that says which node masters a page.  Static for now:
+ * pages are dealt to the nodes in turn. */
+int dir_master(const struct dsmd *d, uint64_t page)
+{
+	return (int)(page % (uint64_t)d->cfg.nnodes);
+}
+
+static int lowest(uint64_t set)
+{
+	return __builtin_ctzll(set);
+}
+
+static void grant(struct dsmd *d, int to, uint64_t id, uint64_t page,
+		  const struct dentry *e, unsigned state, unsigned acks,
+		  unsigned flags)
+{
+	struct wire_dsm_grant g = {.page = page, .state = state, .acks = acks,
+				   .flags = flags, .version = e->version};
+
+	mem_send(d, to, WIRE_DSM_GRANT, id, &g, sizeof(g));
+}
+
+static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
+		const struct wire_dsm_req *r, const struct dentry *e,
+		unsigned flags, unsigned state)
+{
+	struct wire_dsm_fwd f = {.page = r->page, .requester = (uint32_t)to,
+				 .flags = flags, .state = state,
+				 .version = e->version, .slot = r->slot};
+
+	if (holder != d->cfg.node)
+		d->mem.st.forwards++;
+	if (flags & WIRE_FWD_INVALIDATE)
+		d->mem.st.invalidations_sent++;
+	mem_send(d, holder, WIRE_DSM_FWD, id, &f, sizeof(f));
+}
+
+/* Invalidate every node of `set`; each acknowledges to the requester. */
+static unsigned inv_all(struct dsmd *d, uint64_t set, int to, uint64_t id,
+			uint64_t page)
+{
+	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to};
+	unsigned n = 0;
+
+	while (set) {
+		int h = lowest(set);
+
+		set &= set - 1;
+		mem_send(d, h, WIRE_DSM_INV, id, &inv, sizeof(inv));
+		d->mem.st.invalidations_sent++;
+		n++;
+	}
+	return n;
+}
+
+/* A holder to supply the page from `set`: ourselves when we can. */
+static int supplier(const struct dsmd *d, uint64_t set)
+{
+	if (set & (1ull << d->cfg.node))
+		return d->cfg.node;
+	return lowest(set);
+}
+
+static void serve_read(struct dsmd *d, struct dentry *e, int r, uint64_t id,
+		       const struct wire_dsm_req *q)
+{
+	uint64_t bit = 1ull << r, others = e->sharers & ~bit;
+
+	switch (e->state) {
+	case WIRE_PS_I:
+		e->state = WIRE_PS_S;
+		e->sharers = bit;
+		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_ZERO);
+		return;
+	case WIRE_PS_S:
+		if (!others) {
+			/* Only the requester is listed: it cannot miss. */
+			log_warn("page %llu: read miss by its only sharer %d",
+				 (unsigned long long)q->page, r);
+			grant(d, r, id, q->page, e, WIRE_PS_S, 0, 0);
+			return;
+		}
+		fwd(d, supplier(d, others), r, id, q, e, WIRE_FWD_GRANT,
+		    WIRE_PS_S);
+		e->sharers |= bit;
+		return;
+	default:
+		fwd(d, e->owner, r, id, q, e, WIRE_FWD_GRANT, WIRE_PS_S);
+		e->state = WIRE_PS_S;
+		e->sharers = bit | 1ull << e->owner;
+		return;
+	}
+}
+
+static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
+			const struct wire_dsm_req *q)
+{
+	uint64_t bit = 1ull << r, others = e->sharers & ~bit;
+	unsigned acks;
+	int s;
+
+	e->version++;
+	switch (e->state) {
+	case WIRE_PS_I:
+		grant(d, r, id, q->page, e, WIRE_PS_M, 0, WIRE_GRANT_ZERO);
+		break;
+	case WIRE_PS_S:
+		if ((e->sharers & bit) || !others) {
+			/* An upgrade: R's copy is current. */
+			acks = inv_all(d, others, r, id, q->page);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
+			break;
+		}
+		/* R lost its copy (another upgrade won) or never had one:
+		 * one sharer sends the page, the others only drop theirs. */
+		s = supplier(d, others);
+		fwd(d, s, r, id, q, e, WIRE_FWD_INVALIDATE, WIRE_PS_M);
+		acks = inv_all(d, others & ~(1ull << s), r, id, q->page);
+		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_DATA);
+		break;
+	default:
+		if (e->owner == r) {
+			log_warn("page %llu: write miss by its owner %d",
+				 (unsigned long long)q->page, r);
+			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0);
+			break;
+		}
+		fwd(d, e->owner, r, id, q, e,
+		    WIRE_FWD_INVALIDATE | WIRE_FWD_GRANT, WIRE_PS_M);
+		break;
+	}
+	e->state = WIRE_PS_M;
+	e->owner = (uint16_t)r;
+	e->sharers = 0;
+}
+
+static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
+		  const struct wire_dsm_req *q)
+{
+	e->busy = 1;
+	e->busy_node = (uint16_t)r;
+	e->busy_req = id;
+	if (q->access == WIRE_ACC_READ)
+		serve_read(d, e, r, id, q);
+	else
+		serve_write(d, e, r, id, q);
+}
+
+static void on_req(struct dsmd *d, int from, uint64_t id,
+		   const struct wire_dsm_req *q)
+{
+	struct dentry *e;
+	struct dreq *w;
+
+	if ((q->access != WIRE_ACC_READ && q->access != WIRE_ACC_WRITE) ||
+	    dir_master(d, q->page) != d->cfg.node) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	e = ptab_get(&d->mem.dir, q->page, true);
+	if (!e)
+		return;
+	if (!e->busy) {
+		serve(d, e, from, id, q);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		log_err("out of memory queueing a request: dropped");
+		return;
+	}
+	*w = (struct dreq){.from = from, .req_id = id, .r = *q};
+	if (e->q_tail)
+		e->q_tail->next = w;
+	else
+		e->q_head = w;
+	e->q_tail = w;
+}
+
+static void on_done(struct dsmd *d, int from, uint64_t id, uint64_t page)
+{
+	struct dentry *e = ptab_get(&d->mem.dir, page, false);
+	struct dreq *w;
+
+	if (!e || !e->busy || e->busy_node != from || e->busy_req != id) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	e->busy = 0;
+	while (!e->busy && (w = e->q_head)) {
+		e->q_head = w->next;
+		if (!e->q_head)
+			e->q_tail = NULL;
+		serve(d, e, w->from, w->req_id, &w->r);
+		free(w);
+	}
+}
+
+void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
+{
+	struct wire_dsm_req q;
+	struct wire_dsm_done done;
+
+	if (m->hdr->type == WIRE_DSM_REQ) {
+		memcpy(&q, m->body, sizeof(q));
+		if (q.page >= d->mem.npages) {
+			d->mem.st.bad_msgs++;
+			return;
+		}
+		on_req(d, from, m->hdr->req_id, &q);
+	} else {
+		memcpy(&done, m->body, sizeof(done));
+		if (done.page >= d->mem.npages) {
+			d->mem.st.bad_msgs++;
+			return;
+		}
+		on_done(d, from, m->hdr->req_id, done.page);
+	}
+}
+
+static void free_queue(struct dentry *e)
+{
+	while (e->q_head) {
+		struct dreq *w = e->q_head;
+
+		e->q_head = w->next;
+		free(w);
+	}
+	e->q_tail = NULL;
+}
+
+void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = first; i < first + n; i++) {
+		struct dentry *e = ptab_get(&d->mem.dir, i, false);
+
+		if (e && !e->busy) {
+			free_queue(e);
+			*e = (struct dentry){0};
+		}
+	}
+}
+
+void dir_teardown(struct dsmd *d)
+{
+	struct ptab *t = &d->mem.dir;
+	size_t c, i;
+
+	for (c = 0; t->chunks && c < t->nchunks; c++) {
+		struct dentry *e = t->chunks[c];
+
+		for (i = 0; e && i < 512; i++)
+			free_queue(&e[i]);
+	}
+}

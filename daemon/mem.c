@@ -1,0 +1,923 @@
+/* The node's memory and the faults of the processes attached to it.
+ *
+ * Node memory is one memfd, mapped by every attached process at the arena's
+ * address.  dsmd never maps it: it reads a page it must send with pread(),
+ * installs a page it received with pwrite(), and drops a page with a hole
+ * punched in the memfd, which unmaps it from every process at once.  The
+ * processes' userfaultfds (passed to dsmd) report every access to a page the
+ * process has not mapped, or writes to a page mapped read-only; dsmd
+ * resolves each with UFFDIO_CONTINUE (mapping the page-cache page, write
+ * protected while the node holds it S) or UFFDIO_WRITEPROTECT.
+ *
+ * Requester side: a fault that needs the network starts a transaction,
+ * sends DSM_REQ to the page's master, and completes when the grant, the
+ * data (written by a holder into a receive slot with RDMA WRITE) and the
+ * invalidation acknowledgements it announces are all in.  Holder side:
+ * DSM_FWD (send the page, then keep it S or drop it) and DSM_INV (drop it).
+ * A freshly granted page is held for hold_us before it is given up, so that
+ * the faulting thread runs before its page is taken away.
+ */
+#define _GNU_SOURCE
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../libdsm/log.h"
+#include "dsmd.h"
+
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1) /* Linux 6.4 */
+#endif
+
+#define PTAB_CHUNK 512u
+#define SLOT_STRIDE 4160u /* WIRE_SLOT_SIZE rounded up to 64 bytes */
+
+_Static_assert(WIRE_SLOT_SIZE <= SLOT_STRIDE, "a slot holds page+trailer");
+_Static_assert(sizeof(struct wire_dsm_fwd) <= sizeof(((struct pending *)0)->body),
+	       "pending bodies hold every deferred message");
+
+static void handle_fault(struct dsmd *d, struct app *a, uint64_t addr,
+			 uint32_t flags);
+
+uint64_t mem_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tables                                                                 */
+
+static int ptab_init(struct ptab *t, uint64_t n, size_t elem)
+{
+	t->nchunks = (size_t)(n + PTAB_CHUNK - 1) / PTAB_CHUNK;
+	t->elem = elem;
+	t->chunks = calloc(t->nchunks, sizeof(*t->chunks));
+	return t->chunks ? 0 : -ENOMEM;
+}
+
+static void ptab_free(struct ptab *t)
+{
+	size_t i;
+
+	for (i = 0; t->chunks && i < t->nchunks; i++)
+		free(t->chunks[i]);
+	free(t->chunks);
+	t->chunks = NULL;
+}
+
+/* The element for idx; NULL if its chunk was never filled (and create is
+ * false), or memory ran out. */
+void *ptab_get(struct ptab *t, uint64_t idx, bool create)
+{
+	size_t c = (size_t)(idx / PTAB_CHUNK);
+
+	if (c >= t->nchunks)
+		return NULL;
+	if (!t->chunks[c]) {
+		if (!create)
+			return NULL;
+		t->chunks[c] = calloc(PTAB_CHUNK, t->elem);
+		if (!t->chunks[c]) {
+			log_err("out of memory for page tables");
+			return NULL;
+		}
+	}
+	return (char *)t->chunks[c] + (idx % PTAB_CHUNK) * t->elem;
+}
+
+int mem_page_state(struct dsmd *d, uint64_t page)
+{
+	struct page *pg = ptab_get(&d->mem.pages, page, false);
+
+	return pg ? pg->state : WIRE_PS_I;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Set-up                                                                 */
+
+static int reg_buf(struct dsmd *d, size_t len, void **buf,
+		   struct xport_mr *mr)
+{
+	int ret;
+
+	*buf = aligned_alloc(4096, len);
+	if (!*buf)
+		return -ENOMEM;
+	memset(*buf, 0, len);
+	ret = xport_reg_mr(d->x, *buf, len, mr);
+	if (ret) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return ret;
+}
+
+int mem_setup(struct dsmd *d)
+{
+	struct mem *m = &d->mem;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->hold_w};
+	unsigned i;
+	int ret;
+
+	m->base = d->cfg.arena_base;
+	m->size = d->cfg.arena_size;
+	m->npages = m->size / WIRE_PAGE_SIZE;
+	m->hold_us = d->cfg.hold_us;
+	m->local_tail = &m->local_q;
+	m->memfd = memfd_create("dsm-node-memory", MFD_CLOEXEC);
+	if (m->memfd < 0 || ftruncate(m->memfd, (off_t)m->size)) {
+		ret = -errno;
+		log_err("node memory (memfd of %llu bytes): %s",
+			(unsigned long long)m->size, strerror(-ret));
+		return ret;
+	}
+	if (ptab_init(&m->pages, m->npages, sizeof(struct page)) ||
+	    ptab_init(&m->dir, m->npages, sizeof(struct dentry)))
+		return -ENOMEM;
+	ret = reg_buf(d, (size_t)MEM_NSLOTS * SLOT_STRIDE, &m->recv_buf,
+		      &m->recv_mr);
+	if (ret == 0)
+		ret = reg_buf(d, (size_t)MEM_NSEND * SLOT_STRIDE, &m->send_buf,
+			      &m->send_mr);
+	if (ret) {
+		log_err("registering page buffers: %s", strerror(-ret));
+		return ret;
+	}
+	m->nfree_slots = MEM_NSLOTS;
+	for (i = 0; i < MEM_NSEND; i++)
+		m->send_free[i] = (uint16_t)i;
+	m->nsend_free = MEM_NSEND;
+	m->hold_w.kind = W_HOLD;
+	m->hold_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->hold_fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, m->hold_fd, &ev))
+		return -errno;
+	return coll_setup(d);
+}
+
+static void free_list(struct pending *p)
+{
+	while (p) {
+		struct pending *n = p->next;
+
+		free(p);
+		p = n;
+	}
+}
+
+void mem_teardown(struct dsmd *d)
+{
+	struct mem *m = &d->mem;
+
+	coll_teardown(d);
+	dir_teardown(d);
+	free_list(m->deferred);
+	free_list(m->local_q);
+	m->deferred = m->local_q = NULL;
+	if (m->recv_buf && d->x)
+		xport_dereg_mr(d->x, &m->recv_mr);
+	if (m->send_buf && d->x)
+		xport_dereg_mr(d->x, &m->send_mr);
+	free(m->recv_buf);
+	free(m->send_buf);
+	ptab_free(&m->pages);
+	ptab_free(&m->dir);
+	if (m->hold_fd > 0)
+		close(m->hold_fd);
+	if (m->memfd > 0)
+		close(m->memfd);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Messages                                                               */
+
+/* Send to a node, or to ourselves through the local queue, which the loop
+ * drains before it blocks (mem_run_local). */
+int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,
+	     const void *body, size_t len)
+{
+	struct mem *m = &d->mem;
+	struct pending *p;
+	int ret;
+
+	if (node == d->cfg.node) {
+		p = calloc(1, sizeof(*p));
+		if (!p || len > sizeof(p->body)) {
+			free(p);
+			log_err("cannot queue a %s to self", wire_type_name(type));
+			return -ENOMEM;
+		}
+		*p = (struct pending){.from = node, .type = type,
+				      .req_id = req_id, .len = len};
+		memcpy(p->body, body, len);
+		*m->local_tail = p;
+		m->local_tail = &p->next;
+		return 0;
+	}
+	ret = xport_send(d->x, node, type, req_id, body, len);
+	if (ret) {
+		log_warn("cannot send %s to node %d: %s", wire_type_name(type),
+			 node, strerror(-ret));
+		return ret;
+	}
+	m->st.msgs_sent++;
+	m->st.bytes_sent += sizeof(struct wire_hdr) + len;
+	return 0;
+}
+
+/* Hand a kept message to its handler as if it had just arrived. */
+static void replay(struct dsmd *d, struct pending *p, bool local)
+{
+	unsigned char buf[sizeof(struct wire_hdr) + sizeof(p->body)];
+	struct wire_hdr *h = (struct wire_hdr *)buf;
+	struct wire_msg msg;
+
+	wire_build(buf, sizeof(buf), p->type, p->req_id, p->body, p->len);
+	h->src = (uint16_t)p->from;
+	msg = (struct wire_msg){.hdr = h, .body = buf + sizeof(*h),
+				.body_len = p->len};
+	if (local)
+		cluster_dispatch(d, p->from, &msg);
+	else
+		mem_on_msg(d, p->from, &msg);
+}
+
+bool mem_run_local(struct dsmd *d)
+{
+	struct mem *m = &d->mem;
+	struct pending *p;
+	bool any = false;
+
+	while ((p = m->local_q)) {
+		m->local_q = p->next;
+		if (!m->local_q)
+			m->local_tail = &m->local_q;
+		replay(d, p, true);
+		free(p);
+		any = true;
+	}
+	return any;
+}
+
+static void arm_hold(struct dsmd *d)
+{
+	struct mem *m = &d->mem;
+	struct itimerspec its = {0};
+	uint64_t first = 0, now = mem_now_us();
+	struct pending *p;
+
+	for (p = m->deferred; p; p = p->next)
+		if (p->not_before_us && (!first || p->not_before_us < first))
+			first = p->not_before_us;
+	if (first) {
+		uint64_t us = first > now ? first - now : 1;
+
+		its.it_value.tv_sec = (time_t)(us / 1000000u);
+		its.it_value.tv_nsec = (long)(us % 1000000u) * 1000L;
+	}
+	timerfd_settime(m->hold_fd, 0, &its, NULL);
+}
+
+/* Keep a holder-side message until `when` (0: until a send slot frees). */
+static void defer(struct dsmd *d, int from, const struct wire_msg *msg,
+		  uint64_t when)
+{
+	struct mem *m = &d->mem;
+	struct pending *p = calloc(1, sizeof(*p)), **pp;
+
+	if (!p || msg->body_len > sizeof(p->body)) {
+		free(p);
+		log_err("cannot keep a %s for later: dropped",
+			wire_type_name(msg->hdr->type));
+		return;
+	}
+	*p = (struct pending){.from = from, .type = msg->hdr->type,
+			      .req_id = msg->hdr->req_id,
+			      .len = msg->body_len, .not_before_us = when};
+	memcpy(p->body, msg->body, msg->body_len);
+	for (pp = &m->deferred; *pp; pp = &(*pp)->next)
+		;
+	*pp = p; /* in arrival order */
+	m->st.held_back++;
+	arm_hold(d);
+}
+
+static void retry_deferred(struct dsmd *d)
+{
+	struct mem *m = &d->mem;
+	struct pending *list = m->deferred, *p;
+	uint64_t now = mem_now_us();
+
+	m->deferred = NULL;
+	while ((p = list)) {
+		list = p->next;
+		p->next = NULL;
+		if (p->not_before_us > now) {
+			struct pending **pp = &m->deferred;
+
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = p;
+			continue;
+		}
+		m->st.held_back--; /* counted again if it is kept again */
+		replay(d, p, false);
+		free(p);
+	}
+	arm_hold(d);
+}
+
+void mem_on_hold_timer(struct dsmd *d)
+{
+	uint64_t n;
+
+	if (read(d->mem.hold_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("hold timer: %s", strerror(errno));
+	retry_deferred(d);
+}
+
+/* ---------------------------------------------------------------------- */
+/* userfaultfd                                                            */
+
+static int uffd_continue(int uffd, uint64_t addr, bool wp)
+{
+	struct uffdio_continue c = {
+		.range = {.start = addr, .len = WIRE_PAGE_SIZE},
+		.mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0,
+	};
+
+	return ioctl(uffd, UFFDIO_CONTINUE, &c) ? -errno : 0;
+}
+
+static int uffd_wp(int uffd, uint64_t addr, bool on, bool wake)
+{
+	struct uffdio_writeprotect w = {
+		.range = {.start = addr, .len = WIRE_PAGE_SIZE},
+		.mode = (on ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
+			(wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+static void uffd_wake(int uffd, uint64_t addr)
+{
+	struct uffdio_range r = {.start = addr, .len = WIRE_PAGE_SIZE};
+
+	ioctl(uffd, UFFDIO_WAKE, &r);
+}
+
+static uint64_t page_addr(const struct mem *m, uint64_t page)
+{
+	return m->base + page * WIRE_PAGE_SIZE;
+}
+
+/* Write-protect the page in every attached process: afterwards no process
+ * can change it, so it may be read and sent (a downgrade from M). */
+static void protect_all(struct dsmd *d, uint64_t page)
+{
+	uint64_t addr = page_addr(&d->mem, page);
+	struct app *a;
+
+	for (a = d->mem.apps; a; a = a->next)
+		if (a->uffd >= 0)
+			uffd_wp(a->uffd, addr, true, false);
+}
+
+/* Map a page the node holds into the faulting process, or wake it if some
+ * other thread already did.  Errors mean the process is gone. */
+static void resolve(struct dsmd *d, struct app *a, uint64_t addr,
+		    uint32_t flags, const struct page *pg)
+{
+	struct dsm_stats *st = &d->mem.st;
+	bool m = pg->state == WIRE_PS_M;
+	int ret;
+
+	if (m && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
+		st->wp_faults++;
+		uffd_wp(a->uffd, addr, false, true);
+		return;
+	}
+	ret = uffd_continue(a->uffd, addr, !m);
+	if (ret == 0) {
+		if (flags & UFFD_PAGEFAULT_FLAG_MINOR)
+			st->minor_faults++;
+		return;
+	}
+	if (ret == -EEXIST) {
+		st->stale_faults++;
+		if (m)
+			uffd_wp(a->uffd, addr, false, true);
+		else
+			uffd_wake(a->uffd, addr);
+	}
+}
+
+static void queue_fault(struct fault **list, struct app *a, uint64_t addr,
+			uint32_t flags)
+{
+	struct fault *f = calloc(1, sizeof(*f)), **pp;
+
+	if (!f) {
+		log_err("out of memory queueing a fault: the process waits");
+		return;
+	}
+	*f = (struct fault){.app = a, .addr = addr, .flags = flags};
+	a->refs++;
+	for (pp = list; *pp; pp = &(*pp)->next)
+		;
+	*pp = f;
+}
+
+static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
+		      bool write)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_req r;
+	struct txn *t = NULL;
+	unsigned i;
+	int master = dir_master(d, page);
+
+	for (i = 0; i < MEM_NSLOTS && !t; i++)
+		if (!m->txns[i].used)
+			t = &m->txns[i];
+	i = (unsigned)(t - m->txns);
+	*t = (struct txn){.used = true, .page = page,
+			  .access = write ? WIRE_ACC_WRITE : WIRE_ACC_READ,
+			  .id = (++m->txn_gen << 16) | i};
+	m->nfree_slots--;
+	pg->busy = 1;
+	pg->slot = (uint16_t)i;
+	if (!write)
+		m->st.read_faults++;
+	else if (pg->state == WIRE_PS_S)
+		m->st.upgrade_faults++;
+	else
+		m->st.write_faults++;
+	r = (struct wire_dsm_req){
+		.page = page, .access = t->access,
+		.has_copy = pg->state == WIRE_PS_S,
+		.slot = {.addr = (uint64_t)(uintptr_t)m->recv_buf +
+				 (uint64_t)i * SLOT_STRIDE,
+			 .rkey = m->recv_mr.rkey, .index = i},
+	};
+	if (master == d->cfg.node)
+		m->st.directory_local++;
+	else
+		m->st.directory_remote++;
+	mem_send(d, master, WIRE_DSM_REQ, t->id, &r, sizeof(r));
+}
+
+static void handle_fault(struct dsmd *d, struct app *a, uint64_t addr,
+			 uint32_t flags)
+{
+	struct mem *m = &d->mem;
+	uint64_t page = (addr - m->base) / WIRE_PAGE_SIZE;
+	bool write = flags & UFFD_PAGEFAULT_FLAG_WRITE;
+	struct page *pg = ptab_get(&m->pages, page, true);
+
+	if (!pg)
+		return;
+	if (pg->busy) {
+		queue_fault(&pg->waiters, a, addr, flags);
+		return;
+	}
+	if (pg->state == WIRE_PS_M || (pg->state == WIRE_PS_S && !write)) {
+		resolve(d, a, addr, flags, pg);
+		return;
+	}
+	if (!m->nfree_slots) {
+		queue_fault(&m->slot_wait, a, addr, flags);
+		return;
+	}
+	start_txn(d, page, pg, write);
+	queue_fault(&pg->waiters, a, addr, flags);
+}
+
+void mem_on_uffd(struct dsmd *d, struct app *a)
+{
+	struct uffd_msg msgs[16];
+	ssize_t n;
+	size_t i;
+
+	for (;;) {
+		n = read(a->uffd, msgs, sizeof(msgs));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			const struct uffd_msg *u = &msgs[i];
+			uint64_t addr = u->arg.pagefault.address &
+					~(uint64_t)(WIRE_PAGE_SIZE - 1);
+
+			if (u->event != UFFD_EVENT_PAGEFAULT ||
+			    addr < d->mem.base ||
+			    addr - d->mem.base >= d->mem.size)
+				continue;
+			handle_fault(d, a, addr, (uint32_t)u->arg.pagefault.flags);
+		}
+	}
+}
+
+/* Run the faults that waited for a page, now that it has settled. */
+static void run_faults(struct dsmd *d, struct fault *list)
+{
+	struct fault *f;
+
+	while ((f = list)) {
+		list = f->next;
+		if (f->app->uffd >= 0)
+			handle_fault(d, f->app, f->addr, f->flags);
+		app_put(f->app);
+		free(f);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Requester side                                                         */
+
+static struct txn *find_txn(struct dsmd *d, uint64_t id, uint64_t page)
+{
+	unsigned slot = (unsigned)(id & 0xffff);
+	struct txn *t;
+
+	if (slot >= MEM_NSLOTS)
+		return NULL;
+	t = &d->mem.txns[slot];
+	if (!t->used || t->id != id || t->page != page)
+		return NULL;
+	return t;
+}
+
+static int install(struct dsmd *d, struct txn *t, const struct page *pg)
+{
+	struct mem *m = &d->mem;
+	off_t off = (off_t)(t->page * WIRE_PAGE_SIZE);
+	unsigned slot = (unsigned)(t->id & 0xffff);
+	ssize_t n;
+
+	if (t->data_got) {
+		n = pwrite(m->memfd, (char *)m->recv_buf + (size_t)slot *
+						   SLOT_STRIDE,
+			   WIRE_PAGE_SIZE, off);
+		return n == WIRE_PAGE_SIZE ? 0 : -EIO;
+	}
+	if (t->zero && pg->state == WIRE_PS_I) {
+		m->st.zero_fills++;
+		/* Allocates a zeroed page-cache page; nothing is copied. */
+		return fallocate(m->memfd, 0, off, WIRE_PAGE_SIZE) ? -errno : 0;
+	}
+	return 0;
+}
+
+static void txn_maybe_done(struct dsmd *d, struct txn *t)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_done done = {.page = t->page};
+	struct page *pg = ptab_get(&m->pages, t->page, true);
+	struct fault *list;
+	int ret;
+
+	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
+	    t->acks_got < t->acks_needed)
+		return;
+	ret = install(d, t, pg);
+	if (ret)
+		log_err("installing page %llu: %s",
+			(unsigned long long)t->page, strerror(-ret));
+	if (t->version < pg->version)
+		log_warn("page %llu: granted version %llu after %llu",
+			 (unsigned long long)t->page,
+			 (unsigned long long)t->version,
+			 (unsigned long long)pg->version);
+	pg->state = t->state;
+	pg->version = t->version;
+	pg->busy = 0;
+	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
+	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
+		 sizeof(done));
+	t->used = false;
+	m->nfree_slots++;
+	list = pg->waiters;
+	pg->waiters = NULL;
+	run_faults(d, list);
+	if (m->slot_wait) {
+		list = m->slot_wait;
+		m->slot_wait = NULL;
+		run_faults(d, list);
+	}
+}
+
+static void on_grant(struct dsmd *d, int from, uint64_t id,
+		     const struct wire_dsm_grant *g)
+{
+	struct txn *t = find_txn(d, id, g->page);
+
+	if (!t || t->grant_seen || from != dir_master(d, g->page) ||
+	    g->state < WIRE_PS_S || g->state > WIRE_PS_M) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	t->grant_seen = true;
+	t->state = (uint8_t)g->state;
+	t->version = g->version;
+	t->acks_needed = g->acks;
+	t->data_needed = g->flags & WIRE_GRANT_DATA;
+	t->zero = g->flags & WIRE_GRANT_ZERO;
+	txn_maybe_done(d, t);
+}
+
+static void on_ack(struct dsmd *d, uint64_t id, const struct wire_dsm_ack *a)
+{
+	struct txn *t = find_txn(d, id, a->page);
+
+	if (!t) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	t->acks_got++;
+	txn_maybe_done(d, t);
+}
+
+static void on_page_data(struct dsmd *d, const struct xport_event *ev)
+{
+	struct mem *m = &d->mem;
+	unsigned slot = ev->imm & ~MEM_IMM_BIT;
+	struct wire_trailer tr;
+	struct txn *t;
+
+	if (slot >= MEM_NSLOTS || ev->len != WIRE_SLOT_SIZE) {
+		m->st.bad_msgs++;
+		return;
+	}
+	memcpy(&tr, (char *)m->recv_buf + (size_t)slot * SLOT_STRIDE +
+			    WIRE_PAGE_SIZE, sizeof(tr));
+	t = find_txn(d, tr.req_id, tr.page);
+	if (!t || tr.magic != WIRE_TRAILER_MAGIC || t->data_got ||
+	    (tr.grant && (t->grant_seen || tr.state < WIRE_PS_S ||
+			  tr.state > WIRE_PS_M))) {
+		m->st.bad_msgs++;
+		return;
+	}
+	m->st.pages_received++;
+	m->st.bytes_received += WIRE_PAGE_SIZE;
+	t->data_got = true;
+	if (tr.grant) {
+		t->grant_seen = true;
+		t->state = (uint8_t)tr.state;
+		t->version = tr.version;
+	}
+	txn_maybe_done(d, t);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Holder side                                                            */
+
+static void drop_page(struct dsmd *d, uint64_t page, struct page *pg)
+{
+	if (pg->state == WIRE_PS_I)
+		return;
+	if (fallocate(d->mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(page * WIRE_PAGE_SIZE), WIRE_PAGE_SIZE))
+		log_err("dropping page %llu: %s", (unsigned long long)page,
+			strerror(errno));
+	pg->state = WIRE_PS_I;
+	d->mem.st.invalidations_received++;
+}
+
+/* A message about a page we were just granted waits out the hold time. */
+static bool held(struct dsmd *d, int from, const struct wire_msg *msg,
+		 const struct page *pg)
+{
+	uint64_t now = mem_now_us();
+
+	if (pg->hold_until_us <= now)
+		return false;
+	defer(d, from, msg, pg->hold_until_us);
+	return true;
+}
+
+static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct wire_dsm_inv inv;
+	struct wire_dsm_ack ack;
+	struct page *pg;
+
+	memcpy(&inv, msg->body, sizeof(inv));
+	pg = ptab_get(&d->mem.pages, inv.page, true);
+	if (!pg || from != dir_master(d, inv.page) ||
+	    inv.requester >= (uint32_t)d->cfg.nnodes) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (held(d, from, msg, pg))
+		return;
+	drop_page(d, inv.page, pg);
+	ack.page = inv.page;
+	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
+		 &ack, sizeof(ack));
+}
+
+static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_fwd f;
+	struct wire_trailer tr;
+	struct page *pg;
+	unsigned s;
+	char *buf;
+	int ret;
+
+	memcpy(&f, msg->body, sizeof(f));
+	pg = ptab_get(&m->pages, f.page, true);
+	if (!pg || from != dir_master(d, f.page) ||
+	    f.requester >= (uint32_t)d->cfg.nnodes ||
+	    (int)f.requester == d->cfg.node || pg->state == WIRE_PS_I) {
+		log_once(d->proto_logged, LOG_WARN,
+			 "dropped a forward for page %llu from node %d: this "
+			 "node does not hold the page (logged once)",
+			 (unsigned long long)f.page, from);
+		m->st.bad_msgs++;
+		return;
+	}
+	if (held(d, from, msg, pg))
+		return;
+	if (!m->nsend_free) {
+		defer(d, from, msg, 0);
+		return;
+	}
+	s = m->send_free[--m->nsend_free];
+	buf = (char *)m->send_buf + (size_t)s * SLOT_STRIDE;
+	if (pg->state == WIRE_PS_M) {
+		protect_all(d, f.page);
+		if (!(f.flags & WIRE_FWD_INVALIDATE))
+			m->st.downgrades++;
+	}
+	if (pread(m->memfd, buf, WIRE_PAGE_SIZE,
+		  (off_t)(f.page * WIRE_PAGE_SIZE)) != WIRE_PAGE_SIZE)
+		log_err("reading page %llu: %s", (unsigned long long)f.page,
+			strerror(errno));
+	tr = (struct wire_trailer){
+		.page = f.page, .req_id = msg->hdr->req_id,
+		.version = f.version, .state = f.state,
+		.grant = !!(f.flags & WIRE_FWD_GRANT),
+		.src = (uint32_t)d->cfg.node, .magic = WIRE_TRAILER_MAGIC,
+	};
+	memcpy(buf + WIRE_PAGE_SIZE, &tr, sizeof(tr));
+	ret = xport_write_imm(d->x, (int)f.requester, &m->send_mr,
+			      (size_t)s * SLOT_STRIDE, f.slot.addr,
+			      f.slot.rkey, WIRE_SLOT_SIZE,
+			      MEM_IMM_BIT | f.slot.index, MEM_COOKIE_BIT | s);
+	if (ret) {
+		log_warn("sending page %llu to node %u: %s",
+			 (unsigned long long)f.page, f.requester,
+			 strerror(-ret));
+		m->send_free[m->nsend_free++] = (uint16_t)s;
+	} else {
+		m->st.pages_sent++;
+		m->st.bytes_sent += WIRE_PAGE_SIZE;
+	}
+	if (f.flags & WIRE_FWD_INVALIDATE)
+		drop_page(d, f.page, pg);
+	else
+		pg->state = WIRE_PS_S;
+}
+
+void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct wire_dsm_grant g;
+	struct wire_dsm_ack a;
+	uint64_t page;
+
+	memcpy(&page, msg->body, sizeof(page)); /* every body starts so */
+	if (page >= d->mem.npages) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	switch (msg->hdr->type) {
+	case WIRE_DSM_FWD:
+		on_fwd(d, from, msg);
+		break;
+	case WIRE_DSM_INV:
+		on_inv(d, from, msg);
+		break;
+	case WIRE_DSM_INV_ACK:
+		memcpy(&a, msg->body, sizeof(a));
+		on_ack(d, msg->hdr->req_id, &a);
+		break;
+	case WIRE_DSM_GRANT:
+		memcpy(&g, msg->body, sizeof(g));
+		on_grant(d, from, msg->hdr->req_id, &g);
+		break;
+	default:
+		d->mem.st.bad_msgs++;
+		break;
+	}
+}
+
+void mem_on_rdma(struct dsmd *d, const struct xport_event *ev)
+{
+	struct mem *m = &d->mem;
+	unsigned s;
+
+	if (ev->type == XPORT_EV_WRITE_IMM) {
+		on_page_data(d, ev);
+		return;
+	}
+	if (ev->type != XPORT_EV_WRITE_DONE)
+		return;
+	s = (unsigned)(ev->cookie & ~MEM_COOKIE_BIT);
+	if (s >= MEM_NSEND || m->nsend_free >= MEM_NSEND)
+		return;
+	if (ev->status)
+		log_warn("writing a page to node %d failed: %s", ev->peer,
+			 strerror(-ev->status));
+	m->send_free[m->nsend_free++] = (uint16_t)s;
+	if (m->deferred)
+		retry_deferred(d);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Processes                                                              */
+
+int mem_attach(struct dsmd *d, struct app *a, int uffd)
+{
+	struct uffdio_range r = {.start = d->mem.base, .len = WIRE_PAGE_SIZE};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
+
+	if (a->uffd >= 0)
+		return -EALREADY;
+	/* Not a userfaultfd: ENOTTY. */
+	if (ioctl(uffd, UFFDIO_WAKE, &r))
+		return -errno;
+	if (fcntl(uffd, F_SETFL, O_NONBLOCK))
+		return -errno;
+	a->w.kind = W_UFFD;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, uffd, &ev))
+		return -errno;
+	a->uffd = uffd;
+	return 0;
+}
+
+void app_put(struct app *a)
+{
+	if (--a->refs == 0)
+		free(a);
+}
+
+void mem_app_gone(struct dsmd *d, struct app *a)
+{
+	struct app **pp;
+
+	for (pp = &d->mem.apps; *pp; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	}
+	if (a->uffd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, a->uffd, NULL);
+		close(a->uffd);
+		a->uffd = -1;
+	}
+	coll_app_gone(d, a);
+	a->c = NULL;
+	app_put(a);
+}
+
+/* A region was freed: its pages leave every node and its directory entries
+ * start over, so that the range comes back zero filled. */
+void mem_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
+{
+	struct mem *m = &d->mem;
+	uint64_t i;
+
+	if (first >= m->npages || n > m->npages - first)
+		return;
+	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(first * WIRE_PAGE_SIZE),
+		      (off_t)(n * WIRE_PAGE_SIZE)))
+		log_err("dropping a freed range: %s", strerror(errno));
+	for (i = first; i < first + n; i++) {
+		struct page *pg = ptab_get(&m->pages, i, false);
+
+		if (pg && !pg->busy && !pg->waiters)
+			*pg = (struct page){0};
+		else if (pg)
+			pg->state = WIRE_PS_I;
+	}
+	dir_reset_range(d, first, n);
+}

@@ -1,0 +1,174 @@
+/* Shared memory inside dsmd: the node's memory, the processes attached to
+ * it, their page faults, and the directory protocol (requester, holder and
+ * master sides), with the collectives and named regions beside them.
+ *
+ * Everything runs on dsmd's one thread.  See docs/architecture.md for the
+ * protocol and the races it is built around.
+ */
+#ifndef DSMD_MEM_H
+#define DSMD_MEM_H
+
+#include <dsm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../libdsm/wire.h"
+#include "../libdsm/xport.h"
+#include "watch.h"
+
+struct dsmd;
+struct client;
+
+#define MEM_NSLOTS 256u      /* fetches in flight at once (receive slots) */
+#define MEM_NSEND 256u       /* pages being written to peers at once */
+#define MEM_IMM_BIT 0x80000000u       /* RDMA imm: a page for a slot */
+#define MEM_COOKIE_BIT (1ull << 63)   /* RDMA cookie: a send slot */
+
+/* One process attached to this node (a libdsm client). */
+struct app {
+	struct watch w;      /* W_UFFD: first, epoll data.ptr points here */
+	struct client *c;    /* NULL once the process is gone */
+	int uffd;            /* -1 until passed, and once gone */
+	unsigned refs;       /* the client's, plus one per queued fault */
+	uint32_t rank, size, local_size, pid;
+	uint64_t job;
+	uint64_t coll_seq;   /* collectives this rank entered */
+	uint64_t coll_req;   /* req_id of the request it waits on, 0: none */
+	uint64_t coll_seq_tag; /* its region request's tag at node 0 */
+	struct app *next;
+};
+
+/* A page fault waiting for its page. */
+struct fault {
+	struct fault *next;
+	struct app *app;
+	uint64_t addr;
+	uint32_t flags;      /* UFFD_PAGEFAULT_FLAG_* */
+};
+
+/* This node's view of a page. */
+struct page {
+	uint8_t state;       /* enum wire_pstate */
+	uint8_t busy;        /* a transaction of ours is in flight */
+	uint16_t slot;       /* its receive slot */
+	uint32_t reserved;
+	uint64_t version;
+	uint64_t hold_until_us; /* keep it this long after a grant */
+	struct fault *waiters;
+};
+
+/* The master's directory entry of a page. */
+struct dreq;
+struct dentry {
+	uint8_t state;       /* I: nobody holds it; S: sharers; M: owner */
+	uint8_t busy;        /* a transaction is open: DONE pending */
+	uint16_t owner;
+	uint16_t busy_node;
+	uint16_t reserved;
+	uint64_t sharers;    /* bit per node */
+	uint64_t version;
+	uint64_t busy_req;
+	struct dreq *q_head, *q_tail;
+};
+
+/* A lazily filled table of fixed-size elements indexed by page. */
+struct ptab {
+	void **chunks;
+	size_t nchunks;
+	size_t elem;
+};
+
+/* A transaction of this node: one fault that needs the network. */
+struct txn {
+	bool used;
+	bool grant_seen, data_needed, data_got, zero;
+	uint8_t access, state;
+	uint32_t acks_needed, acks_got;
+	uint64_t id, page, version;
+};
+
+/* A message kept for later (held page, no send slot) or sent to self. */
+struct pending {
+	struct pending *next;
+	int from;
+	unsigned type;
+	uint64_t req_id;
+	size_t len;
+	uint64_t not_before_us;
+	unsigned char body[sizeof(struct wire_region_op)];
+};
+
+struct coll;
+struct region;
+struct reset;
+
+struct mem {
+	int memfd;
+	uint64_t base, size, npages;
+	unsigned hold_us;
+	struct ptab pages, dir;
+	struct app *apps;
+	/* Receive slots and their transactions. */
+	void *recv_buf;
+	struct xport_mr recv_mr;
+	struct txn txns[MEM_NSLOTS];
+	uint64_t txn_gen;
+	unsigned nfree_slots;
+	struct fault *slot_wait;   /* faults waiting for a free slot */
+	/* Send slots. */
+	void *send_buf;
+	struct xport_mr send_mr;
+	uint16_t send_free[MEM_NSEND];
+	unsigned nsend_free;
+	struct pending *deferred;  /* held back: hold time, no send slot */
+	struct pending *local_q, **local_tail; /* messages to self */
+	int hold_fd;               /* timerfd for held-back messages */
+	struct watch hold_w;
+	struct dsm_stats st;
+	/* Collectives and regions (node 0 keeps the arena's allocator). */
+	struct coll *colls;
+	struct region *regions;
+	uint64_t *free_ext;        /* node 0: free extents, pairs first,n */
+	size_t nfree_ext, cap_ext;
+	uint64_t job;
+	struct reset *resets;      /* node 0: resets awaiting acks */
+	uint64_t region_tag;
+};
+
+/* mem.c */
+int mem_setup(struct dsmd *d);
+void mem_teardown(struct dsmd *d);
+int mem_attach(struct dsmd *d, struct app *a, int uffd);
+void mem_on_uffd(struct dsmd *d, struct app *a);
+void mem_app_gone(struct dsmd *d, struct app *a);
+void app_put(struct app *a);
+void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
+void mem_on_rdma(struct dsmd *d, const struct xport_event *ev);
+void mem_on_hold_timer(struct dsmd *d);
+bool mem_run_local(struct dsmd *d);
+int mem_page_state(struct dsmd *d, uint64_t page);
+void mem_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
+int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,
+	     const void *body, size_t len);
+void *ptab_get(struct ptab *t, uint64_t idx, bool create);
+uint64_t mem_now_us(void);
+
+/* dir.c: the master side. */
+int dir_master(const struct dsmd *d, uint64_t page);
+void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
+void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
+void dir_teardown(struct dsmd *d);
+
+/* coll.c: collectives, named regions, the allocator. */
+int coll_setup(struct dsmd *d);
+void coll_teardown(struct dsmd *d);
+int coll_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
+	     const struct wire_ipc_coll *req);
+int region_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
+	       const struct wire_region_op *req);
+void coll_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
+void coll_app_gone(struct dsmd *d, struct app *a);
+int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
+	      uint64_t v2);
+
+#endif
