@@ -1,12 +1,16 @@
 /* dsmrun: run a job on a cluster of dsmd started on this machine.
  *
- *   dsmrun -n NODES [options] CMD [ARGS...]
+ *   dsmrun -n NODES [-p PROCS_PER_NODE] [options] CMD [ARGS...]
  *
  * Starts NODES dsmd on the local RDMA device, waits until they have formed
- * the cluster, runs CMD once per node with that node's environment, forwards
- * every output line with a prefix ("[N] " for the command of node N, "[dsmd
- * N] " for its daemon), and returns the first failure.  The daemons are torn
- * down whatever happens: normal end, a failure, a signal, or the time limit.
+ * the cluster, then runs a job of NODES x PROCS_PER_NODE ranks: CMD
+ * PROCS_PER_NODE times per node (default once), each copy with its rank's
+ * environment.  Rank R runs on node R / PROCS_PER_NODE as local rank
+ * R % PROCS_PER_NODE.  Every output line is forwarded with a prefix ("[R] "
+ * for rank R, "[dsmd N] " for the daemon of node N; with one process per
+ * node the rank is the node), and the first failure is returned.  The
+ * daemons and the ranks are torn down whatever happens: normal end, a
+ * failure, a signal, or the time limit.
  *
  * Every child runs in its own process group so that whatever it starts is
  * signalled with it.
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +38,8 @@
 #include "../libdsm/wire.h"
 
 #define OUT_BUF 8192
+/* Most ranks dsmrun starts per node. */
+#define MAX_PROCS_PER_NODE 64
 
 /* One output stream being forwarded with a prefix. */
 struct stream {
@@ -51,6 +58,8 @@ struct child {
 
 struct run {
 	int nnodes;
+	int ppn;            /* ranks per node (-p) */
+	int nranks;         /* nnodes * ppn */
 	const char *device, *addr, *hb, *dead;
 	unsigned timeout_s, form_timeout_s;
 	bool verbose;
@@ -59,8 +68,14 @@ struct run {
 	char dsmd_path[PATH_MAX];
 	char rendezvous[64];
 	struct child daemons[WIRE_MAX_NODES];
-	struct child cmds[WIRE_MAX_NODES];
+	struct child *cmds;        /* nranks of them, in rank order */
 	int ready_fd[WIRE_MAX_NODES];
+	/* pump()'s poll set, room for 1 + 2 * nnodes + nranks: the
+	 * signalfd, per node the daemon's output and ready pipe, per rank its
+	 * output. */
+	struct pollfd *pfd;
+	struct stream **sp;        /* NULL: not a stream */
+	int *rnode;                /* a ready pipe's node, or -1 */
 	int sigfd;
 	int first_failure;  /* exit status to return, 0 if none */
 	bool failed;
@@ -89,8 +104,9 @@ static long long now_ms(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: dsmrun -n NODES [options] CMD [ARGS...]\n"
+"usage: dsmrun -n NODES [-p PROCS_PER_NODE] [options] CMD [ARGS...]\n"
 "  -n, --nodes N          dsmd to start (1..%u)\n"
+"  -p, --procs-per-node P copies of CMD per node (1..%d, default 1)\n"
 "  -d, --device NAME      RDMA device (default $DSM_DEVICE or the first)\n"
 "  -a, --addr IP          its IPv4 address (default from the device)\n"
 "  -t, --timeout S        kill everything after S seconds (default none)\n"
@@ -98,9 +114,12 @@ static void usage(FILE *f)
 "      --heartbeat-ms MS  passed to dsmd\n"
 "      --dead-after-ms MS passed to dsmd\n"
 "  -v, --verbose          show the daemons' info messages\n"
-"Each command gets DSM_NODE, DSM_NNODES, DSM_RANK, DSM_SIZE, DSM_SOCKET and\n"
-"DSM_DAEMON_PID (its node's dsmd).  The exit status is the first failure's:\n"
-"its exit code, or 128 + the signal that killed it.\n", WIRE_MAX_NODES);
+"The job has NODES x P ranks; rank R runs on node R / P.  Each copy gets\n"
+"DSM_RANK (R), DSM_SIZE (NODES x P), DSM_LOCAL_RANK (R %% P), DSM_LOCAL_SIZE\n"
+"(P), DSM_NODE, DSM_NNODES, and DSM_SOCKET and DSM_DAEMON_PID (its node's\n"
+"dsmd).  Output lines start with \"[R] \", the daemons' with \"[dsmd N] \".\n"
+"The exit status is the first failure's: its exit code, or 128 + the signal\n"
+"that killed it; 124 at the time limit.\n", WIRE_MAX_NODES, MAX_PROCS_PER_NODE);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -200,40 +219,61 @@ static int exit_code(int status)
 	return 1;
 }
 
-static void describe_exit(const char *who, int node, int status)
+/* who: "dsmd of node N" or "rank R (node N)". */
+static void describe_exit(const char *who, int status)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status))
-		say("%s of node %d exited with status %d", who, node,
-		    WEXITSTATUS(status));
+		say("%s exited with status %d", who, WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		say("%s of node %d was killed by signal %d (%s)", who, node,
-		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+		say("%s was killed by signal %d (%s)", who, WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+}
+
+/* The running child with that pid, or NULL. */
+static struct child *find_child(struct child *cs, int n, pid_t pid)
+{
+	for (int i = 0; i < n; i++)
+		if (cs[i].running && cs[i].pid == pid)
+			return &cs[i];
+	return NULL;
+}
+
+static void child_ended(struct run *r, pid_t pid, int status)
+{
+	struct child *c;
+	bool cmd = true;
+	char who[64];
+	int i;
+
+	c = find_child(r->cmds, r->nranks, pid);
+	if (c) {
+		i = (int)(c - r->cmds);
+		snprintf(who, sizeof(who), "rank %d (node %d)", i, i / r->ppn);
+	} else {
+		c = find_child(r->daemons, r->nnodes, pid);
+		if (!c)
+			return; /* not ours, or reaped already */
+		cmd = false;
+		i = (int)(c - r->daemons);
+		snprintf(who, sizeof(who), "dsmd of node %d", i);
+	}
+	c->running = false;
+	c->status = status;
+	describe_exit(who, status);
+	if (cmd && exit_code(status) && !r->failed) {
+		r->failed = true;
+		r->first_failure = exit_code(status);
+	}
 }
 
 /* Reap whatever ended; record the first failing command. */
 static void reap(struct run *r)
 {
-	int status, i;
+	int status;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < r->nnodes; i++) {
-			if (r->cmds[i].pid == pid && r->cmds[i].running) {
-				r->cmds[i].running = false;
-				r->cmds[i].status = status;
-				describe_exit("command", i, status);
-				if (exit_code(status) && !r->failed) {
-					r->failed = true;
-					r->first_failure = exit_code(status);
-				}
-			} else if (r->daemons[i].pid == pid &&
-				   r->daemons[i].running) {
-				r->daemons[i].running = false;
-				r->daemons[i].status = status;
-				describe_exit("dsmd", i, status);
-			}
-		}
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		child_ended(r, pid, status);
 }
 
 static void signal_all(struct child *cs, int n, int sig)
@@ -259,94 +299,126 @@ static bool any_running(const struct child *cs, int n)
 
 enum wait_for { WAIT_FORMED, WAIT_CMDS, WAIT_DAEMONS };
 
+/* 1: the goal is reached; 0: it cannot be (a dsmd ended before it was
+ * ready); -1: keep waiting. */
+static int goal_state(struct run *r, enum wait_for goal, const bool *ready,
+		      int nready)
+{
+	switch (goal) {
+	case WAIT_FORMED:
+		if (nready == r->nnodes)
+			return 1;
+		for (int i = 0; i < r->nnodes; i++)
+			if (!r->daemons[i].running && !ready[i])
+				return 0;
+		return -1;
+	case WAIT_CMDS:
+		return any_running(r->cmds, r->nranks) ? -1 : 1;
+	case WAIT_DAEMONS:
+		return any_running(r->daemons, r->nnodes) ||
+		       any_running(r->cmds, r->nranks) ? -1 : 1;
+	}
+	return 0;
+}
+
+/* Add fd to the poll set: a stream to forward, or node's ready pipe. */
+static void poll_add(struct run *r, int *n, int fd, struct stream *s,
+		     int node)
+{
+	r->pfd[*n] = (struct pollfd){.fd = fd, .events = POLLIN};
+	r->sp[*n] = s;
+	r->rnode[*n] = node;
+	(*n)++;
+}
+
+/* Fill the poll set; returns its size. */
+static int poll_set(struct run *r, enum wait_for goal, const bool *ready)
+{
+	int n = 0, i;
+
+	poll_add(r, &n, r->sigfd, NULL, -1);
+	for (i = 0; i < r->nnodes; i++) {
+		if (r->daemons[i].out.fd >= 0)
+			poll_add(r, &n, r->daemons[i].out.fd,
+				 &r->daemons[i].out, -1);
+		if (goal == WAIT_FORMED && !ready[i] && r->ready_fd[i] >= 0)
+			poll_add(r, &n, r->ready_fd[i], NULL, i);
+	}
+	for (i = 0; i < r->nranks; i++)
+		if (r->cmds[i].out.fd >= 0)
+			poll_add(r, &n, r->cmds[i].out.fd, &r->cmds[i].out, -1);
+	return n;
+}
+
+/* Milliseconds to the deadline for poll(): -1 for none, 0 if passed. */
+static int poll_timeout(long long deadline)
+{
+	long long left;
+
+	if (!deadline)
+		return -1;
+	left = deadline - now_ms();
+	if (left <= 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* A signal arrived: false if it asks us to stop (anything but SIGCHLD). */
+static bool read_signal(struct run *r)
+{
+	struct signalfd_siginfo si;
+
+	if (read(r->sigfd, &si, sizeof(si)) != sizeof(si) ||
+	    si.ssi_signo == SIGCHLD)
+		return true;
+	say("signal %u: tearing down", si.ssi_signo);
+	r->first_failure = 128 + (int)si.ssi_signo;
+	r->failed = true;
+	return false;
+}
+
+/* A dsmd wrote to its ready pipe, or closed it. */
+static void read_ready(struct run *r, int node, bool *ready, int *nready)
+{
+	char b[16];
+
+	if (read(r->ready_fd[node], b, sizeof(b)) > 0) {
+		ready[node] = true;
+		(*nready)++;
+	}
+	close(r->ready_fd[node]);
+	r->ready_fd[node] = -1;
+}
+
 /* Poll every stream, the ready pipes and the signalfd.  Returns 1 when the
- * goal is reached, 0 on timeout, -1 if a signal asked us to stop. */
+ * goal is reached, 0 on timeout or when it cannot be, -1 if a signal asked
+ * us to stop. */
 static int pump(struct run *r, enum wait_for goal, long long deadline)
 {
-	struct pollfd pfd[3 * WIRE_MAX_NODES + 1];
-	struct stream *sp[3 * WIRE_MAX_NODES + 1]; /* NULL: not a stream */
-	int rnode[3 * WIRE_MAX_NODES + 1];         /* ready pipe's node, or -1 */
 	bool ready[WIRE_MAX_NODES] = {0};
-	int n, i, nready = 0, t;
+	int n, i, nready = 0, t, st;
 
 	for (;;) {
 		reap(r);
-		if (goal == WAIT_FORMED && nready == r->nnodes)
-			return 1;
-		if (goal == WAIT_FORMED && !any_running(r->daemons, r->nnodes))
+		st = goal_state(r, goal, ready, nready);
+		if (st >= 0)
+			return st;
+		n = poll_set(r, goal, ready);
+		t = poll_timeout(deadline);
+		if (t == 0)
 			return 0;
-		if (goal == WAIT_CMDS && !any_running(r->cmds, r->nnodes))
-			return 1;
-		if (goal == WAIT_DAEMONS &&
-		    !any_running(r->daemons, r->nnodes) &&
-		    !any_running(r->cmds, r->nnodes))
-			return 1;
-		if (goal == WAIT_FORMED) {
-			for (i = 0; i < r->nnodes; i++)
-				if (!r->daemons[i].running && !ready[i])
-					return 0;
-		}
-		n = 0;
-		pfd[n] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
-		rnode[n] = -1;
-		sp[n++] = NULL;
-		for (i = 0; i < r->nnodes; i++) {
-			struct stream *ss[2] = {&r->daemons[i].out,
-						&r->cmds[i].out};
-
-			for (int k = 0; k < 2; k++) {
-				if (ss[k]->fd < 0)
-					continue;
-				pfd[n] = (struct pollfd){.fd = ss[k]->fd,
-							 .events = POLLIN};
-				rnode[n] = -1;
-				sp[n++] = ss[k];
-			}
-			if (goal == WAIT_FORMED && !ready[i] &&
-			    r->ready_fd[i] >= 0) {
-				pfd[n] = (struct pollfd){.fd = r->ready_fd[i],
-							 .events = POLLIN};
-				rnode[n] = i;
-				sp[n++] = NULL;
-			}
-		}
-		t = -1;
-		if (deadline) {
-			long long left = deadline - now_ms();
-
-			if (left <= 0)
-				return 0;
-			t = left > INT_MAX ? INT_MAX : (int)left;
-		}
-		if (poll(pfd, (nfds_t)n, t) < 0 && errno != EINTR)
+		if (poll(r->pfd, (nfds_t)n, t) < 0 && errno != EINTR)
 			return -1;
 		for (i = 0; i < n; i++) {
-			if (!pfd[i].revents)
+			if (!r->pfd[i].revents)
 				continue;
 			if (i == 0) {
-				struct signalfd_siginfo si;
-
-				if (read(r->sigfd, &si, sizeof(si)) ==
-					    sizeof(si) &&
-				    si.ssi_signo != SIGCHLD) {
-					say("signal %u: tearing down",
-					    si.ssi_signo);
-					r->first_failure = 128 + (int)si.ssi_signo;
-					r->failed = true;
+				if (!read_signal(r))
 					return -1;
-				}
-			} else if (rnode[i] >= 0) {
-				int node = rnode[i];
-				char b[16];
-
-				if (read(r->ready_fd[node], b, sizeof(b)) > 0) {
-					ready[node] = true;
-					nready++;
-				}
-				close(r->ready_fd[node]);
-				r->ready_fd[node] = -1;
+			} else if (r->rnode[i] >= 0) {
+				read_ready(r, r->rnode[i], ready, &nready);
 			} else {
-				stream_read(sp[i]);
+				stream_read(r->sp[i]);
 			}
 		}
 	}
@@ -447,20 +519,29 @@ static int start_daemon(struct run *r, int i)
 	return ret;
 }
 
-static void set_node_env(struct run *r, int i)
+static void setenv_int(const char *name, long v)
 {
+	char s[24];
+
+	snprintf(s, sizeof(s), "%ld", v);
+	setenv(name, s, 1);
+}
+
+/* The environment of rank `rank`, for the child about to be forked. */
+static void set_rank_env(struct run *r, int rank)
+{
+	int node = rank / r->ppn;
 	char v[160];
 
-	snprintf(v, sizeof(v), "%d", i);
-	setenv("DSM_NODE", v, 1);
-	setenv("DSM_RANK", v, 1);
-	snprintf(v, sizeof(v), "%d", r->nnodes);
-	setenv("DSM_NNODES", v, 1);
-	setenv("DSM_SIZE", v, 1);
-	snprintf(v, sizeof(v), "%s/dsmd.%d.sock", r->tmpdir, i);
+	setenv_int("DSM_RANK", rank);
+	setenv_int("DSM_SIZE", r->nranks);
+	setenv_int("DSM_LOCAL_RANK", rank % r->ppn);
+	setenv_int("DSM_LOCAL_SIZE", r->ppn);
+	setenv_int("DSM_NODE", node);
+	setenv_int("DSM_NNODES", r->nnodes);
+	snprintf(v, sizeof(v), "%s/dsmd.%d.sock", r->tmpdir, node);
 	setenv("DSM_SOCKET", v, 1);
-	snprintf(v, sizeof(v), "%d", (int)r->daemons[i].pid);
-	setenv("DSM_DAEMON_PID", v, 1);
+	setenv_int("DSM_DAEMON_PID", r->daemons[node].pid);
 }
 
 static int start_commands(struct run *r, char **argv)
@@ -468,12 +549,12 @@ static int start_commands(struct run *r, char **argv)
 	char prefix[32];
 	int i, ret;
 
-	for (i = 0; i < r->nnodes; i++) {
-		set_node_env(r, i);
+	for (i = 0; i < r->nranks; i++) {
+		set_rank_env(r, i);
 		snprintf(prefix, sizeof(prefix), "[%d] ", i);
 		ret = spawn(&r->cmds[i], argv, -1, prefix);
 		if (ret) {
-			say("cannot start the command for node %d: %s", i,
+			say("cannot start the command for rank %d: %s", i,
 			    strerror(-ret));
 			return ret;
 		}
@@ -487,10 +568,10 @@ static void teardown(struct run *r)
 	char path[160];
 	int i;
 
-	signal_all(r->cmds, r->nnodes, SIGTERM);
+	signal_all(r->cmds, r->nranks, SIGTERM);
 	signal_all(r->daemons, r->nnodes, SIGTERM);
 	if (pump(r, WAIT_DAEMONS, now_ms() + 5000) != 1) {
-		signal_all(r->cmds, r->nnodes, SIGKILL);
+		signal_all(r->cmds, r->nranks, SIGKILL);
 		signal_all(r->daemons, r->nnodes, SIGKILL);
 		pump(r, WAIT_DAEMONS, now_ms() + 5000);
 	}
@@ -501,11 +582,26 @@ static void teardown(struct run *r)
 	rmdir(r->tmpdir);
 }
 
+/* A whole number 1..max in arg, into *out. */
+static bool in_range(const char *arg, long max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > max)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
 static int parse_args(int argc, char **argv, struct run *r)
 {
 	enum { O_HB = 256, O_DEAD, O_FORM };
 	static const struct option opts[] = {
 		{"nodes", required_argument, NULL, 'n'},
+		{"procs-per-node", required_argument, NULL, 'p'},
 		{"device", required_argument, NULL, 'd'},
 		{"addr", required_argument, NULL, 'a'},
 		{"timeout", required_argument, NULL, 't'},
@@ -520,16 +616,22 @@ static int parse_args(int argc, char **argv, struct run *r)
 	long v;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "+n:d:a:t:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+n:p:d:a:t:vh", opts,
+				NULL)) != -1) {
 		switch (o) {
 		case 'n':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > WIRE_MAX_NODES) {
+			if (!in_range(optarg, WIRE_MAX_NODES, &r->nnodes)) {
 				say("bad node count '%s' (1..%u)", optarg,
 				    WIRE_MAX_NODES);
 				return -EINVAL;
 			}
-			r->nnodes = (int)v;
+			break;
+		case 'p':
+			if (!in_range(optarg, MAX_PROCS_PER_NODE, &r->ppn)) {
+				say("bad processes per node '%s' (1..%d)",
+				    optarg, MAX_PROCS_PER_NODE);
+				return -EINVAL;
+			}
 			break;
 		case 'd': r->device = optarg; break;
 		case 'a': r->addr = optarg; break;
@@ -556,6 +658,9 @@ static int parse_args(int argc, char **argv, struct run *r)
 		usage(stderr);
 		return -EINVAL;
 	}
+	if (!r->ppn)
+		r->ppn = 1;
+	r->nranks = r->nnodes * r->ppn;
 	if (!r->device)
 		r->device = getenv("DSM_DEVICE");
 	if (!r->addr)
@@ -563,11 +668,56 @@ static int parse_args(int argc, char **argv, struct run *r)
 	return 0;
 }
 
+/* The per-rank arrays and the poll set, once the job's size is known. */
+static int alloc_run(struct run *r)
+{
+	size_t npoll = 1 + 2 * (size_t)r->nnodes + (size_t)r->nranks;
+	int i;
+
+	r->cmds = calloc((size_t)r->nranks, sizeof(*r->cmds));
+	r->pfd = calloc(npoll, sizeof(*r->pfd));
+	r->sp = calloc(npoll, sizeof(*r->sp));
+	r->rnode = calloc(npoll, sizeof(*r->rnode));
+	if (!r->cmds || !r->pfd || !r->sp || !r->rnode)
+		return -ENOMEM;
+	for (i = 0; i < r->nranks; i++)
+		r->cmds[i].out.fd = -1;
+	for (i = 0; i < (int)WIRE_MAX_NODES; i++) {
+		r->daemons[i].out.fd = -1;
+		r->ready_fd[i] = -1;
+	}
+	return 0;
+}
+
+/* dsmrun holds a pipe per rank and two per node: raise the soft limit on
+ * open files if it is too low for that (-p 64 on 64 nodes needs 4,200). */
+static int raise_fd_limit(const struct run *r)
+{
+	rlim_t need = (rlim_t)r->nranks + 2 * (rlim_t)r->nnodes + 32;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		say("%d ranks on %d nodes need %llu open files; the limit "
+		    "is %llu", r->nranks, r->nnodes, (unsigned long long)need,
+		    (unsigned long long)rl.rlim_max);
+		return -EMFILE;
+	}
+	rl.rlim_cur = need;
+	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
+}
+
 static int setup(struct run *r)
 {
 	sigset_t set;
-	int port;
+	int port, ret;
 
+	ret = raise_fd_limit(r);
+	if (ret)
+		return ret;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGINT);
@@ -598,13 +748,11 @@ int main(int argc, char **argv)
 	long long deadline;
 	int i, ret;
 
-	for (i = 0; i < (int)WIRE_MAX_NODES; i++) {
-		r.daemons[i].out.fd = r.cmds[i].out.fd = -1;
-		r.ready_fd[i] = -1;
-	}
 	if (parse_args(argc, argv, &r))
 		return 2;
-	ret = setup(&r);
+	ret = alloc_run(&r);
+	if (!ret)
+		ret = setup(&r);
 	if (ret) {
 		say("set-up failed: %s", strerror(-ret));
 		return 1;
