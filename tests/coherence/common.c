@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -174,6 +175,24 @@ void coh_stats(struct dsm_stats *s)
 
 	if (rc)
 		coh_fail("dsm_get_stats: %s", strerror(-rc));
+}
+
+const char *coh_pte(const void *p)
+{
+	uint64_t e;
+	off_t off = (off_t)((uintptr_t)p / PAGE * sizeof(e));
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return "unknown (no pagemap)";
+	n = pread(fd, &e, sizeof(e), off);
+	close(fd);
+	if (n != sizeof(e))
+		return "unknown (pagemap unreadable)";
+	if (!(e >> 63 & 1))
+		return "not present";
+	return e >> 57 & 1 ? "present, uffd-wp" : "present, not uffd-wp";
 }
 
 void backoff(struct backoff *b)

@@ -51,6 +51,9 @@ int coh_master(const void *p);
 int coh_state(const void *p);
 const char *coh_state_name(int state);
 void coh_stats(struct dsm_stats *s);
+/* "present uffd-wp" / "present" / "not present" (or why unknown) for the
+ * page holding p in this process, from /proc/self/pagemap. */
+const char *coh_pte(const void *p);
 
 /* Rank number of local rank `local` of node `node`. */
 static inline int coh_rank_of(int node, int local)

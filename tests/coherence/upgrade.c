@@ -41,6 +41,31 @@ static void check_round(volatile uint64_t *w, long round)
 	}
 }
 
+/* Write this rank's word of a page the node holds SHARED.  With one
+ * process per node, the node's counters move only for this write (and for
+ * requests the node serves): the write must have faulted. */
+static void write_shared(volatile uint64_t *w, long round)
+{
+	struct dsm_stats a, b, d;
+	const char *pte = coh_pte((const void *)w);
+	char buf[512];
+
+	if (coh.lsize == 1)
+		coh_stats(&a);
+	st64(&w[coh.rank], mark(round + 1, coh.rank));
+	if (coh.lsize > 1)
+		return;
+	coh_stats(&b);
+	stats_sub(&d, &a, &b);
+	if (d.upgrade_faults + d.write_faults + d.wp_faults == 0) {
+		stats_format(buf, sizeof(buf), &d);
+		coh_fail("round %ld: my write to a page this node held "
+			 "SHARED completed without a fault (node counters "
+			 "around the write: %s; the page's PTE before the "
+			 "write: %s)", round, buf, pte);
+	}
+}
+
 static void node_stats(struct dsm_stats *s)
 {
 	if (coh.local == 0)
@@ -75,7 +100,7 @@ int mode_upgrade(int argc, char **argv)
 				 coh_state_name(st));
 		coh_barrier();
 		coh_phase("upgrade round %ld: write", i);
-		st64(&w[coh.rank], mark(i + 1, coh.rank));
+		write_shared(w, i);
 		coh_barrier();
 	}
 	check_round(w, rounds);
