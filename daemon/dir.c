@@ -178,6 +178,11 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		  const struct wire_dsm_req *q)
 {
+	log_debug("dir: page %llu %s from %d (req %llx), entry %s owner %u "
+		  "sharers %llx", (unsigned long long)q->page,
+		  q->access == WIRE_ACC_READ ? "read" : "write", r,
+		  (unsigned long long)id, (const char[][2]){"I", "S", "M"}[e->state], e->owner,
+		  (unsigned long long)e->sharers);
 	e->busy = 1;
 	e->busy_node = (uint16_t)r;
 	e->busy_req = id;

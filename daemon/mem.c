@@ -361,12 +361,13 @@ static int uffd_continue(int uffd, uint64_t addr, bool wp)
 	return ioctl(uffd, UFFDIO_CONTINUE, &c) ? -errno : 0;
 }
 
-static int uffd_wp(int uffd, uint64_t addr, bool on, bool wake)
+/* Write-protect the page in one process, or lift the protection and wake
+ * whoever waits on it.  (The kernel refuses DONTWAKE with WP.) */
+static int uffd_wp(int uffd, uint64_t addr, bool on)
 {
 	struct uffdio_writeprotect w = {
 		.range = {.start = addr, .len = WIRE_PAGE_SIZE},
-		.mode = (on ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
-			(wake ? 0 : UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
@@ -390,10 +391,18 @@ static void protect_all(struct dsmd *d, uint64_t page)
 {
 	uint64_t addr = page_addr(&d->mem, page);
 	struct app *a;
+	int ret;
 
-	for (a = d->mem.apps; a; a = a->next)
-		if (a->uffd >= 0)
-			uffd_wp(a->uffd, addr, true, false);
+	for (a = d->mem.apps; a; a = a->next) {
+		if (a->uffd < 0)
+			continue;
+		ret = uffd_wp(a->uffd, addr, true);
+		/* ENOENT/ESRCH: the process is exiting; it writes no more. */
+		if (ret && ret != -ENOENT && ret != -ESRCH)
+			log_err("write-protecting page %llu in process %u: %s",
+				(unsigned long long)page, a->pid,
+				strerror(-ret));
+	}
 }
 
 /* Map a page the node holds into the faulting process, or wake it if some
@@ -407,7 +416,7 @@ static void resolve(struct dsmd *d, struct app *a, uint64_t addr,
 
 	if (m && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		st->wp_faults++;
-		uffd_wp(a->uffd, addr, false, true);
+		uffd_wp(a->uffd, addr, false);
 		return;
 	}
 	ret = uffd_continue(a->uffd, addr, !m);
@@ -419,7 +428,7 @@ static void resolve(struct dsmd *d, struct app *a, uint64_t addr,
 	if (ret == -EEXIST) {
 		st->stale_faults++;
 		if (m)
-			uffd_wp(a->uffd, addr, false, true);
+			uffd_wp(a->uffd, addr, false);
 		else
 			uffd_wake(a->uffd, addr);
 	}
@@ -502,6 +511,9 @@ static void handle_fault(struct dsmd *d, struct app *a, uint64_t addr,
 		queue_fault(&m->slot_wait, a, addr, flags);
 		return;
 	}
+	log_debug("mem: page %llu %s fault (flags %x) in state %u",
+		  (unsigned long long)page, write ? "write" : "read", flags,
+		  pg->state);
 	start_txn(d, page, pg, write);
 	queue_fault(&pg->waiters, a, addr, flags);
 }
@@ -594,6 +606,11 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed)
 		return;
+	log_debug("mem: page %llu txn %llx done: %s%s%s, acks %u",
+		  (unsigned long long)t->page, (unsigned long long)t->id,
+		  t->state == WIRE_PS_M ? "M" : "S",
+		  t->data_got ? " data" : "", t->zero ? " zero" : "",
+		  t->acks_got);
 	ret = install(d, t, pg);
 	if (ret)
 		log_err("installing page %llu: %s",
@@ -725,6 +742,8 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 	}
 	if (held(d, from, msg, pg))
 		return;
+	log_debug("mem: page %llu invalidated for %u (state %u)",
+		  (unsigned long long)inv.page, inv.requester, pg->state);
 	drop_page(d, inv.page, pg);
 	ack.page = inv.page;
 	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
@@ -760,6 +779,10 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 		return;
 	}
 	s = m->send_free[--m->nsend_free];
+	log_debug("mem: page %llu sent to %u%s (state %u)",
+		  (unsigned long long)f.page, f.requester,
+		  f.flags & WIRE_FWD_INVALIDATE ? " and dropped" : "",
+		  pg->state);
 	buf = (char *)m->send_buf + (size_t)s * SLOT_STRIDE;
 	if (pg->state == WIRE_PS_M) {
 		protect_all(d, f.page);
