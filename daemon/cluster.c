@@ -132,8 +132,11 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 		if (m->state != WIRE_MEMBER_ALIVE)
 			break;
 		heard(d, ev->peer);
-		d->mem.st.msgs_received++;
-		d->mem.st.bytes_received += ev->msg.hdr->length;
+		if (ev->msg.hdr->type >= WIRE_DSM_REQ) {
+			/* Shared-memory traffic, not heartbeats or checks. */
+			d->mem.st.msgs_received++;
+			d->mem.st.bytes_received += ev->msg.hdr->length;
+		}
 		cluster_dispatch(d, ev->peer, &ev->msg);
 		break;
 	case XPORT_EV_WRITE_IMM:

@@ -76,12 +76,13 @@ DSM_API int dsm_num_nodes(void);
  * Returns the same address on every rank, page aligned, zero filled.
  * NULL and errno on error: EINVAL (size 0, or ranks asked different sizes:
  * every rank gets the error and nothing is allocated), ENOMEM (no room in
- * the arena), ENOTCONN (dsm_init() not called), ECONNABORTED (a rank of
- * the job died), EIO (the daemon failed). */
+ * the arena), ENOTCONN (dsm_init() not called), EIO (the daemon failed).
+ * A collective waits for every rank: if a rank dies, the others wait until
+ * the launcher ends the job (dsmrun does so at the first failure). */
 DSM_API void *dsm_alloc(size_t size);
 /* Collective: free a region from dsm_alloc().  Every rank must pass the
  * same address.  -EINVAL (not the start of an allocated region, or ranks
- * disagree), -ENOTCONN, -ECONNABORTED. */
+ * disagree), -ENOTCONN, -EIO. */
 DSM_API int dsm_free(void *addr);
 
 #define DSM_CREATE 0x1 /* create the region if the name is unknown */
@@ -100,7 +101,7 @@ DSM_API void *dsm_open(const char *name, size_t size, int flags);
  * named region of this process. */
 DSM_API int dsm_close(void *addr);
 /* Collective: returns once every rank of the job has called it.
- * -ENOTCONN, -ECONNABORTED (a rank of the job died). */
+ * -ENOTCONN, -EIO (the daemon failed). */
 DSM_API int dsm_barrier(void);
 
 /* ---- inspection ---- */
@@ -133,7 +134,8 @@ struct dsm_stats {
 	uint64_t directory_remote; /* requests sent to another master */
 	uint64_t forwards;         /* requests the master forwarded to a
 				      holder to supply the page */
-	uint64_t msgs_sent, msgs_received; /* node-to-node messages */
+	uint64_t msgs_sent, msgs_received; /* node-to-node protocol messages
+					      (not heartbeats) */
 	uint64_t bad_msgs;         /* malformed messages dropped */
 	uint64_t wp_faults;        /* write faults on a page the node held M
 				      but this process had mapped read-only */
