@@ -46,9 +46,6 @@ _Static_assert(WIRE_SLOT_SIZE <= SLOT_STRIDE, "a slot holds page+trailer");
 _Static_assert(sizeof(struct wire_dsm_fwd) <= sizeof(((struct pending *)0)->body),
 	       "pending bodies hold every deferred message");
 
-static void handle_fault(struct dsmd *d, struct app *a, uint64_t addr,
-			 uint32_t flags);
-
 uint64_t mem_now_us(void)
 {
 	struct timespec ts;
@@ -489,7 +486,7 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 	mem_send(d, master, WIRE_DSM_REQ, t->id, &r, sizeof(r));
 }
 
-static void handle_fault(struct dsmd *d, struct app *a, uint64_t addr,
+void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 			 uint32_t flags)
 {
 	struct mem *m = &d->mem;
@@ -539,7 +536,7 @@ void mem_on_uffd(struct dsmd *d, struct app *a)
 			    addr < d->mem.base ||
 			    addr - d->mem.base >= d->mem.size)
 				continue;
-			handle_fault(d, a, addr, (uint32_t)u->arg.pagefault.flags);
+			mem_fault(d, a, addr, (uint32_t)u->arg.pagefault.flags);
 		}
 	}
 }
@@ -552,7 +549,7 @@ static void run_faults(struct dsmd *d, struct fault *list)
 	while ((f = list)) {
 		list = f->next;
 		if (f->app->uffd >= 0)
-			handle_fault(d, f->app, f->addr, f->flags);
+			mem_fault(d, f->app, f->addr, f->flags);
 		app_put(f->app);
 		free(f);
 	}
@@ -766,8 +763,9 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 	    f.requester >= (uint32_t)d->cfg.nnodes ||
 	    (int)f.requester == d->cfg.node || pg->state == WIRE_PS_I) {
 		log_once(d->proto_logged, LOG_WARN,
-			 "dropped a forward for page %llu from node %d: this "
-			 "node does not hold the page (logged once)",
+			 "dropped a forward for page %llu from node %d: not "
+			 "its master, a bad requester, or a page this node "
+			 "does not hold (logged once)",
 			 (unsigned long long)f.page, from);
 		m->st.bad_msgs++;
 		return;

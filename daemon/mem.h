@@ -140,6 +140,10 @@ int mem_setup(struct dsmd *d);
 void mem_teardown(struct dsmd *d);
 int mem_attach(struct dsmd *d, struct app *a, int uffd);
 void mem_on_uffd(struct dsmd *d, struct app *a);
+/* One page fault of process a at addr (page aligned, in the arena), with
+ * the userfaultfd's flags.  Called for every fault read off a process's
+ * userfaultfd, and by the unit tests. */
+void mem_fault(struct dsmd *d, struct app *a, uint64_t addr, uint32_t flags);
 void mem_app_gone(struct dsmd *d, struct app *a);
 void app_put(struct app *a);
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *m);

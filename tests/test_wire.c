@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dsm.h>
+
 #include "harness.h"
 #include "wire.h"
 
@@ -30,6 +32,28 @@ static const struct {
 	{WIRE_IPC_STATUS, WIRE_CH_IPC, 0},
 	{WIRE_IPC_CHECK, WIRE_CH_IPC, sizeof(struct wire_ipc_check)},
 	{WIRE_IPC_RESULT, WIRE_CH_IPC, sizeof(struct wire_ipc_result)},
+	{WIRE_DSM_REQ, WIRE_CH_NODE, sizeof(struct wire_dsm_req)},
+	{WIRE_DSM_FWD, WIRE_CH_NODE, sizeof(struct wire_dsm_fwd)},
+	{WIRE_DSM_INV, WIRE_CH_NODE, sizeof(struct wire_dsm_inv)},
+	{WIRE_DSM_INV_ACK, WIRE_CH_NODE, sizeof(struct wire_dsm_ack)},
+	{WIRE_DSM_GRANT, WIRE_CH_NODE, sizeof(struct wire_dsm_grant)},
+	{WIRE_DSM_DONE, WIRE_CH_NODE, sizeof(struct wire_dsm_done)},
+	{WIRE_COLL_ARRIVE, WIRE_CH_NODE, sizeof(struct wire_coll_arrive)},
+	{WIRE_COLL_DONE, WIRE_CH_NODE, sizeof(struct wire_coll_done)},
+	{WIRE_REGION_OP, WIRE_CH_NODE, sizeof(struct wire_region_op)},
+	{WIRE_REGION_REPLY, WIRE_CH_NODE, sizeof(struct wire_ipc_reply)},
+	{WIRE_RESET, WIRE_CH_NODE, sizeof(struct wire_reset)},
+	{WIRE_RESET_ACK, WIRE_CH_NODE, sizeof(struct wire_reset)},
+	{WIRE_IPC_ATTACH, WIRE_CH_IPC, sizeof(struct wire_ipc_attach)},
+	{WIRE_IPC_ATTACH_OK, WIRE_CH_IPC, sizeof(struct wire_ipc_attach_ok)},
+	{WIRE_IPC_UFFD, WIRE_CH_IPC, 0},
+	{WIRE_IPC_COLL, WIRE_CH_IPC, sizeof(struct wire_ipc_coll)},
+	{WIRE_IPC_REGION, WIRE_CH_IPC, sizeof(struct wire_region_op)},
+	{WIRE_IPC_PAGE, WIRE_CH_IPC, sizeof(struct wire_ipc_page)},
+	{WIRE_IPC_STATS, WIRE_CH_IPC, 0},
+	{WIRE_IPC_STATS_REPLY, WIRE_CH_IPC, sizeof(struct dsm_stats)},
+	{WIRE_IPC_REPLY, WIRE_CH_IPC, sizeof(struct wire_ipc_reply)},
+	{WIRE_IPC_DETACH, WIRE_CH_IPC, 0},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 

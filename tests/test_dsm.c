@@ -1,0 +1,432 @@
+/* Unit tests of the directory protocol (daemon/mem.c, dir.c) on the host:
+ * several dsmd cores joined by the in-memory transport, each with its own
+ * node memory (a memfd).  Faults are injected with mem_fault() for a
+ * stand-in process whose userfaultfd ioctls go nowhere; what a process would
+ * have written is written into the node's memfd, and what a node holds is
+ * read back from it.  The transport is pumped until nothing moves, so every
+ * interleaving here is chosen by the test: the races of the protocol
+ * (two upgrades at once, an invalidation while the same node's request is
+ * in flight, requests queued at a busy entry, a held page) happen on
+ * purpose, and malformed-but-decodable messages are sent on purpose.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "../daemon/dsmd.h"
+#include "../libdsm/log.h"
+#include "harness.h"
+#include "xport_mock.h"
+
+#define NMAX 4
+#define BASE 0x600000000000ull
+#define ARENA (16u << 20)
+#define RD 0
+#define WR UFFD_PAGEFAULT_FLAG_WRITE
+#define WP (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP)
+
+static uint64_t fake_now = 1000000;
+uint64_t dsmd_now_ms(void) { return fake_now; }
+
+static struct {
+	int n;
+	struct xport_mock_fabric *f;
+	struct dsmd d[NMAX];
+	struct app app[NMAX];
+} tc;
+
+static int setup(int n, unsigned hold_us)
+{
+	int i;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.n = n;
+	tc.f = xport_mock_fabric_new(n);
+	if (!tc.f)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct dsmd *d = &tc.d[i];
+		struct xport_config xc = {
+			.self = i, .nnodes = n, .recv_depth = 16,
+			.cb = cluster_on_event, .cb_arg = d, .impl_arg = tc.f,
+		};
+
+		d->cfg = (struct dsmd_config){
+			.node = i, .nnodes = n, .heartbeat_ms = 100,
+			.dead_after_ms = 100000, .join_timeout_ms = 100000,
+			.ready_fd = -1, .arena_base = BASE,
+			.arena_size = ARENA, .hold_us = hold_us,
+		};
+		d->listen_fd = d->timer_fd = d->signal_fd = -1;
+		d->epfd = epoll_create1(EPOLL_CLOEXEC);
+		d->start_ms = fake_now;
+		for (int j = 0; j < n; j++)
+			d->members[j].state = j == i ? WIRE_MEMBER_SELF
+						     : WIRE_MEMBER_JOINING;
+		if (d->epfd < 0 || xport_create(&xport_mock_ops, &xc, &d->x) ||
+		    mem_setup(d))
+			return -1;
+		/* A stand-in process: its "userfaultfd" takes no ioctl. */
+		tc.app[i] = (struct app){.uffd = open("/dev/null", O_RDONLY),
+					 .refs = 1};
+		cluster_start(d);
+	}
+	for (i = 0; i < n; i++)
+		xport_connect_all(tc.d[i].x, NULL);
+	return 0;
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < tc.n; i++) {
+		mem_teardown(&tc.d[i]);
+		xport_destroy(tc.d[i].x);
+		close(tc.d[i].epfd);
+		close(tc.app[i].uffd);
+	}
+	xport_mock_fabric_free(tc.f);
+}
+
+/* Deliver everything, local queues included, until nothing moves. */
+static void pump(void)
+{
+	int moved;
+
+	do {
+		moved = 0;
+		for (int i = 0; i < tc.n; i++) {
+			while (mem_run_local(&tc.d[i]))
+				moved++;
+			moved += xport_progress(tc.d[i].x);
+		}
+	} while (moved > 0);
+}
+
+static void fault(int node, uint64_t page, uint32_t flags)
+{
+	mem_fault(&tc.d[node], &tc.app[node], BASE + page * WIRE_PAGE_SIZE,
+		  flags);
+}
+
+static int state(int node, uint64_t page)
+{
+	return mem_page_state(&tc.d[node], page);
+}
+
+static const struct dsm_stats *st(int node)
+{
+	return &tc.d[node].mem.st;
+}
+
+static struct dentry *entry(uint64_t page)
+{
+	return ptab_get(&tc.d[dir_master(&tc.d[0], page)].mem.dir, page,
+			false);
+}
+
+/* What a process on `node` writes into the page (the node must hold M). */
+static void store(int node, uint64_t page, uint64_t seed)
+{
+	char buf[WIRE_PAGE_SIZE];
+
+	wire_pattern_fill(buf, sizeof(buf), seed);
+	if (pwrite(tc.d[node].mem.memfd, buf, sizeof(buf),
+		   (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
+		abort();
+}
+
+/* Whether the node's copy of the page is the pattern of `seed`. */
+static bool holds(int node, uint64_t page, uint64_t seed)
+{
+	char buf[WIRE_PAGE_SIZE];
+
+	if (pread(tc.d[node].mem.memfd, buf, sizeof(buf),
+		  (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
+		return false;
+	return wire_pattern_check(buf, sizeof(buf), seed) < 0;
+}
+
+static bool busy(int node, uint64_t page)
+{
+	struct page *pg = ptab_get(&tc.d[node].mem.pages, page, false);
+
+	return pg && pg->busy;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* A first touch on the master: zero filled, no message at all. */
+static int test_first_touch_local(void)
+{
+	uint64_t page = 4; /* master: 4 % 3 = 1 */
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	CHECK(dir_master(&tc.d[1], page) == 1);
+	fault(1, page, RD);
+	pump();
+	CHECK(state(1, page) == WIRE_PS_S);
+	CHECK(st(1)->directory_local == 1 && st(1)->directory_remote == 0);
+	CHECK(st(1)->msgs_sent == 0 && st(1)->zero_fills == 1);
+	CHECK(st(1)->read_faults == 1);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 2);
+	CHECK(!entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* Read miss on a page modified elsewhere, remote master: the owner
+ * downgrades and writes the page straight into the reader's slot. */
+static int test_read_miss_modified(void)
+{
+	uint64_t page = 4;
+	struct dsm_stats before;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(0, page, WR);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_M && st(0)->write_faults == 1);
+	store(0, page, 77);
+	before = *st(2);
+	fault(2, page, RD);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_S && state(0, page) == WIRE_PS_S);
+	CHECK(holds(2, page, 77) && holds(0, page, 77));
+	CHECK(st(0)->downgrades == 1);
+	CHECK(st(1)->forwards == 2 - 1); /* master 1 forwarded to owner 0 */
+	/* The reader: REQ and DONE out, the page in; no grant message. */
+	CHECK(st(2)->msgs_sent - before.msgs_sent == 2);
+	CHECK(st(2)->msgs_received - before.msgs_received == 0);
+	CHECK(st(2)->pages_received - before.pages_received == 1);
+	CHECK(st(2)->directory_remote - before.directory_remote == 1);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 5);
+	teardown();
+	return 0;
+}
+
+/* Write miss on a page shared by others: one sharer supplies it and drops
+ * it, the rest drop theirs, and the writer waits for every ack. */
+static int test_write_miss_shared(void)
+{
+	uint64_t page = 5; /* master: 5 % 4 = 1 */
+	int i;
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(0, page, WR);
+	pump();
+	store(0, page, 5);
+	for (i = 1; i < 3; i++) {
+		fault(i, page, RD);
+		pump();
+	}
+	CHECK(entry(page)->sharers == 7);
+	fault(3, page, WR);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && holds(3, page, 5));
+	for (i = 0; i < 3; i++)
+		CHECK(state(i, page) == WIRE_PS_I && !holds(i, page, 5));
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 3);
+	CHECK(st(1)->invalidations_sent == 3);
+	teardown();
+	return 0;
+}
+
+/* An upgrade with 3 other sharers: no data moves, 3 acks come back. */
+static int test_upgrade_three_sharers(void)
+{
+	uint64_t page = 6; /* master: 6 % 4 = 2 */
+	struct dsm_stats b;
+	int i;
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(2, page, WR);
+	pump();
+	store(2, page, 9);
+	for (i = 0; i < 4; i++)
+		if (i != 2) {
+			fault(i, page, RD);
+			pump();
+		}
+	b = *st(3);
+	fault(3, page, WP);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && holds(3, page, 9));
+	CHECK(st(3)->upgrade_faults - b.upgrade_faults == 1);
+	CHECK(st(3)->pages_received == b.pages_received);
+	/* REQ + DONE out; GRANT + 3 INV_ACKs in. */
+	CHECK(st(3)->msgs_sent - b.msgs_sent == 2);
+	CHECK(st(3)->msgs_received - b.msgs_received == 4);
+	for (i = 0; i < 3; i++)
+		CHECK(state(i, page) == WIRE_PS_I);
+	teardown();
+	return 0;
+}
+
+/* Two sharers upgrade at once.  The master serves one; the other's copy is
+ * invalidated while its own upgrade is in flight, and its upgrade is then
+ * served as a write miss, with the winner's data. */
+static int test_upgrade_race(void)
+{
+	uint64_t page = 3; /* master: 0 */
+	uint64_t pages[3];
+	int winner, loser;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(1, page, WR);
+	pump();
+	store(1, page, 31);
+	fault(2, page, RD);
+	pump();
+	CHECK(state(1, page) == WIRE_PS_S && state(2, page) == WIRE_PS_S);
+	for (int i = 0; i < 3; i++)
+		pages[i] = st(i)->pages_received;
+	fault(1, page, WP);
+	fault(2, page, WP);
+	CHECK(busy(1, page) && busy(2, page));
+	pump();
+	/* Served in turn: the winner upgraded first; the loser, whose copy
+	 * was invalidated meanwhile, then got the page with the data and
+	 * owns it now. */
+	loser = state(1, page) == WIRE_PS_M ? 1 : 2;
+	winner = 3 - loser;
+	CHECK(state(loser, page) == WIRE_PS_M);
+	CHECK(state(winner, page) == WIRE_PS_I);
+	CHECK(holds(loser, page, 31));
+	CHECK(st(loser)->invalidations_received >= 1);
+	CHECK(st(loser)->pages_received - pages[loser] == 1);
+	CHECK(st(winner)->pages_received == pages[winner]);
+	CHECK(entry(page)->owner == loser && entry(page)->version == 3);
+	CHECK(!busy(1, page) && !busy(2, page));
+	teardown();
+	return 0;
+}
+
+/* Requests for one page queue at its master and are served one by one;
+ * the last writer ends up with the page and every write is kept. */
+static int test_queue_serialises(void)
+{
+	uint64_t page = 7; /* master: 7 % 3 = 1 */
+	int i;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		fault(i, page, WR);
+	pump();
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->version == 3);
+	for (i = 0; i < 3; i++)
+		CHECK(st(i)->write_faults == 1 && !busy(i, page));
+	CHECK(state(entry(page)->owner, page) == WIRE_PS_M);
+	store(entry(page)->owner, page, 70);
+	fault((entry(page)->owner + 1) % 3, page, RD);
+	pump();
+	CHECK(holds((entry(page)->owner + 1) % 3, page, 70));
+	teardown();
+	return 0;
+}
+
+/* A freshly granted page is kept for the hold time: an invalidation that
+ * arrives meanwhile waits, then goes through. */
+static int test_hold_time(void)
+{
+	uint64_t page = 4; /* master: 1 */
+
+	CHECK(setup(3, 20000) == 0);
+	pump();
+	fault(0, page, RD);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_S);
+	fault(2, page, WR);
+	pump();
+	CHECK(st(0)->held_back == 1);
+	CHECK(state(0, page) == WIRE_PS_S && busy(2, page));
+	usleep(25000);
+	mem_on_hold_timer(&tc.d[0]);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_I && state(2, page) == WIRE_PS_M);
+	CHECK(st(0)->held_back == 0 && !busy(2, page));
+	teardown();
+	return 0;
+}
+
+/* Well-formed messages that make no sense here are dropped and counted;
+ * nothing changes. */
+static int test_bad_messages(void)
+{
+	struct xport *x2;
+	struct wire_dsm_req req = {.access = WIRE_ACC_READ};
+	struct wire_dsm_grant g = {.page = 4, .state = WIRE_PS_M};
+	struct wire_dsm_fwd f = {.page = 4, .requester = 2};
+	struct wire_dsm_done done = {.page = 4};
+	struct wire_dsm_ack ack = {.page = 4};
+	struct wire_trailer tr = {.magic = WIRE_TRAILER_MAGIC, .page = 4};
+	static char junk[WIRE_SLOT_SIZE];
+	struct xport_mr mr;
+	uint64_t bad;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	x2 = tc.d[2].x;
+	bad = st(1)->bad_msgs;
+	req.page = ARENA / WIRE_PAGE_SIZE; /* beyond the arena */
+	xport_send(x2, 1, WIRE_DSM_REQ, 1, &req, sizeof(req));
+	req.page = 3;                      /* mastered by node 0 */
+	xport_send(x2, 1, WIRE_DSM_REQ, 2, &req, sizeof(req));
+	req.page = 4;
+	req.access = 7;                    /* no such access */
+	xport_send(x2, 1, WIRE_DSM_REQ, 3, &req, sizeof(req));
+	xport_send(x2, 1, WIRE_DSM_DONE, 4, &done, sizeof(done));
+	xport_send(x2, 1, WIRE_DSM_GRANT, 5, &g, sizeof(g));
+	xport_send(x2, 1, WIRE_DSM_INV_ACK, 6, &ack, sizeof(ack));
+	/* node 2 is not the master of page 4 */
+	xport_send(x2, 1, WIRE_DSM_FWD, 7, &f, sizeof(f));
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 7);
+	CHECK(entry(4) == NULL || (!entry(4)->busy && !entry(4)->state));
+	/* Page data for a slot that expects none, and for no slot. */
+	memcpy(junk + WIRE_PAGE_SIZE, &tr, sizeof(tr));
+	CHECK(xport_reg_mr(x2, junk, sizeof(junk), &mr) == 0);
+	xport_write_imm(x2, 1, &mr, 0,
+			(uint64_t)(uintptr_t)tc.d[1].mem.recv_buf,
+			tc.d[1].mem.recv_mr.rkey, WIRE_SLOT_SIZE,
+			MEM_IMM_BIT | 0, 1);
+	xport_write_imm(x2, 1, &mr, 0,
+			(uint64_t)(uintptr_t)tc.d[1].mem.recv_buf,
+			tc.d[1].mem.recv_mr.rkey, WIRE_SLOT_SIZE,
+			MEM_IMM_BIT | 0xffff, 2);
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 9);
+	CHECK(state(1, 4) == WIRE_PS_I);
+	/* And the protocol still works. */
+	fault(2, 4, WR);
+	pump();
+	CHECK(state(2, 4) == WIRE_PS_M);
+	xport_dereg_mr(x2, &mr);
+	teardown();
+	return 0;
+}
+
+static const struct test_case tests[] = {
+	{"first_touch_local", test_first_touch_local},
+	{"read_miss_modified", test_read_miss_modified},
+	{"write_miss_shared", test_write_miss_shared},
+	{"upgrade_three_sharers", test_upgrade_three_sharers},
+	{"upgrade_race", test_upgrade_race},
+	{"queue_serialises", test_queue_serialises},
+	{"hold_time", test_hold_time},
+	{"bad_messages", test_bad_messages},
+};
+
+int main(int argc, char **argv)
+{
+	log_set_level(LOG_WARN);
+	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
