@@ -31,6 +31,13 @@ expect "bad heartbeat" -r 0 -n 1 --heartbeat-ms 0
 expect "bad recv depth" -r 0 -n 1 --recv-depth 2
 expect "unexpected argument" -r 0 -n 1 extra
 expect "usage" --no-such-option
+expect "bad arena size" -r 0 -n 1 --arena-mb 0
+expect "bad arena size" -r 0 -n 1 --arena-mb 2000000
+expect "bad hold time" -r 0 -n 1 --hold-us -5
+DSM_ARENA_MB=lots expect "bad arena size" -r 0 -n 1
+# Too old a kernel is refused before anything starts, naming the version.
+DSM_TEST_KERNEL_RELEASE=5.15.0-91-generic expect "needs Linux 6.4 or later.*5.15.0" -r 0 -n 1
+DSM_TEST_KERNEL_RELEASE=6.3.9 expect "needs Linux 6.4 or later" -r 0 -n 1
 DSM_NODE=9 DSM_NNODES=4 expect "bad node number"
 SLURM_PROCID=1 SLURM_NTASKS=2 expect "rendezvous address is required"
 echo "$pass passed, $failn failed"
