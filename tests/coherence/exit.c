@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define VICTIM 1
+#define BARRIER_S 30 /* a collective must notice a dead rank by then */
 
 struct ex {
 	size_t pages;
@@ -202,7 +203,9 @@ static void after_death(struct ex *e)
 				backoff(&bo);
 		}
 	}
-	coh_phase("exit: barrier without rank 1");
+	coh_phase("exit: a barrier without rank 1 (it must fail within %d s)",
+		  BARRIER_S);
+	coh_watchdog(BARRIER_S);
 	rc = dsm_barrier();
 	if (rc != -ECONNABORTED)
 		coh_fail("a barrier after rank 1 died returned %d (%s), want "
