@@ -92,7 +92,7 @@ static void critical(struct bakery *b, long i)
 int mode_bakery(int argc, char **argv)
 {
 	struct bakery b = {0};
-	long k = arg_long(argc, argv, 1, 50), i;
+	long k = arg_long(argc, argv, 1, 100), i;
 	bool spread = argc > 2 && !strcmp(argv[2], "spread");
 	uint64_t want, got;
 	char *base;

@@ -440,7 +440,7 @@ int mode_litmus(int argc, char **argv)
 	if (!t)
 		coh_fail("which litmus test? mp, sb, lb, iriw or 2+2w");
 	coh_init();
-	setup(&r, t, arg_long(argc, argv, 2, 300), arg_long(argc, argv, 3, 32));
+	setup(&r, t, arg_long(argc, argv, 2, 1000), arg_long(argc, argv, 3, 32));
 	new_region(&r);
 	if (coh.rank == 0)
 		print_layout(&r);

@@ -2,22 +2,23 @@
  *
  *   coherence stress [OPS [PAGES [SEED]]]
  *
- * A region of PAGES pages (default 64); word x belongs to rank x % size,
- * so every page is written by every rank.  Each rank does OPS operations,
- * half writes and half reads, chosen at random:
+ * A region of PAGES pages (default 64).  In every page, word j belongs to
+ * rank j % size, and each rank uses HOT words of its own per page, so every
+ * page is written by every rank and words are written again and again.
+ * Each rank does OPS operations, half writes and half reads, at random:
  *   write: the rank's k-th write goes to its own word targets[k] (a
  *          sequence drawn from the rank's seed, which every rank can
  *          replay) and stores tag(rank) | k, between publishing
  *          started = k before and done = k after;
- *   read:  of any word x of writer w: d = done[w], v = x, s = started[w].
- *          Sequential consistency requires that v carries w's tag and a k
- *          with targets[k] == x (no foreign or torn value), k <= s (not
- *          from the future), k >= the last write to x among w's first d
- *          writes (not stale), and k >= what this rank read from x before
- *          (never backwards).
- * At the end (after a barrier) every word must hold its writer's last write.
- * SEED (default: from the clock, chosen by rank 0 and shared) is printed;
- * rank r draws from SEED + r.
+ *   read:  of any used word x of writer w: d = done[w], v = x,
+ *          s = started[w].  Sequential consistency requires that v carries
+ *          w's tag and a k with targets[k] == x (no foreign or torn value),
+ *          k <= s (not from the future), k >= the last write to x among
+ *          w's first d writes (not stale), and k >= what this rank read
+ *          from x before (never backwards).
+ * At the end (after a barrier) every word must hold its writer's last
+ * write, and unused words zero.  SEED (default: from the clock, chosen by
+ * rank 0 and shared) is printed; rank r draws from SEED + r.
  */
 #include "common.h"
 
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #define TAG_SHIFT 40
+#define HOT 4 /* words per page per rank */
 #define SEQ_MASK ((1ull << TAG_SHIFT) - 1)
 
 struct stress {
@@ -50,6 +52,20 @@ static volatile uint64_t *done(struct stress *s, int w)
 	return word_at(s->prog, (size_t)w, 8);
 }
 
+/* The rank that owns word x. */
+static int owner(size_t x)
+{
+	return (int)(x % WORDS_PER_PAGE % (size_t)coh.size);
+}
+
+/* The i-th word in use in the region (i < pages * HOT * size). */
+static size_t used_word(size_t i)
+{
+	size_t per_page = HOT * (size_t)coh.size;
+
+	return i / per_page * WORDS_PER_PAGE + i % per_page;
+}
+
 static uint64_t tag(int w)
 {
 	return (uint64_t)(w + 1) << TAG_SHIFT;
@@ -58,17 +74,20 @@ static uint64_t tag(int w)
 /* Writer w's sequence of target words: its own words only. */
 static void replay(struct stress *s, int w)
 {
-	size_t own = (s->nwords - (size_t)w + (size_t)coh.size - 1) /
-		     (size_t)coh.size;
+	uint32_t own = (uint32_t)(s->pages * HOT);
 	struct rng r = {s->seed + (uint64_t)w};
 	long k;
 
 	s->targets[w] = calloc((size_t)s->ops + 1, sizeof(uint32_t));
 	if (!s->targets[w])
 		coh_fail("out of memory");
-	for (k = 1; k <= s->ops; k++)
-		s->targets[w][k] = (uint32_t)(rng_below(&r, (uint32_t)own) *
-					      (uint32_t)coh.size + (uint32_t)w);
+	for (k = 1; k <= s->ops; k++) {
+		uint32_t i = rng_below(&r, own);
+
+		s->targets[w][k] = (uint32_t)((i / HOT) * WORDS_PER_PAGE +
+					      (i % HOT) * (uint32_t)coh.size +
+					      (uint32_t)w);
+	}
 }
 
 /* The last of w's first d writes that went to word x, or 0. */
@@ -93,7 +112,7 @@ static void do_write(struct stress *s, uint64_t k)
 
 static void do_read(struct stress *s, size_t x)
 {
-	int w = (int)(x % (size_t)coh.size);
+	int w = owner(x);
 	uint64_t d = ld64(done(s, w));
 	uint64_t v = ld64(&s->data[x]);
 	uint64_t st = ld64(started(s, w));
@@ -135,7 +154,7 @@ static void final_check(struct stress *s)
 	for (x = 0; x < s->nwords; x++) {
 		uint64_t k, v;
 
-		w = (int)(x % (size_t)coh.size);
+		w = owner(x);
 		k = last_write(s, w, x, ld64(done(s, w)));
 		v = ld64(&s->data[x]);
 		if (v != (k ? tag(w) | k : 0))
@@ -169,7 +188,8 @@ static void run(struct stress *s)
 		if (rng_next(&r) & 1)
 			do_write(s, ++k);
 		else
-			do_read(s, rng_below(&r, (uint32_t)s->nwords));
+			do_read(s, used_word(rng_below(&r, (uint32_t)(s->pages *
+						HOT * (size_t)coh.size))));
 	}
 }
 
@@ -179,9 +199,12 @@ int mode_stress(int argc, char **argv)
 	double t0;
 	int w;
 
-	s.ops = arg_long(argc, argv, 1, 400);
+	s.ops = arg_long(argc, argv, 1, 1000);
 	s.pages = (size_t)arg_long(argc, argv, 2, 64);
 	coh_init();
+	if (HOT * (size_t)coh.size > WORDS_PER_PAGE)
+		coh_fail("%d ranks do not fit %d words each in a page",
+			 coh.size, HOT);
 	share_seed(&s, argc > 3 ? (uint64_t)arg_long(argc, argv, 3, 1) : 0);
 	s.nwords = s.pages * WORDS_PER_PAGE;
 	s.data = coh_alloc(s.pages * PAGE);

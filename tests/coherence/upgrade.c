@@ -74,7 +74,7 @@ static void node_stats(struct dsm_stats *s)
 
 int mode_upgrade(int argc, char **argv)
 {
-	long rounds = arg_long(argc, argv, 1, 40), i;
+	long rounds = arg_long(argc, argv, 1, 100), i;
 	struct dsm_stats s0, s1, d;
 	volatile uint64_t *w;
 	uint64_t faults;
@@ -134,7 +134,7 @@ static void peek(volatile uint64_t *w, uint64_t *seen, long n, int r)
 
 int mode_falseshare(int argc, char **argv)
 {
-	long n = arg_long(argc, argv, 1, 300), i;
+	long n = arg_long(argc, argv, 1, 3000), i;
 	volatile uint64_t *w;
 	struct rng rng;
 	uint64_t *seen, v;
