@@ -451,38 +451,21 @@ int dsm_finalize(void)
 		_ret;                                                      \
 	})
 
-static int get_int(const int *v)
+/* A number fixed at dsm_init(); -EINVAL before it. */
+static int attached_int(const int *v)
 {
-	return *v;
+	int r;
+
+	pthread_mutex_lock(&g.lock);
+	r = g.up ? *v : -EINVAL;
+	pthread_mutex_unlock(&g.lock);
+	return r;
 }
 
-int dsm_rank(void)
-{
-	int r = LOCKED(get_int(&g.rank));
-
-	return r == -ENOTCONN ? -EINVAL : r;
-}
-
-int dsm_size(void)
-{
-	int r = LOCKED(get_int(&g.size));
-
-	return r == -ENOTCONN ? -EINVAL : r;
-}
-
-int dsm_node(void)
-{
-	int r = LOCKED(get_int(&g.node));
-
-	return r == -ENOTCONN ? -EINVAL : r;
-}
-
-int dsm_num_nodes(void)
-{
-	int r = LOCKED(get_int(&g.nnodes));
-
-	return r == -ENOTCONN ? -EINVAL : r;
-}
+int dsm_rank(void) { return attached_int(&g.rank); }
+int dsm_size(void) { return attached_int(&g.size); }
+int dsm_node(void) { return attached_int(&g.node); }
+int dsm_num_nodes(void) { return attached_int(&g.nnodes); }
 
 /* ---------------------------------------------------------------------- */
 /* Memory                                                                 */
