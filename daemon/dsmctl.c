@@ -1,15 +1,19 @@
 /* dsmctl: ask this node's dsmd for its state, or make it check its links.
  *
  *   dsmctl [-s SOCKET] status
+ *   dsmctl [-s SOCKET] stats
  *   dsmctl [-s SOCKET] check [--count N] [--payload B] [--sizes 4096,1048576]
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <dsm.h>
 
 #include "../libdsm/ipc.h"
 #include "../libdsm/log.h"
@@ -24,6 +28,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: dsmctl [-s SOCKET] [-t TIMEOUT_S] COMMAND\n"
 "  status                 members, their state and transport counters\n"
+"  stats                  this node's shared-memory counters (dsm_get_stats)\n"
 "  check [--count N] [--payload BYTES] [--sizes S1,S2,...] [--live-only]\n"
 "                         exchange N numbered messages with every peer and\n"
 "                         RDMA READ and WRITE buffers of each size, checking\n"
@@ -106,6 +111,39 @@ static void print_member(const struct wire_member *m)
 	       (unsigned long long)m->c.rdma_writes,
 	       (unsigned long long)m->c.credit_stalls,
 	       (unsigned long long)m->c.bad_msgs);
+}
+
+static int cmd_stats(int fd, int timeout_ms)
+{
+	static const char *const names[] = {
+		"read_faults", "write_faults", "upgrade_faults",
+		"minor_faults", "zero_fills", "pages_received", "pages_sent",
+		"bytes_received", "bytes_sent", "invalidations_sent",
+		"invalidations_received", "downgrades", "directory_local",
+		"directory_remote", "forwards", "msgs_sent", "msgs_received",
+		"bad_msgs", "wp_faults", "stale_faults", "held_back",
+	};
+	char *buf = malloc(WIRE_IPC_MAX);
+	uint64_t v[sizeof(names) / sizeof(names[0])];
+	struct wire_msg msg;
+	size_t i;
+	int ret;
+
+	_Static_assert(sizeof(v) == offsetof(struct dsm_stats, reserved),
+		       "a name for every counter of struct dsm_stats");
+	if (!buf)
+		return -ENOMEM;
+	ret = request(fd, WIRE_IPC_STATS, NULL, 0, WIRE_IPC_STATS_REPLY,
+		      timeout_ms, buf, &msg);
+	if (ret == 0) {
+		/* The fields come in this order at the start of the struct. */
+		memcpy(v, msg.body, sizeof(v));
+		for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+			printf("%-24s %llu\n", names[i],
+			       (unsigned long long)v[i]);
+	}
+	free(buf);
+	return ret;
 }
 
 static int cmd_status(int fd, int timeout_ms)
@@ -309,6 +347,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(argv[optind], "status")) {
 		ret = cmd_status(fd, timeout_ms);
+	} else if (!strcmp(argv[optind], "stats")) {
+		ret = cmd_stats(fd, timeout_ms);
 	} else if (!strcmp(argv[optind], "inject")) {
 		ret = cmd_inject(fd, argc - optind, argv + optind, timeout_ms);
 	} else if (!strcmp(argv[optind], "check")) {
