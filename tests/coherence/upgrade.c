@@ -10,8 +10,9 @@
  * next round's read checks that every word holds its rank's write.  Each
  * node must have faulted (upgrade or write miss) at least once per round.
  *
- * falseshare: every rank increments its own word N times (read, then
- * write: a lost or stale page loses increments) and now and then reads
+ * falseshare: every rank increments its own word N times, pausing 100 us
+ * after each so that the page keeps moving between the nodes (read, then
+ * write: a lost or stale page loses increments), and now and then reads
  * another rank's word, which may only grow and never pass N.  At the end
  * every rank checks every word is exactly N.
  */
@@ -20,6 +21,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static uint64_t mark(long round, int rank)
 {
@@ -134,7 +136,8 @@ static void peek(volatile uint64_t *w, uint64_t *seen, long n, int r)
 
 int mode_falseshare(int argc, char **argv)
 {
-	long n = arg_long(argc, argv, 1, 3000), i;
+	long n = arg_long(argc, argv, 1, 1000), i;
+	struct dsm_stats s0, s1, d;
 	volatile uint64_t *w;
 	struct rng rng;
 	uint64_t *seen, v;
@@ -148,6 +151,8 @@ int mode_falseshare(int argc, char **argv)
 		coh_fail("out of memory");
 	rng.s = (uint64_t)coh.rank * 77 + 1;
 	coh_barrier();
+	node_stats(&s0);
+	coh_barrier();
 	t0 = now_s();
 	for (i = 0; i < n; i++) {
 		coh_phase("falseshare increment %ld of %ld", i, n);
@@ -156,6 +161,7 @@ int mode_falseshare(int argc, char **argv)
 			coh_fail("my word is %" PRIu64 " after %ld increments",
 				 v, i);
 		st64(&w[coh.rank], v + 1);
+		usleep(100); /* let the others in: the page must move */
 		if (i % 8 == 0)
 			peek(w, seen, n, (int)rng_below(&rng,
 							(uint32_t)coh.size));
@@ -169,6 +175,13 @@ int mode_falseshare(int argc, char **argv)
 	if (coh.rank == 0)
 		coh_say("%d words of one page, %ld increments each, exact; "
 			"%.1f s", coh.size, n, now_s() - t0);
+	if (coh.local == 0) {
+		node_stats(&s1);
+		stats_sub(&d, &s0, &s1);
+		coh_say("node %d fetched the page %" PRIu64 " times to write "
+			"and upgraded it %" PRIu64 " times",
+			coh.node, d.write_faults, d.upgrade_faults);
+	}
 	coh_barrier();
 	coh_say("ok");
 	return 0;
