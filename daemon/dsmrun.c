@@ -77,6 +77,7 @@ struct run {
 	struct stream **sp;        /* NULL: not a stream */
 	int *rnode;                /* a ready pipe's node, or -1 */
 	int sigfd;
+	unsigned long job;  /* DSM_JOB: this run's id */
 	int first_failure;  /* exit status to return, 0 if none */
 	bool failed;
 };
@@ -116,8 +117,8 @@ static void usage(FILE *f)
 "  -v, --verbose          show the daemons' info messages\n"
 "The job has NODES x P ranks; rank R runs on node R / P.  Each copy gets\n"
 "DSM_RANK (R), DSM_SIZE (NODES x P), DSM_LOCAL_RANK (R %% P), DSM_LOCAL_SIZE\n"
-"(P), DSM_NODE, DSM_NNODES, and DSM_SOCKET and DSM_DAEMON_PID (its node's\n"
-"dsmd).  Output lines start with \"[R] \", the daemons' with \"[dsmd N] \".\n"
+"(P), DSM_NODE, DSM_NNODES, DSM_JOB (this run), and DSM_SOCKET and\n"
+"DSM_DAEMON_PID (its node's dsmd).  Output lines start with \"[R] \", the daemons' with \"[dsmd N] \".\n"
 "The exit status is the first failure's: its exit code, or 128 + the signal\n"
 "that killed it; 124 at the time limit.\n", WIRE_MAX_NODES, MAX_PROCS_PER_NODE);
 }
@@ -542,6 +543,8 @@ static void set_rank_env(struct run *r, int rank)
 	snprintf(v, sizeof(v), "%s/dsmd.%d.sock", r->tmpdir, node);
 	setenv("DSM_SOCKET", v, 1);
 	setenv_int("DSM_DAEMON_PID", r->daemons[node].pid);
+	/* A new job for the daemons: collectives are counted afresh. */
+	setenv_int("DSM_JOB", (long)r->job);
 }
 
 static int start_commands(struct run *r, char **argv)
@@ -730,6 +733,7 @@ static int setup(struct run *r)
 	snprintf(r->tmpdir, sizeof(r->tmpdir), "/tmp/dsmrun.XXXXXX");
 	if (!mkdtemp(r->tmpdir))
 		return -errno;
+	r->job = ((unsigned long)time(NULL) << 22) ^ (unsigned long)getpid();
 	port = pick_port();
 	if (port < 0)
 		return -EADDRNOTAVAIL;
