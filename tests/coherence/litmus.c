@@ -317,61 +317,86 @@ static void print_layout(const struct lrun *r)
 	coh_say("pages mastered by%s", line);
 }
 
+#define NCODES 81 /* 3^NOUT outcomes */
+
+/* Print the outcomes seen, in total and by how the batch was prepared. */
+static void print_hist(const struct lrun *r, long hist[NCODES][NPREP])
+{
+	const struct litmus *t = r->t;
+	int i, k, p;
+
+	for (i = 0; i < NCODES; i++) {
+		uint8_t o[NOUT] = {0};
+		char line[256];
+		size_t used = 0;
+		long sum = 0;
+		int code = i;
+
+		for (k = t->nout - 1; k >= 0; k--) {
+			o[k] = (uint8_t)(code % 3);
+			code /= 3;
+		}
+		for (p = 0; p < NPREP; p++)
+			sum += hist[i][p];
+		if (!sum)
+			continue;
+		for (k = 0; k < t->nout; k++)
+			used += (size_t)snprintf(line + used,
+						 sizeof(line) - used, " %s=%d",
+						 t->slot[k], o[k]);
+		used += (size_t)snprintf(line + used, sizeof(line) - used,
+					 ": %ld (", sum);
+		for (p = 0; p < NPREP; p++)
+			used += (size_t)snprintf(line + used,
+						 sizeof(line) - used, "%s%s %ld",
+						 p ? ", " : "", prep_name[p],
+						 hist[i][p]);
+		coh_say("histogram instance %d:%s)%s", r->inst, line,
+			t->forbidden(o) ? " FORBIDDEN" : "");
+	}
+}
+
+/* Iteration i's outcome, merged from the roles' records. */
+static void outcome(const struct lrun *r, const uint8_t *res,
+		    size_t per_role, long i, uint8_t *o)
+{
+	const struct litmus *t = r->t;
+	int k;
+
+	for (k = 0; k < t->nout; k++) {
+		int who = t->slot_role[k] == FINAL ? 0 : t->slot_role[k];
+
+		o[k] = res[(size_t)who * per_role + (size_t)i * NOUT +
+			   (size_t)k];
+		if (o[k] < t->lo || o[k] > t->hi)
+			coh_fail("iteration %ld: %s = %u: no execution gives "
+				 "that value", i, t->slot[k], o[k]);
+	}
+}
+
 /* Role 0 of each instance: merge the records, count, judge. */
 static long judge(const struct lrun *r, const uint8_t *res, size_t per_role)
 {
 	const struct litmus *t = r->t;
-	long hist[81] = {0}, bad = 0, i;
+	long hist[NCODES][NPREP] = {{0}}, bad = 0, i;
 	int k;
 
 	for (i = 0; i < r->iters; i++) {
+		int prep = (int)((i / r->batch) % NPREP), code = 0;
+		long j = r->inst * r->batch + i % r->batch;
 		uint8_t o[NOUT] = {0};
-		int code = 0;
 
-		for (k = 0; k < t->nout; k++) {
-			int who = t->slot_role[k] == FINAL ? 0 :
-				  t->slot_role[k];
-
-			o[k] = res[(size_t)who * per_role + (size_t)i * NOUT +
-				   (size_t)k];
-			if (o[k] < t->lo || o[k] > t->hi)
-				coh_fail("iteration %ld: %s = %u: no execution "
-					 "gives that value", i, t->slot[k],
-					 o[k]);
+		outcome(r, res, per_role, i, o);
+		for (k = 0; k < t->nout; k++)
 			code = code * 3 + o[k];
-		}
-		hist[code]++;
-		if (t->forbidden(o) && bad++ < 5) {
-			long j = r->inst * r->batch + i % r->batch;
-
+		hist[code][prep]++;
+		if (t->forbidden(o) && bad++ < 5)
 			coh_say("FORBIDDEN at iteration %ld (batch %s; x %p "
 				"master %d, y %p master %d)", i,
-				prep_name[(i / r->batch) % NPREP],
-				(void *)r->x[j], r->xm[j], (void *)r->y[j],
-				r->ym[j]);
-		}
+				prep_name[prep], (void *)r->x[j], r->xm[j],
+				(void *)r->y[j], r->ym[j]);
 	}
-	for (i = 0; i < 81; i++) {
-		char line[128];
-		size_t used = 0;
-		int code = (int)i, digits[NOUT];
-
-		if (!hist[i])
-			continue;
-		for (k = t->nout - 1; k >= 0; k--) {
-			digits[k] = code % 3;
-			code /= 3;
-		}
-		for (k = 0; k < t->nout; k++)
-			used += (size_t)snprintf(line + used,
-						 sizeof(line) - used, " %s=%d",
-						 t->slot[k], digits[k]);
-		coh_say("histogram instance %d:%s: %ld%s", r->inst, line,
-			hist[i], t->forbidden((uint8_t[NOUT]){
-				(uint8_t)digits[0], (uint8_t)digits[1],
-				(uint8_t)digits[2], (uint8_t)digits[3]}) ?
-				" FORBIDDEN" : "");
-	}
+	print_hist(r, hist);
 	return bad;
 }
 
