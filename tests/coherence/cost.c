@@ -14,7 +14,9 @@
  * makes one directory request, local (no message to a master) or remote as
  * the page's master says; a read miss counts one read fault and one page
  * received, a write miss one write fault and one page, an upgrade one
- * upgrade fault, a zero fill no page.
+ * upgrade fault, a zero fill no page.  Then every node checks its state of
+ * the page: MODIFIED at node 0 after a write, SHARED at node 0 and at the
+ * old holder after a read, INVALID everywhere else.
  * Printed ("COST" lines): the faulting node's messages and bytes each way,
  * and the whole cluster's, from every node's counters over a window that
  * brackets the fault with barriers, minus the same window without a fault
@@ -196,6 +198,26 @@ static void expect(struct cost *c, enum kind k, const struct dsm_stats *t)
 			 kind_name[k]);
 }
 
+/* After the fault: the faulting node holds the page as the access needs,
+ * the holder kept a copy only if it was read, everyone else has none. */
+static void check_state(struct cost *c, enum kind k)
+{
+	bool write = k == WRITE_MISS || k == UPGRADE;
+	int want = DSM_PAGE_INVALID, st;
+
+	if (coh.local)
+		return;
+	if (coh.node == 0)
+		want = write ? DSM_PAGE_MODIFIED : DSM_PAGE_SHARED;
+	else if (coh.rank == c->holder && (k == READ_LOCAL || k == READ_REMOTE))
+		want = DSM_PAGE_SHARED;
+	st = coh_state((const void *)c->page[k]);
+	if (st != want)
+		coh_fail("after %s by node 0, node %d holds the page %s, want "
+			 "%s", kind_name[k], coh.node, coh_state_name(st),
+			 coh_state_name(want));
+}
+
 static void one_case(struct cost *c, enum kind k)
 {
 	struct dsm_stats d[2], tight;
@@ -207,6 +229,7 @@ static void one_case(struct cost *c, enum kind k)
 	window(c, k, true, &d[1], &tight);
 	if (coh.rank == 0)
 		expect(c, k, &tight);
+	check_state(c, k);
 	report(c, k, d);
 }
 
