@@ -298,7 +298,8 @@ static void refill_zero(void)
 	for (i = 0; i < 2 * WORDS_PER_PAGE; i++)
 		if (ld64(&q[i]))
 			coh_fail("a re-allocated region is not zero: word %zu "
-				 "is %#llx", i, (unsigned long long)ld64(&q[i]));
+				 "is %#llx", i,
+				 (unsigned long long)ld64(&q[i]));
 	coh_barrier();
 	coh_free((void *)q);
 }

@@ -126,8 +126,8 @@ int mode_bakery(int argc, char **argv)
 	want = (uint64_t)k * (uint64_t)b.n;
 	got = ld64(b.counter);
 	if (got != want)
-		coh_fail("counter is %llu, want %llu (%ld entries by %d ranks): "
-			 "increments lost, mutual exclusion failed",
+		coh_fail("counter is %llu, want %llu (%ld entries by %d "
+			 "ranks): increments lost, mutual exclusion failed",
 			 (unsigned long long)got, (unsigned long long)want, k,
 			 b.n);
 	if (coh.rank == 0)

@@ -152,8 +152,9 @@ static void report(struct cost *c, enum kind k, const struct dsm_stats *d)
 			"received %lld; whole cluster: msgs %lld, bytes %lld, "
 			"pages %lld, invalidations %lld, forwards %lld",
 			kind_name[k], coh.nnodes, NET(msgs_sent),
-			NET(msgs_received), NET(bytes_sent), NET(bytes_received),
-			NET(pages_received), msgs, bytes, pages, inv, fwd);
+			NET(msgs_received), NET(bytes_sent),
+			NET(bytes_received), NET(pages_received), msgs, bytes,
+			pages, inv, fwd);
 	}
 	coh_barrier();
 }

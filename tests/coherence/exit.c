@@ -63,7 +63,8 @@ static void attach(struct ex *e)
 {
 	coh_init();
 	if (coh.lsize < 2 || coh.nnodes < 2)
-		coh_fail("needs 2 nodes and 2 processes per node (dsmrun -p 2)");
+		coh_fail("needs 2 nodes and 2 processes per node "
+			 "(dsmrun -p 2)");
 	e->a = coh_alloc(e->pages * PAGE);
 	e->b = coh_alloc(e->pages * PAGE);
 	e->ctl = coh_alloc(PAGE);

@@ -168,8 +168,8 @@ static void check(const char *base)
 		uint8_t v = ((const volatile uint8_t *)base)[off];
 
 		if (v != expected(off))
-			coh_fail("page %zu byte %zu is %#x, want %#x", off / PAGE,
-				 off % PAGE, v, expected(off));
+			coh_fail("page %zu byte %zu is %#x, want %#x",
+				 off / PAGE, off % PAGE, v, expected(off));
 	}
 }
 

@@ -348,9 +348,9 @@ static void print_hist(const struct lrun *r, long hist[NCODES][NPREP])
 					 ": %ld (", sum);
 		for (p = 0; p < NPREP; p++)
 			used += (size_t)snprintf(line + used,
-						 sizeof(line) - used, "%s%s %ld",
-						 p ? ", " : "", prep_name[p],
-						 hist[i][p]);
+						 sizeof(line) - used,
+						 "%s%s %ld", p ? ", " : "",
+						 prep_name[p], hist[i][p]);
 		coh_say("histogram instance %d:%s)%s", r->inst, line,
 			t->forbidden(o) ? " FORBIDDEN" : "");
 	}
@@ -465,7 +465,8 @@ int mode_litmus(int argc, char **argv)
 	if (!t)
 		coh_fail("which litmus test? mp, sb, lb, iriw or 2+2w");
 	coh_init();
-	setup(&r, t, arg_long(argc, argv, 2, 1000), arg_long(argc, argv, 3, 32));
+	setup(&r, t, arg_long(argc, argv, 2, 1000),
+	      arg_long(argc, argv, 3, 32));
 	new_region(&r);
 	if (coh.rank == 0)
 		print_layout(&r);

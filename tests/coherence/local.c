@@ -128,7 +128,8 @@ int mode_local(int argc, char **argv)
 	l.pages = (size_t)arg_long(argc, argv, 1, 16);
 	coh_init();
 	if (coh.lsize < 2 || coh.nnodes < 2)
-		coh_fail("needs 2 nodes and 2 processes per node (dsmrun -p 2)");
+		coh_fail("needs 2 nodes and 2 processes per node "
+			 "(dsmrun -p 2)");
 	l.base = coh_alloc(l.pages * PAGE);
 	coh_phase("local: rank 0 writes");
 	if (coh.rank == 0)
