@@ -56,6 +56,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	log_warn("node %d is dead: %s", node, why);
 	xport_close_peer(d->x, node);
 	check_on_peer_down(d, node);
+	mem_peer_down(d, node);
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;

@@ -122,6 +122,7 @@ static int cmd_stats(int fd, int timeout_ms)
 		"invalidations_received", "downgrades", "directory_local",
 		"directory_remote", "forwards", "msgs_sent", "msgs_received",
 		"bad_msgs", "wp_faults", "stale_faults", "held_back",
+		"lost_faults",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/userfaultfd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,25 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 	mem_send(d, master, WIRE_DSM_REQ, t->id, &r, sizeof(r));
 }
 
+static bool master_alive(const struct dsmd *d, uint64_t page)
+{
+	int master = dir_master(d, page);
+
+	return master == d->cfg.node || cluster_peer_alive(d, master);
+}
+
+/* The page cannot be had: its directory entry died with its master.  The
+ * process gets SIGBUS, as for memory that is gone, rather than a hang. */
+static void lost(struct dsmd *d, struct app *a, uint64_t page)
+{
+	d->mem.st.lost_faults++;
+	log_err("page %llu is lost with its master, node %d: process %u "
+		"gets SIGBUS", (unsigned long long)page, dir_master(d, page),
+		a->pid);
+	if (a->pid)
+		kill((pid_t)a->pid, SIGBUS);
+}
+
 void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 			 uint32_t flags)
 {
@@ -502,6 +522,10 @@ void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 	}
 	if (pg->state == WIRE_PS_M || (pg->state == WIRE_PS_S && !write)) {
 		resolve(d, a, addr, flags, pg);
+		return;
+	}
+	if (!master_alive(d, page)) {
+		lost(d, a, page);
 		return;
 	}
 	if (!m->nfree_slots) {
@@ -566,7 +590,7 @@ static struct txn *find_txn(struct dsmd *d, uint64_t id, uint64_t page)
 	if (slot >= MEM_NSLOTS)
 		return NULL;
 	t = &d->mem.txns[slot];
-	if (!t->used || t->id != id || t->page != page)
+	if (!t->used || t->abandoned || t->id != id || t->page != page)
 		return NULL;
 	return t;
 }
@@ -869,6 +893,28 @@ void mem_on_rdma(struct dsmd *d, const struct xport_event *ev)
 	m->send_free[m->nsend_free++] = (uint16_t)s;
 	if (m->deferred)
 		retry_deferred(d);
+}
+
+void mem_peer_down(struct dsmd *d, int node)
+{
+	struct mem *m = &d->mem;
+	struct fault *list;
+	unsigned i;
+
+	for (i = 0; i < MEM_NSLOTS; i++) {
+		struct txn *t = &m->txns[i];
+		struct page *pg;
+
+		if (!t->used || t->abandoned || dir_master(d, t->page) != node)
+			continue;
+		pg = ptab_get(&m->pages, t->page, true);
+		t->abandoned = true;
+		pg->busy = 0;
+		list = pg->waiters;
+		pg->waiters = NULL;
+		/* Every waiter now finds the master dead: SIGBUS. */
+		run_faults(d, list);
+	}
 }
 
 /* ---------------------------------------------------------------------- */

@@ -81,6 +81,8 @@ struct ptab {
 /* A transaction of this node: one fault that needs the network. */
 struct txn {
 	bool used;
+	bool abandoned;      /* its master died: the slot is never reused,
+				so a late page cannot land in a new fetch */
 	bool grant_seen, data_needed, data_got, zero;
 	uint8_t access, state;
 	uint32_t acks_needed, acks_got;
@@ -149,6 +151,8 @@ void app_put(struct app *a);
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void mem_on_rdma(struct dsmd *d, const struct xport_event *ev);
 void mem_on_hold_timer(struct dsmd *d);
+/* A node died: faults that need its directory entries fail (SIGBUS). */
+void mem_peer_down(struct dsmd *d, int node);
 bool mem_run_local(struct dsmd *d);
 int mem_page_state(struct dsmd *d, uint64_t page);
 void mem_reset_range(struct dsmd *d, uint64_t first, uint64_t n);

@@ -141,7 +141,9 @@ struct dsm_stats {
 				      but this process had mapped read-only */
 	uint64_t stale_faults;     /* faults that were already resolved */
 	uint64_t held_back;        /* invalidations deferred by hold time */
-	uint64_t reserved[13];
+	uint64_t lost_faults;      /* faults on pages whose master died:
+				      the process got SIGBUS */
+	uint64_t reserved[12];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -414,6 +414,33 @@ static int test_bad_messages(void)
 	return 0;
 }
 
+/* A master dies with a fault waiting on it: the fault fails (the process
+ * would get SIGBUS) instead of waiting forever, and so does every later
+ * fault on a page it mastered; other pages carry on. */
+static int test_master_dies(void)
+{
+	unsigned free_slots;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(0, 4, RD); /* master 1 */
+	CHECK(busy(0, 4));
+	CHECK(xport_mock_kill(tc.f, 1) == 0);
+	pump();
+	CHECK(tc.d[0].members[1].state == WIRE_MEMBER_DEAD);
+	CHECK(!busy(0, 4) && state(0, 4) == WIRE_PS_I);
+	CHECK(st(0)->lost_faults == 1);
+	free_slots = tc.d[0].mem.nfree_slots;
+	fault(0, 7, WR); /* master 1 as well */
+	CHECK(st(0)->lost_faults == 2 && !busy(0, 7));
+	CHECK(tc.d[0].mem.nfree_slots == free_slots);
+	fault(0, 5, WR); /* master 2, alive */
+	pump();
+	CHECK(state(0, 5) == WIRE_PS_M && st(0)->lost_faults == 2);
+	teardown();
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"first_touch_local", test_first_touch_local},
 	{"read_miss_modified", test_read_miss_modified},
@@ -423,6 +450,7 @@ static const struct test_case tests[] = {
 	{"queue_serialises", test_queue_serialises},
 	{"hold_time", test_hold_time},
 	{"bad_messages", test_bad_messages},
+	{"master_dies", test_master_dies},
 };
 
 int main(int argc, char **argv)
