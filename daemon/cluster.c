@@ -57,6 +57,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	xport_close_peer(d->x, node);
 	check_on_peer_down(d, node);
 	mem_peer_down(d, node);
+	dir_peer_down(d, node);
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;
@@ -83,6 +84,7 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DSM_INV:
 	case WIRE_DSM_INV_ACK:
 	case WIRE_DSM_GRANT:
+	case WIRE_DSM_LOST:
 		mem_on_msg(d, peer, m);
 		break;
 	case WIRE_COLL_ARRIVE:

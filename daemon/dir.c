@@ -62,13 +62,15 @@ static void grant(struct dsmd *d, int to, uint64_t id, uint64_t page,
 }
 
 static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
-		const struct wire_dsm_req *r, const struct dentry *e,
+		const struct wire_dsm_req *r, struct dentry *e,
 		unsigned flags, unsigned state)
 {
 	struct wire_dsm_fwd f = {.page = r->page, .requester = (uint32_t)to,
 				 .flags = flags, .state = state,
 				 .version = e->version, .slot = r->slot};
 
+	e->owe |= 1ull << holder;
+	e->supplier = (int16_t)holder;
 	if (holder != d->cfg.node)
 		d->mem.st.forwards++;
 	if (flags & WIRE_FWD_INVALIDATE)
@@ -77,12 +79,13 @@ static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 }
 
 /* Invalidate every node of `set`; each acknowledges to the requester. */
-static unsigned inv_all(struct dsmd *d, uint64_t set, int to, uint64_t id,
-			uint64_t page)
+static unsigned inv_all(struct dsmd *d, struct dentry *e, uint64_t set,
+			int to, uint64_t id, uint64_t page)
 {
 	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to};
 	unsigned n = 0;
 
+	e->owe |= set;
 	while (set) {
 		int h = lowest(set);
 
@@ -148,7 +151,7 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	case WIRE_PS_S:
 		if ((e->sharers & bit) || !others) {
 			/* An upgrade: R's copy is current. */
-			acks = inv_all(d, others, r, id, q->page);
+			acks = inv_all(d, e, others, r, id, q->page);
 			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
 			break;
 		}
@@ -156,7 +159,7 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		 * one sharer sends the page, the others only drop theirs. */
 		s = supplier(d, others);
 		fwd(d, s, r, id, q, e, WIRE_FWD_INVALIDATE, WIRE_PS_M);
-		acks = inv_all(d, others & ~(1ull << s), r, id, q->page);
+		acks = inv_all(d, e, others & ~(1ull << s), r, id, q->page);
 		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_DATA);
 		break;
 	default:
@@ -186,7 +189,12 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	e->busy = 1;
 	e->busy_node = (uint16_t)r;
 	e->busy_req = id;
-	if (q->access == WIRE_ACC_READ)
+	e->busy_write = q->access == WIRE_ACC_WRITE;
+	e->owe = 0;
+	e->supplier = -1;
+	if (e->state == DIR_LOST)
+		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_LOST);
+	else if (q->access == WIRE_ACC_READ)
 		serve_read(d, e, r, id, q);
 	else
 		serve_write(d, e, r, id, q);
@@ -223,16 +231,24 @@ static void on_req(struct dsmd *d, int from, uint64_t id,
 	e->q_tail = w;
 }
 
-static void on_done(struct dsmd *d, int from, uint64_t id, uint64_t page)
+/* The requester gave its transaction up: the page it was to get died with
+ * its supplier.  Whatever copies are left stay; with none, it is lost. */
+static void undo(struct dentry *e, int r)
 {
-	struct dentry *e = ptab_get(&d->mem.dir, page, false);
-	struct dreq *w;
-
-	if (!e || !e->busy || e->busy_node != from || e->busy_req != id) {
-		d->mem.st.bad_msgs++;
+	if (e->busy_write || e->state == WIRE_PS_M) {
+		e->state = DIR_LOST;
+		e->sharers = 0;
 		return;
 	}
-	e->busy = 0;
+	e->sharers &= ~(1ull << r);
+	if (!e->sharers)
+		e->state = DIR_LOST;
+}
+
+static void serve_queue(struct dsmd *d, struct dentry *e)
+{
+	struct dreq *w;
+
 	while (!e->busy && (w = e->q_head)) {
 		e->q_head = w->next;
 		if (!e->q_head)
@@ -240,6 +256,21 @@ static void on_done(struct dsmd *d, int from, uint64_t id, uint64_t page)
 		serve(d, e, w->from, w->req_id, &w->r);
 		free(w);
 	}
+}
+
+static void on_done(struct dsmd *d, int from, uint64_t id,
+		    const struct wire_dsm_done *done)
+{
+	struct dentry *e = ptab_get(&d->mem.dir, done->page, false);
+
+	if (!e || !e->busy || e->busy_node != from || e->busy_req != id) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (done->aborted)
+		undo(e, from);
+	e->busy = 0;
+	serve_queue(d, e);
 }
 
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
@@ -260,7 +291,7 @@ void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
 			d->mem.st.bad_msgs++;
 			return;
 		}
-		on_done(d, from, m->hdr->req_id, done.page);
+		on_done(d, from, m->hdr->req_id, &done);
 	}
 }
 
@@ -286,6 +317,64 @@ void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
 			free_queue(e);
 			*e = (struct dentry){0};
 		}
+	}
+}
+
+static void drop_requests_of(struct dentry *e, int node)
+{
+	struct dreq **pp = &e->q_head, *w;
+
+	e->q_tail = NULL;
+	while ((w = *pp)) {
+		if (w->from == node) {
+			*pp = w->next;
+			free(w);
+			continue;
+		}
+		e->q_tail = w;
+		pp = &w->next;
+	}
+}
+
+static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
+			    int node)
+{
+	uint64_t bit = 1ull << node;
+	struct wire_dsm_lost lost = {.page = page, .node = (uint32_t)node};
+
+	drop_requests_of(e, node);
+	e->sharers &= ~bit;
+	if (e->busy && e->busy_node == node) {
+		e->busy = 0; /* the requester is gone */
+	} else if (e->busy && (e->owe & bit)) {
+		e->owe &= ~bit;
+		lost.flags = e->supplier == node ? WIRE_LOST_SUPPLIER : 0;
+		mem_send(d, e->busy_node, WIRE_DSM_LOST, e->busy_req, &lost,
+			 sizeof(lost));
+	}
+	if (e->busy)
+		return;
+	if ((e->state == WIRE_PS_M && e->owner == node) ||
+	    (e->state == WIRE_PS_S && !e->sharers)) {
+		log_warn("page %llu: its only copy was on node %d: lost",
+			 (unsigned long long)page, node);
+		e->state = DIR_LOST;
+	}
+	serve_queue(d, e);
+}
+
+void dir_peer_down(struct dsmd *d, int node)
+{
+	struct ptab *t = &d->mem.dir;
+	size_t c, i;
+
+	for (c = 0; t->chunks && c < t->nchunks; c++) {
+		struct dentry *e = t->chunks[c];
+
+		for (i = 0; e && i < 512; i++)
+			if (e[i].state || e[i].busy || e[i].q_head)
+				entry_peer_down(d, (uint64_t)c * 512 + i,
+						&e[i], node);
 	}
 }
 

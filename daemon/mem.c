@@ -494,14 +494,14 @@ static bool master_alive(const struct dsmd *d, uint64_t page)
 	return master == d->cfg.node || cluster_peer_alive(d, master);
 }
 
-/* The page cannot be had: its directory entry died with its master.  The
- * process gets SIGBUS, as for memory that is gone, rather than a hang. */
+/* The page cannot be had: its directory entry died with its master, or
+ * its only copy with its holder.  The process gets SIGBUS, as for memory
+ * that is gone, rather than a hang. */
 static void lost(struct dsmd *d, struct app *a, uint64_t page)
 {
 	d->mem.st.lost_faults++;
-	log_err("page %llu is lost with its master, node %d: process %u "
-		"gets SIGBUS", (unsigned long long)page, dir_master(d, page),
-		a->pid);
+	log_err("page %llu is lost (its master or its only holder died): "
+		"process %u gets SIGBUS", (unsigned long long)page, a->pid);
 	if (a->pid)
 		kill((pid_t)a->pid, SIGBUS);
 }
@@ -659,6 +659,28 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	}
 }
 
+/* The page is lost: every fault waiting for it gets SIGBUS. */
+static void fail_txn(struct dsmd *d, struct txn *t)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_done done = {.page = t->page};
+	struct page *pg = ptab_get(&m->pages, t->page, true);
+	struct fault *f;
+
+	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
+		 sizeof(done));
+	t->used = false;
+	m->nfree_slots++;
+	pg->busy = 0;
+	while ((f = pg->waiters)) {
+		pg->waiters = f->next;
+		if (f->app->uffd >= 0)
+			lost(d, f->app, t->page);
+		app_put(f->app);
+		free(f);
+	}
+}
+
 static void on_grant(struct dsmd *d, int from, uint64_t id,
 		     const struct wire_dsm_grant *g)
 {
@@ -667,6 +689,10 @@ static void on_grant(struct dsmd *d, int from, uint64_t id,
 	if (!t || t->grant_seen || from != dir_master(d, g->page) ||
 	    g->state < WIRE_PS_S || g->state > WIRE_PS_M) {
 		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (g->flags & WIRE_GRANT_LOST) {
+		fail_txn(d, t);
 		return;
 	}
 	t->grant_seen = true;
@@ -678,16 +704,63 @@ static void on_grant(struct dsmd *d, int from, uint64_t id,
 	txn_maybe_done(d, t);
 }
 
-static void on_ack(struct dsmd *d, uint64_t id, const struct wire_dsm_ack *a)
+/* Count node's ack once: the master may also report it for a node that
+ * died, not knowing whether its ack got out first. */
+static void count_ack(struct dsmd *d, struct txn *t, uint32_t node)
+{
+	if (node >= (uint32_t)d->cfg.nnodes || (t->acked & (1ull << node)))
+		return;
+	t->acked |= 1ull << node;
+	t->acks_got++;
+	txn_maybe_done(d, t);
+}
+
+static void on_ack(struct dsmd *d, int from, uint64_t id,
+		   const struct wire_dsm_ack *a)
 {
 	struct txn *t = find_txn(d, id, a->page);
 
-	if (!t) {
+	if (!t || a->node != (uint32_t)from) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
-	t->acks_got++;
-	txn_maybe_done(d, t);
+	count_ack(d, t, a->node);
+}
+
+/* The page this transaction waits for died with its sender: give the
+ * transaction up and let its faults start over (the master knows whether
+ * another copy is left). */
+static void abort_txn(struct dsmd *d, struct txn *t)
+{
+	struct wire_dsm_done done = {.page = t->page, .aborted = 1};
+	struct page *pg = ptab_get(&d->mem.pages, t->page, true);
+	struct fault *list;
+
+	t->abandoned = true; /* a late page must not land in a new fetch */
+	pg->busy = 0;
+	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
+		 sizeof(done));
+	list = pg->waiters;
+	pg->waiters = NULL;
+	run_faults(d, list);
+}
+
+static void on_lost(struct dsmd *d, int from, uint64_t id,
+		    const struct wire_dsm_lost *l)
+{
+	struct txn *t = find_txn(d, id, l->page);
+
+	if (from != dir_master(d, l->page) ||
+	    l->node >= (uint32_t)d->cfg.nnodes) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (!t)
+		return; /* done already */
+	if (!(l->flags & WIRE_LOST_SUPPLIER))
+		count_ack(d, t, l->node);
+	else if (!t->data_got)
+		abort_txn(d, t);
 }
 
 static void on_page_data(struct dsmd *d, const struct xport_event *ev)
@@ -766,7 +839,8 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 	log_debug("mem: page %llu invalidated for %u (state %u)",
 		  (unsigned long long)inv.page, inv.requester, pg->state);
 	drop_page(d, inv.page, pg);
-	ack.page = inv.page;
+	ack = (struct wire_dsm_ack){.page = inv.page,
+				    .node = (uint32_t)d->cfg.node};
 	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
 		 &ack, sizeof(ack));
 }
@@ -845,6 +919,7 @@ void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 {
 	struct wire_dsm_grant g;
 	struct wire_dsm_ack a;
+	struct wire_dsm_lost l;
 	uint64_t page;
 
 	memcpy(&page, msg->body, sizeof(page)); /* every body starts so */
@@ -861,7 +936,11 @@ void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 		break;
 	case WIRE_DSM_INV_ACK:
 		memcpy(&a, msg->body, sizeof(a));
-		on_ack(d, msg->hdr->req_id, &a);
+		on_ack(d, from, msg->hdr->req_id, &a);
+		break;
+	case WIRE_DSM_LOST:
+		memcpy(&l, msg->body, sizeof(l));
+		on_lost(d, from, msg->hdr->req_id, &l);
 		break;
 	case WIRE_DSM_GRANT:
 		memcpy(&g, msg->body, sizeof(g));

@@ -60,16 +60,24 @@ struct page {
 /* The master's directory entry of a page. */
 struct dreq;
 struct dentry {
-	uint8_t state;       /* I: nobody holds it; S: sharers; M: owner */
+	uint8_t state;       /* I: nobody holds it; S: sharers; M: owner;
+				DIR_LOST: its only copy died */
 	uint8_t busy;        /* a transaction is open: DONE pending */
 	uint16_t owner;
 	uint16_t busy_node;
-	uint16_t reserved;
+	uint8_t busy_write;  /* the open transaction is a write */
+	uint8_t reserved;
+	uint64_t owe;        /* nodes that owe the open transaction's
+				requester an ack or the page */
+	int16_t supplier;    /* the node sending the page, or -1 */
+	uint16_t reserved2[3];
 	uint64_t sharers;    /* bit per node */
 	uint64_t version;
 	uint64_t busy_req;
 	struct dreq *q_head, *q_tail;
 };
+
+#define DIR_LOST 3
 
 /* A lazily filled table of fixed-size elements indexed by page. */
 struct ptab {
@@ -86,6 +94,7 @@ struct txn {
 	bool grant_seen, data_needed, data_got, zero;
 	uint8_t access, state;
 	uint32_t acks_needed, acks_got;
+	uint64_t acked;      /* nodes whose ack was counted */
 	uint64_t id, page, version;
 };
 
@@ -165,6 +174,9 @@ uint64_t mem_now_us(void);
 int dir_master(const struct dsmd *d, uint64_t page);
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
+/* A node died: its requests and copies are forgotten, open transactions
+ * that wait on it are told, and pages whose only copy it held are lost. */
+void dir_peer_down(struct dsmd *d, int node);
 void dir_teardown(struct dsmd *d);
 
 /* coll.c: collectives, named regions, the allocator. */

@@ -51,6 +51,8 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 	[WIRE_RESET] = {"RESET", WIRE_CH_NODE, sizeof(struct wire_reset), 0},
 	[WIRE_RESET_ACK] = {"RESET_ACK", WIRE_CH_NODE,
 			    sizeof(struct wire_reset), 0},
+	[WIRE_DSM_LOST] = {"DSM_LOST", WIRE_CH_NODE,
+			   sizeof(struct wire_dsm_lost), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,

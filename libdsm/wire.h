@@ -82,6 +82,10 @@ enum wire_type {
 	WIRE_REGION_REPLY = 18, /* 0->node */
 	WIRE_RESET = 19,       /* 0->nodes: drop pages and entries of a range */
 	WIRE_RESET_ACK = 20,   /* node->0 */
+	/* M->R: a node that owed R's open transaction an ack or the page
+	 * died.  R counts the ack, or gives the transaction up (DONE with
+	 * aborted) when the page it waits for can no longer come. */
+	WIRE_DSM_LOST = 21,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -197,10 +201,13 @@ struct wire_dsm_inv {
 
 struct wire_dsm_ack {
 	uint64_t page;
+	uint32_t node;     /* whose invalidation this acknowledges */
+	uint32_t reserved;
 } __attribute__((packed));
 
 #define WIRE_GRANT_ZERO 1u /* first touch: zero fill, no data moves */
 #define WIRE_GRANT_DATA 2u /* a holder writes the data into the slot */
+#define WIRE_GRANT_LOST 4u /* the page died with its only holder */
 
 struct wire_dsm_grant {
 	uint64_t page;
@@ -213,6 +220,16 @@ struct wire_dsm_grant {
 
 struct wire_dsm_done {
 	uint64_t page;
+	uint32_t aborted;  /* 1: R did not get the page (its holder died) */
+	uint32_t reserved;
+} __attribute__((packed));
+
+#define WIRE_LOST_SUPPLIER 1u /* the dead node was to send the page */
+
+struct wire_dsm_lost {
+	uint64_t page;
+	uint32_t node;     /* the dead node */
+	uint32_t flags;    /* WIRE_LOST_* */
 } __attribute__((packed));
 
 /* Written after the page in R's slot by the RDMA WRITE. */

@@ -441,6 +441,81 @@ static int test_master_dies(void)
 	return 0;
 }
 
+/* The requester dies with its write open, after the owner handed the page
+ * over to it: the entry is freed, and the page, whose only copy went to the
+ * dead node, is lost: a later read fails rather than waits. */
+static int test_requester_dies(void)
+{
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(0, 4, WR); /* master 1 */
+	pump();
+	fault(2, 4, WR);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	CHECK(entry(4)->state == DIR_LOST && !entry(4)->busy);
+	CHECK(state(0, 4) == WIRE_PS_I);
+	fault(0, 4, RD);
+	pump();
+	CHECK(st(0)->lost_faults == 1 && !busy(0, 4));
+	teardown();
+	return 0;
+}
+
+/* The node chosen to send the page dies: the reader gives its transaction
+ * up and asks again, and another sharer sends the page. */
+static int test_supplier_dies(void)
+{
+	uint64_t page = 5; /* master 1 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(0, page, WR);
+	pump();
+	store(0, page, 55);
+	fault(2, page, RD);
+	pump();
+	CHECK(entry(page)->sharers == 5);
+	fault(3, page, RD); /* FWD goes to node 0, the lowest sharer */
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	pump();
+	CHECK(xport_mock_sent(tc.d[1].x, 3, WIRE_DSM_LOST) == 1);
+	CHECK(xport_mock_sent(tc.d[3].x, 1, WIRE_DSM_REQ) == 2);
+	CHECK(state(3, page) == WIRE_PS_S && holds(3, page, 55));
+	CHECK(st(3)->lost_faults == 0 && !busy(3, page));
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 12);
+	teardown();
+	return 0;
+}
+
+/* A sharer dies before it acknowledged an invalidation: the master counts
+ * its ack for it, once, and the upgrade completes. */
+static int test_sharer_dies_before_ack(void)
+{
+	uint64_t page = 5; /* master 1 */
+	int i;
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(2, page, WR);
+	pump();
+	store(2, page, 25);
+	for (i = 0; i < 4; i++)
+		if (i != 2) {
+			fault(i, page, RD);
+			pump();
+		}
+	fault(3, page, WP);
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	pump();
+	CHECK(xport_mock_sent(tc.d[1].x, 3, WIRE_DSM_LOST) == 1);
+	CHECK(state(3, page) == WIRE_PS_M && holds(3, page, 25));
+	CHECK(!busy(3, page) && st(3)->lost_faults == 0);
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 3);
+	teardown();
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"first_touch_local", test_first_touch_local},
 	{"read_miss_modified", test_read_miss_modified},
@@ -451,6 +526,9 @@ static const struct test_case tests[] = {
 	{"hold_time", test_hold_time},
 	{"bad_messages", test_bad_messages},
 	{"master_dies", test_master_dies},
+	{"requester_dies", test_requester_dies},
+	{"supplier_dies", test_supplier_dies},
+	{"sharer_dies_before_ack", test_sharer_dies_before_ack},
 };
 
 int main(int argc, char **argv)

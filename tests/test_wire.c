@@ -38,6 +38,7 @@ static const struct {
 	{WIRE_DSM_INV_ACK, WIRE_CH_NODE, sizeof(struct wire_dsm_ack)},
 	{WIRE_DSM_GRANT, WIRE_CH_NODE, sizeof(struct wire_dsm_grant)},
 	{WIRE_DSM_DONE, WIRE_CH_NODE, sizeof(struct wire_dsm_done)},
+	{WIRE_DSM_LOST, WIRE_CH_NODE, sizeof(struct wire_dsm_lost)},
 	{WIRE_COLL_ARRIVE, WIRE_CH_NODE, sizeof(struct wire_coll_arrive)},
 	{WIRE_COLL_DONE, WIRE_CH_NODE, sizeof(struct wire_coll_done)},
 	{WIRE_REGION_OP, WIRE_CH_NODE, sizeof(struct wire_region_op)},
