@@ -135,6 +135,8 @@ int mode_bakery(int argc, char **argv)
 			(unsigned long long)got, now_s() - t0,
 			(now_s() - t0) * 1e3 / (double)want);
 	coh_barrier();
+	free(b.choosing);
+	free(b.number);
 	coh_say("ok");
 	return 0;
 }

@@ -254,6 +254,7 @@ int mode_cost(int argc, char **argv)
 	pick(&c);
 	for (k = 0; k < NKIND; k++)
 		one_case(&c, (enum kind)k);
+	pool_destroy(&c.pool);
 	coh_say("ok");
 	return 0;
 }

@@ -93,7 +93,7 @@ static void __attribute__((noreturn)) victim(struct ex *e, int fd)
 }
 
 /* The parent: kill the child at a random moment after it wrote A. */
-static int parent(struct ex *e)
+static void parent(struct ex *e)
 {
 	int p[2], status;
 	struct rng r = {(uint64_t)getpid()};
@@ -127,7 +127,6 @@ static int parent(struct ex *e)
 	close(open(e->marker, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
 	coh_say("killed rank 1's process %d with SIGKILL %u ms after it "
 		"wrote A", (int)pid, delay / 1000);
-	return 0;
 }
 
 static void check_a(struct ex *e, const char *when)
@@ -225,11 +224,14 @@ int mode_exit(int argc, char **argv)
 	if (!e.seen)
 		coh_fail("out of memory");
 	marker_path(&e);
-	if (rank && atoi(rank) == VICTIM)
-		return parent(&e);
-	attach(&e);
-	while_alive(&e);
-	after_death(&e);
-	coh_say("ok");
+	if (rank && atoi(rank) == VICTIM) {
+		parent(&e);
+	} else {
+		attach(&e);
+		while_alive(&e);
+		after_death(&e);
+		coh_say("ok");
+	}
+	free(e.seen);
 	return 0;
 }

@@ -451,6 +451,16 @@ static void setup(struct lrun *r, const struct litmus *t, long iters,
 	r->rng.s = 0x1111ull * (uint64_t)(coh.rank + 1);
 }
 
+static void teardown(struct lrun *r)
+{
+	pool_destroy(&r->pool);
+	free(r->x);
+	free(r->y);
+	free(r->xm);
+	free(r->ym);
+	free(r->out);
+}
+
 int mode_litmus(int argc, char **argv)
 {
 	struct lrun r = {0};
@@ -483,6 +493,7 @@ int mode_litmus(int argc, char **argv)
 		coh_say("%ld iterations in %.1f s (%.1f ms each)", r.iters,
 			now_s() - t0, (now_s() - t0) * 1e3 / (double)r.iters);
 	gather(&r);
+	teardown(&r);
 	coh_say("ok");
 	return 0;
 }

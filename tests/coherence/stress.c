@@ -225,6 +225,10 @@ int mode_stress(int argc, char **argv)
 		"earlier write) in %.1f s; final contents right", s.writes,
 		s.reads, s.stale_checks, now_s() - t0);
 	coh_barrier();
+	for (w = 0; w < coh.size; w++)
+		free(s.targets[w]);
+	free(s.targets);
+	free(s.seen);
 	coh_say("ok");
 	return 0;
 }

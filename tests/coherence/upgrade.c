@@ -183,6 +183,7 @@ int mode_falseshare(int argc, char **argv)
 			coh.node, d.write_faults, d.upgrade_faults);
 	}
 	coh_barrier();
+	free(seen);
 	coh_say("ok");
 	return 0;
 }
