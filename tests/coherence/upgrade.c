@@ -1,7 +1,7 @@
 /* One page, every rank's own word in it.
  *
- *   coherence upgrade [ROUNDS]   contended upgrades
- *   coherence falseshare [N]     false sharing
+ *   coherence upgrade [ROUNDS]            contended upgrades
+ *   coherence falseshare [N [THREADS]]    false sharing
  *
  * upgrade: each round every rank reads the whole page (checking the last
  * round's words), so after a barrier every node holds it SHARED (asserted
@@ -10,17 +10,20 @@
  * next round's read checks that every word holds its rank's write.  Each
  * node must have faulted (upgrade or write miss) at least once per round.
  *
- * falseshare: every rank increments its own word N times, pausing 100 us
- * after each so that the page keeps moving between the nodes (read, then
- * write: a lost or stale page loses increments), and now and then reads
- * another rank's word, which may only grow and never pass N.  At the end
- * every rank checks every word is exactly N.
+ * falseshare: every thread (THREADS per rank, default 1; more make one
+ * process fault from several threads at once) increments its own word N
+ * times, pausing 100 us after each so that the page keeps moving between
+ * the nodes (read, then write: a lost or stale page loses increments), and
+ * now and then reads another word, which may only grow and never pass N.
+ * At the end every rank checks every word is exactly N.
  */
 #include "common.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static uint64_t mark(long round, int rank)
@@ -124,57 +127,102 @@ int mode_upgrade(int argc, char **argv)
 	return 0;
 }
 
-static void peek(volatile uint64_t *w, uint64_t *seen, long n, int r)
-{
-	uint64_t v = ld64(&w[r]);
+struct fs {
+	volatile uint64_t *w;
+	long n;
+	int nslots;  /* ranks x threads: one word each */
+};
 
-	if (v < seen[r] || v > (uint64_t)n)
-		coh_fail("word of rank %d went from %" PRIu64 " to %" PRIu64
-			 " (%ld increments in all)", r, seen[r], v, n);
+struct fs_thread {
+	struct fs *fs;
+	int slot;
+	pthread_t tid;
+};
+
+static void peek(const struct fs *fs, uint64_t *seen, int r)
+{
+	uint64_t v = ld64(&fs->w[r]);
+
+	if (v < seen[r] || v > (uint64_t)fs->n)
+		coh_fail("word %d went from %" PRIu64 " to %" PRIu64
+			 " (%ld increments in all)", r, seen[r], v, fs->n);
 	seen[r] = v;
+}
+
+/* One thread: N increments of its own word, a look at another's now and
+ * then. */
+static void *increment(void *arg)
+{
+	struct fs_thread *t = arg;
+	struct fs *fs = t->fs;
+	struct rng rng = {(uint64_t)t->slot * 77 + 1};
+	uint64_t *seen = calloc((size_t)fs->nslots, sizeof(*seen)), v;
+	long i;
+
+	if (!seen)
+		coh_fail("out of memory");
+	for (i = 0; i < fs->n; i++) {
+		v = ld64(&fs->w[t->slot]);
+		if (v != (uint64_t)i)
+			coh_fail("word %d is %" PRIu64 " after %ld increments",
+				 t->slot, v, i);
+		st64(&fs->w[t->slot], v + 1);
+		usleep(100); /* let the others in: the page must move */
+		if (i % 8 == 0)
+			peek(fs, seen, (int)rng_below(&rng,
+						      (uint32_t)fs->nslots));
+	}
+	free(seen);
+	return NULL;
+}
+
+static void run_threads(struct fs *fs, int nthreads)
+{
+	struct fs_thread *t = calloc((size_t)nthreads, sizeof(*t));
+	int i, rc;
+
+	if (!t)
+		coh_fail("out of memory");
+	for (i = 0; i < nthreads; i++) {
+		t[i] = (struct fs_thread){.fs = fs,
+					  .slot = coh.rank * nthreads + i};
+		rc = pthread_create(&t[i].tid, NULL, increment, &t[i]);
+		if (rc)
+			coh_fail("pthread_create: %s", strerror(rc));
+	}
+	for (i = 0; i < nthreads; i++)
+		pthread_join(t[i].tid, NULL);
+	free(t);
 }
 
 int mode_falseshare(int argc, char **argv)
 {
-	long n = arg_long(argc, argv, 1, 1000), i;
+	struct fs fs = {.n = arg_long(argc, argv, 1, 1000)};
+	int nthreads = (int)arg_long(argc, argv, 2, 1), r;
 	struct dsm_stats s0, s1, d;
-	volatile uint64_t *w;
-	struct rng rng;
-	uint64_t *seen, v;
 	double t0;
-	int r;
 
 	coh_init();
-	w = coh_alloc(PAGE);
-	seen = calloc((size_t)coh.size, sizeof(*seen));
-	if (!seen)
-		coh_fail("out of memory");
-	rng.s = (uint64_t)coh.rank * 77 + 1;
+	fs.nslots = coh.size * nthreads;
+	if (fs.nslots > (int)WORDS_PER_PAGE)
+		coh_fail("%d words do not fit in a page", fs.nslots);
+	fs.w = coh_alloc(PAGE);
 	coh_barrier();
 	node_stats(&s0);
 	coh_barrier();
 	t0 = now_s();
-	for (i = 0; i < n; i++) {
-		coh_phase("falseshare increment %ld of %ld", i, n);
-		v = ld64(&w[coh.rank]);
-		if (v != (uint64_t)i)
-			coh_fail("my word is %" PRIu64 " after %ld increments",
-				 v, i);
-		st64(&w[coh.rank], v + 1);
-		usleep(100); /* let the others in: the page must move */
-		if (i % 8 == 0)
-			peek(w, seen, n, (int)rng_below(&rng,
-							(uint32_t)coh.size));
-	}
+	coh_phase("falseshare: %d threads incrementing", nthreads);
+	run_threads(&fs, nthreads);
 	coh_phase("falseshare final barrier");
 	coh_barrier();
-	for (r = 0; r < coh.size; r++)
-		if (ld64(&w[r]) != (uint64_t)n)
-			coh_fail("word of rank %d is %" PRIu64 ", want %ld", r,
-				 ld64(&w[r]), n);
+	for (r = 0; r < fs.nslots; r++)
+		if (ld64(&fs.w[r]) != (uint64_t)fs.n)
+			coh_fail("word %d is %" PRIu64 ", want %ld", r,
+				 ld64(&fs.w[r]), fs.n);
 	if (coh.rank == 0)
-		coh_say("%d words of one page, %ld increments each, exact; "
-			"%.1f s", coh.size, n, now_s() - t0);
+		coh_say("%d words of one page (%d threads per rank), %ld "
+			"increments each, exact; %.1f s", fs.nslots, nthreads,
+			fs.n, now_s() - t0);
 	if (coh.local == 0) {
 		node_stats(&s1);
 		stats_sub(&d, &s0, &s1);
@@ -183,7 +231,6 @@ int mode_falseshare(int argc, char **argv)
 			coh.node, d.write_faults, d.upgrade_faults);
 	}
 	coh_barrier();
-	free(seen);
 	coh_say("ok");
 	return 0;
 }
