@@ -341,6 +341,6 @@ int mode_badinput(int argc, char **argv)
 	coh_phase("badinput: outside the arena");
 	outside();
 	coh_barrier();
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

@@ -137,6 +137,6 @@ int mode_bakery(int argc, char **argv)
 	coh_barrier();
 	free(b.choosing);
 	free(b.number);
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

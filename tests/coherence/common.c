@@ -114,6 +114,17 @@ void coh_init(void)
 			 coh.local, coh.lsize, coh.node, coh.nnodes);
 }
 
+void coh_finish(void)
+{
+	int rc;
+
+	coh_phase("dsm_finalize");
+	rc = dsm_finalize();
+	if (rc)
+		coh_fail("dsm_finalize: %s", strerror(-rc));
+	coh_say("ok");
+}
+
 void coh_barrier(void)
 {
 	int rc = dsm_barrier();

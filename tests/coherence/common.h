@@ -44,6 +44,8 @@ void coh_watchdog(unsigned int seconds);
 
 /* dsm_init() and the job's shape; any error fails. */
 void coh_init(void);
+/* dsm_finalize() (a rank that ends without it counts as dead), then "ok". */
+void coh_finish(void);
 void coh_barrier(void);
 void *coh_alloc(size_t size);
 void coh_free(void *p);

@@ -255,6 +255,6 @@ int mode_cost(int argc, char **argv)
 	for (k = 0; k < NKIND; k++)
 		one_case(&c, (enum kind)k);
 	pool_destroy(&c.pool);
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

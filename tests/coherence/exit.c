@@ -239,7 +239,7 @@ int mode_exit(int argc, char **argv)
 		after_death(&e);
 		if (argc > 2 && !strcmp(argv[2], "barrier"))
 			barrier_after_death();
-		coh_say("ok");
+		coh_finish();
 	}
 	free(e.seen);
 	return 0;

@@ -195,6 +195,6 @@ int mode_kernel(int argc, char **argv)
 	coh_phase("kernel: check");
 	check(base);
 	coh_barrier();
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

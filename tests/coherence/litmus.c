@@ -494,6 +494,6 @@ int mode_litmus(int argc, char **argv)
 			now_s() - t0, (now_s() - t0) * 1e3 / (double)r.iters);
 	gather(&r);
 	teardown(&r);
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

@@ -195,6 +195,6 @@ int mode_memcpy(int argc, char **argv)
 	}
 	if (coh.rank == 0)
 		coh_say("%ld copies checked in %.1f s", m.rounds, now_s() - t0);
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

@@ -229,6 +229,6 @@ int mode_stress(int argc, char **argv)
 		free(s.targets[w]);
 	free(s.targets);
 	free(s.seen);
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }

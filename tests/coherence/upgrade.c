@@ -123,7 +123,7 @@ int mode_upgrade(int argc, char **argv)
 				 faults, rounds);
 	}
 	coh_barrier();
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }
 
@@ -231,6 +231,6 @@ int mode_falseshare(int argc, char **argv)
 			coh.node, d.write_faults, d.upgrade_faults);
 	}
 	coh_barrier();
-	coh_say("ok");
+	coh_finish();
 	return 0;
 }
