@@ -58,6 +58,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	check_on_peer_down(d, node);
 	mem_peer_down(d, node);
 	dir_peer_down(d, node);
+	coll_peer_down(d, node);
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;

@@ -283,6 +283,7 @@ static void new_job(struct dsmd *d, uint64_t job)
 		free(c);
 	}
 	m->job = job;
+	m->job_aborted = false;
 }
 
 static void count(struct coll *c, uint32_t op, uint64_t arg, uint32_t n,
@@ -395,10 +396,33 @@ static void decide(struct dsmd *d, struct coll *c)
 	}
 }
 
+/* Node 0: a rank of the job died.  Every collective of the job, pending
+ * or to come, fails with ECONNABORTED on every node, rather than wait for
+ * a rank that will never arrive. */
+static void abort_job(struct dsmd *d, uint64_t job)
+{
+	struct mem *m = &d->mem;
+
+	new_job(d, job);
+	if (m->job_aborted)
+		return;
+	while (m->colls) {
+		struct coll *c = m->colls;
+
+		m->colls = c->next;
+		free(c);
+	}
+	broadcast_done(d, WIRE_COLL_SEQ_ABORT, -ECONNABORTED, 0);
+}
+
 static void on_arrive(struct dsmd *d, const struct wire_coll_arrive *a)
 {
 	struct coll *c;
 
+	if (d->cfg.node == 0 && a->op == WIRE_COLL_ABORT) {
+		abort_job(d, a->job);
+		return;
+	}
 	if (d->cfg.node != 0 || a->count == 0 || a->size == 0 ||
 	    a->count > a->size) {
 		d->mem.st.bad_msgs++;
@@ -419,10 +443,45 @@ static void on_arrive(struct dsmd *d, const struct wire_coll_arrive *a)
 	}
 }
 
+/* This node's side of an aborted job: every rank waiting in a collective
+ * (not in a region request) gets the error now, later ones at once. */
+static void local_abort(struct dsmd *d, uint64_t job)
+{
+	struct app *a;
+
+	new_job(d, job);
+	d->mem.job_aborted = true;
+	while (d->mem.colls) {
+		struct coll *c = d->mem.colls;
+
+		d->mem.colls = c->next;
+		free(c);
+	}
+	for (a = d->mem.apps; a; a = a->next) {
+		if (a->job == job && a->coll_req && !a->coll_seq_tag) {
+			app_reply(a, a->coll_req, -ECONNABORTED, 0, 0);
+			a->coll_req = 0;
+		}
+	}
+}
+
+void coll_peer_down(struct dsmd *d, int node)
+{
+	/* Its ranks will never arrive; without node 0 nothing is counted. */
+	if (d->cfg.node == 0)
+		abort_job(d, d->mem.job);
+	else if (node == 0)
+		local_abort(d, d->mem.job);
+}
+
 static void on_done(struct dsmd *d, const struct wire_coll_done *done)
 {
 	struct app *a;
 
+	if (done->seq == WIRE_COLL_SEQ_ABORT) {
+		local_abort(d, done->job);
+		return;
+	}
 	if (done->job != d->mem.job)
 		return;
 	for (a = d->mem.apps; a; a = a->next) {
@@ -444,6 +503,10 @@ int coll_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 	    req->seq != a->coll_seq || a->coll_req || req_id == 0)
 		return -EPROTO;
 	new_job(d, a->job);
+	if (m->job_aborted) {
+		a->coll_seq++;
+		return -ECONNABORTED;
+	}
 	c = coll_find(m, false, req->seq, true);
 	if (!c)
 		return -ENOMEM;
@@ -462,10 +525,17 @@ int coll_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 	return 0;
 }
 
-void coll_app_gone(struct dsmd *d, struct app *a)
+void coll_app_gone(struct dsmd *d, struct app *a, bool died)
 {
-	(void)d;
+	struct wire_coll_arrive abort = {.job = a->job, .op = WIRE_COLL_ABORT,
+					 .size = a->size};
+
 	a->coll_req = 0;
+	if (!died)
+		return;
+	log_warn("rank %u (process %u) left without dsm_finalize(): the "
+		 "job's collectives fail from now on", a->rank, a->pid);
+	mem_send(d, 0, WIRE_COLL_ARRIVE, 0, &abort, sizeof(abort));
 }
 
 /* ---------------------------------------------------------------------- */

@@ -81,7 +81,7 @@ static void client_close(struct dsmd *d, struct client *c)
 
 	check_client_gone(d, c);
 	if (c->app)
-		mem_app_gone(d, c->app);
+		mem_app_gone(d, c->app, true); /* gone without a goodbye */
 	for (pp = &d->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -291,7 +291,7 @@ static bool on_app_request(struct dsmd *d, struct client *c,
 		reply_stats(d, c, id);
 		return true;
 	case WIRE_IPC_DETACH:
-		mem_app_gone(d, c->app);
+		mem_app_gone(d, c->app, false);
 		c->app = NULL;
 		reply_result(c, id, 0);
 		return true;

@@ -1024,7 +1024,7 @@ void app_put(struct app *a)
 		free(a);
 }
 
-void mem_app_gone(struct dsmd *d, struct app *a)
+void mem_app_gone(struct dsmd *d, struct app *a, bool died)
 {
 	struct app **pp;
 
@@ -1039,7 +1039,7 @@ void mem_app_gone(struct dsmd *d, struct app *a)
 		close(a->uffd);
 		a->uffd = -1;
 	}
-	coll_app_gone(d, a);
+	coll_app_gone(d, a, died);
 	a->c = NULL;
 	app_put(a);
 }

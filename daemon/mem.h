@@ -142,6 +142,7 @@ struct mem {
 	uint64_t *free_ext;        /* node 0: free extents, pairs first,n */
 	size_t nfree_ext, cap_ext;
 	uint64_t job;
+	bool job_aborted;          /* a rank died: collectives fail */
 	struct reset *resets;      /* node 0: resets awaiting acks */
 	uint64_t region_tag;
 };
@@ -155,7 +156,8 @@ void mem_on_uffd(struct dsmd *d, struct app *a);
  * the userfaultfd's flags.  Called for every fault read off a process's
  * userfaultfd, and by the unit tests. */
 void mem_fault(struct dsmd *d, struct app *a, uint64_t addr, uint32_t flags);
-void mem_app_gone(struct dsmd *d, struct app *a);
+/* A process detached (died: it left without IPC_DETACH). */
+void mem_app_gone(struct dsmd *d, struct app *a, bool died);
 void app_put(struct app *a);
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void mem_on_rdma(struct dsmd *d, const struct xport_event *ev);
@@ -187,7 +189,9 @@ int coll_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 int region_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 	       const struct wire_region_op *req);
 void coll_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
-void coll_app_gone(struct dsmd *d, struct app *a);
+void coll_app_gone(struct dsmd *d, struct app *a, bool died);
+/* A node died: the job's collectives fail (ECONNABORTED). */
+void coll_peer_down(struct dsmd *d, int node);
 int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
 	      uint64_t v2);
 

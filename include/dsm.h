@@ -61,7 +61,11 @@ DSM_API int dsm_daemon_ping(const char *socket, int timeout_ms, int *node,
  *   -EPROTO     the daemon speaks another protocol version */
 DSM_API int dsm_init(void);
 /* Detach: unmaps the arena, closes the connection.  Pages stay with the
- * node.  -EINVAL if dsm_init() did not succeed. */
+ * node.  -EINVAL if dsm_init() did not succeed.  A process that ends
+ * without it (a crash, a signal, or exit() without dsm_finalize) counts as
+ * a rank that died: its pages stay with the node, and every collective of
+ * its job fails from then on with -ECONNABORTED on every rank, instead of
+ * waiting for it forever. */
 DSM_API int dsm_finalize(void);
 /* This process in the job: 0..dsm_size()-1; -EINVAL before dsm_init(). */
 DSM_API int dsm_rank(void);
@@ -76,13 +80,12 @@ DSM_API int dsm_num_nodes(void);
  * Returns the same address on every rank, page aligned, zero filled.
  * NULL and errno on error: EINVAL (size 0, or ranks asked different sizes:
  * every rank gets the error and nothing is allocated), ENOMEM (no room in
- * the arena), ENOTCONN (dsm_init() not called), EIO (the daemon failed).
- * A collective waits for every rank: if a rank dies, the others wait until
- * the launcher ends the job (dsmrun does so at the first failure). */
+ * the arena), ENOTCONN (dsm_init() not called), ECONNABORTED (a rank of
+ * the job died: see dsm_finalize), EIO (the daemon failed). */
 DSM_API void *dsm_alloc(size_t size);
 /* Collective: free a region from dsm_alloc().  Every rank must pass the
  * same address.  -EINVAL (not the start of an allocated region, or ranks
- * disagree), -ENOTCONN, -EIO. */
+ * disagree), -ENOTCONN, -ECONNABORTED, -EIO. */
 DSM_API int dsm_free(void *addr);
 
 #define DSM_CREATE 0x1 /* create the region if the name is unknown */
@@ -101,7 +104,8 @@ DSM_API void *dsm_open(const char *name, size_t size, int flags);
  * named region of this process. */
 DSM_API int dsm_close(void *addr);
 /* Collective: returns once every rank of the job has called it.
- * -ENOTCONN, -EIO (the daemon failed). */
+ * -ENOTCONN, -ECONNABORTED (a rank of the job died), -EIO (the daemon
+ * failed). */
 DSM_API int dsm_barrier(void);
 
 /* ---- inspection ---- */

@@ -246,7 +246,11 @@ struct wire_trailer {
 
 #define WIRE_SLOT_SIZE (WIRE_PAGE_SIZE + sizeof(struct wire_trailer))
 
-enum wire_coll_op { WIRE_COLL_BARRIER = 1, WIRE_COLL_ALLOC, WIRE_COLL_FREE };
+enum wire_coll_op { WIRE_COLL_BARRIER = 1, WIRE_COLL_ALLOC, WIRE_COLL_FREE,
+		    /* COLL_ARRIVE only: a rank of the job died */
+		    WIRE_COLL_ABORT };
+/* COLL_DONE with this seq: the job is aborted, every collective fails. */
+#define WIRE_COLL_SEQ_ABORT UINT64_MAX
 
 struct wire_coll_arrive {
 	uint64_t job;
