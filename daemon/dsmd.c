@@ -23,10 +23,12 @@
 #include "../libdsm/rendezvous.h"
 #include "watch.h"
 
-/* Where the arena sits in every process: far from the heap, the stacks
- * and the libraries' usual places, and inside AddressSanitizer's high
- * application range. */
-#define DSMD_ARENA_BASE 0x600000000000ull
+/* Where the arena sits in every process (32 TiB): above the heap and
+ * below where the kernel places mmaps and libraries even with the most
+ * address randomisation (47-bit user space less 16 TiB), clear of
+ * AddressSanitizer's shadow and of its allocator (0x600000000000, 4 TiB).
+ * --arena-base moves it. */
+#define DSMD_ARENA_BASE 0x200000000000ull
 
 static struct watch watch_xport = {W_XPORT}, watch_listen = {W_LISTEN},
 		    watch_timer = {W_TIMER}, watch_signal = {W_SIGNAL};
@@ -58,6 +60,8 @@ static void usage(FILE *f)
 "                                                             (DSM_POLL_US)\n"
 "      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
 "      --arena-mb MB       size of the shared arena, default 1024 (DSM_ARENA_MB)\n"
+"      --arena-base ADDR   its address in every process, default 0x200000000000\n"
+"                                                             (DSM_ARENA_BASE)\n"
 "      --hold-us US        keep a page granted to a fault at least this long\n"
 "                          before giving it up, default 200     (DSM_HOLD_US)\n"
 "  -v, --verbose           debug logging\n"
@@ -84,6 +88,25 @@ static int parse_uint(const char *what, const char *s, long min, long max,
 }
 
 
+
+/* The arena's address: page aligned, and the whole arena below the top of
+ * 47-bit user space. */
+static int parse_base(const char *s, struct dsmd_config *c)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (!*s || *end || errno || v == 0 || (v & 0xfff) ||
+	    v >= (1ull << 47) || c->arena_size > (1ull << 47) - v) {
+		log_err("bad arena base '%s' (want a page-aligned address "
+			"with the arena below 0x800000000000)", s);
+		return -EINVAL;
+	}
+	c->arena_base = v;
+	return 0;
+}
 
 /* A variable's value, NULL when unset or empty. */
 static const char *env_str(const char *name)
@@ -112,7 +135,7 @@ static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
 
 struct raw_opts {
 	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
-	const char *arena, *hold;
+	const char *arena, *hold, *base;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -126,6 +149,7 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->depth = env_str("DSM_RECV_DEPTH");
 	r->poll = env_str("DSM_POLL_US");
 	r->arena = env_str("DSM_ARENA_MB");
+	r->base = env_str("DSM_ARENA_BASE");
 	r->hold = env_str("DSM_HOLD_US");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
@@ -178,6 +202,8 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->arena)
 		c->arena_size = (uint64_t)v << 20;
+	if (r->base && parse_base(r->base, c))
+		return -EINVAL;
 	if (r->hold && parse_uint("hold time", r->hold, 0, 1000000, &v))
 		return -EINVAL;
 	if (r->hold)
@@ -199,7 +225,7 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
-	       O_HOLD };
+	       O_HOLD, O_BASE };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -216,6 +242,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"ready-fd", required_argument, NULL, O_READY},
 		{"arena-mb", required_argument, NULL, O_ARENA},
 		{"hold-us", required_argument, NULL, O_HOLD},
+		{"arena-base", required_argument, NULL, O_BASE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -246,6 +273,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_READY: r.ready = optarg; break;
 		case O_ARENA: r.arena = optarg; break;
 		case O_HOLD: r.hold = optarg; break;
+		case O_BASE: r.base = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;

@@ -35,6 +35,9 @@ expect "bad arena size" -r 0 -n 1 --arena-mb 0
 expect "bad arena size" -r 0 -n 1 --arena-mb 2000000
 expect "bad hold time" -r 0 -n 1 --hold-us -5
 DSM_ARENA_MB=lots expect "bad arena size" -r 0 -n 1
+expect "bad arena base" -r 0 -n 1 --arena-base 0x200000000001
+expect "bad arena base" -r 0 -n 1 --arena-base 0x7fffffff0000
+expect "bad arena base" -r 0 -n 1 --arena-base nowhere
 # Too old a kernel is refused before anything starts, naming the version.
 DSM_TEST_KERNEL_RELEASE=5.15.0-91-generic expect "needs Linux 6.4 or later.*5.15.0" -r 0 -n 1
 DSM_TEST_KERNEL_RELEASE=6.3.9 expect "needs Linux 6.4 or later" -r 0 -n 1

@@ -23,7 +23,7 @@
 #include "xport_mock.h"
 
 #define NMAX 4
-#define BASE 0x600000000000ull
+#define BASE 0x200000000000ull
 #define ARENA (16u << 20)
 #define RD 0
 #define WR UFFD_PAGEFAULT_FLAG_WRITE
