@@ -175,10 +175,31 @@ static void free_list(struct pending *p)
 	}
 }
 
+static void free_faults(struct fault *f)
+{
+	while (f) {
+		struct fault *n = f->next;
+
+		app_put(f->app);
+		free(f);
+		f = n;
+	}
+}
+
 void mem_teardown(struct dsmd *d)
 {
 	struct mem *m = &d->mem;
+	struct ptab *t = &m->pages;
+	size_t c, i;
 
+	for (c = 0; t->chunks && c < t->nchunks; c++) {
+		struct page *pg = t->chunks[c];
+
+		for (i = 0; pg && i < PTAB_CHUNK; i++)
+			free_faults(pg[i].waiters);
+	}
+	free_faults(m->slot_wait);
+	m->slot_wait = NULL;
 	coll_teardown(d);
 	dir_teardown(d);
 	free_list(m->deferred);
@@ -211,6 +232,8 @@ int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,
 	int ret;
 
 	if (node == d->cfg.node) {
+		if (!m->local_tail)
+			m->local_tail = &m->local_q;
 		p = calloc(1, sizeof(*p));
 		if (!p || len > sizeof(p->body)) {
 			free(p);

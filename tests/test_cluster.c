@@ -73,6 +73,7 @@ static void teardown(void)
 {
 	for (int i = 0; i < tc.n; i++) {
 		check_free(&tc.d[i]);
+		mem_teardown(&tc.d[i]); /* messages a death queued to self */
 		xport_destroy(tc.d[i].x);
 		close(tc.ready_rd[i]);
 		if (tc.d[i].cfg.ready_fd >= 0)
