@@ -11,7 +11,7 @@
 
 #include "../daemon/dsmd.h"
 #include "harness.h"
-#include "xport_mock.h"
+#include "mock_node.h"
 
 #define HB_MS   100u
 #define DEAD_MS 1000u
@@ -42,10 +42,6 @@ static int setup(int n, int joiners)
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct dsmd *d = &tc.d[i];
-		struct xport_config xc = {
-			.self = i, .nnodes = n, .recv_depth = 8,
-			.cb = cluster_on_event, .cb_arg = d, .impl_arg = tc.f,
-		};
 
 		if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
 			return -1;
@@ -55,12 +51,8 @@ static int setup(int n, int joiners)
 			.dead_after_ms = DEAD_MS, .join_timeout_ms = JOIN_MS,
 			.ready_fd = p[1],
 		};
-		d->epfd = d->listen_fd = d->timer_fd = d->signal_fd = -1;
-		d->start_ms = fake_now;
-		for (int j = 0; j < n; j++)
-			d->members[j].state = j == i ? WIRE_MEMBER_SELF
-						     : WIRE_MEMBER_JOINING;
-		if (xport_create(&xport_mock_ops, &xc, &d->x))
+		d->epfd = -1;
+		if (mock_node_start(d, tc.f, 8, fake_now))
 			return -1;
 		cluster_start(d);
 	}

@@ -20,7 +20,7 @@
 #include "../daemon/dsmd.h"
 #include "../libdsm/log.h"
 #include "harness.h"
-#include "xport_mock.h"
+#include "mock_node.h"
 
 #define NMAX 4
 #define BASE 0x200000000000ull
@@ -50,10 +50,6 @@ static int setup(int n, unsigned hold_us)
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct dsmd *d = &tc.d[i];
-		struct xport_config xc = {
-			.self = i, .nnodes = n, .recv_depth = 16,
-			.cb = cluster_on_event, .cb_arg = d, .impl_arg = tc.f,
-		};
 
 		d->cfg = (struct dsmd_config){
 			.node = i, .nnodes = n, .heartbeat_ms = 100,
@@ -61,13 +57,8 @@ static int setup(int n, unsigned hold_us)
 			.ready_fd = -1, .arena_base = BASE,
 			.arena_size = ARENA, .hold_us = hold_us,
 		};
-		d->listen_fd = d->timer_fd = d->signal_fd = -1;
 		d->epfd = epoll_create1(EPOLL_CLOEXEC);
-		d->start_ms = fake_now;
-		for (int j = 0; j < n; j++)
-			d->members[j].state = j == i ? WIRE_MEMBER_SELF
-						     : WIRE_MEMBER_JOINING;
-		if (d->epfd < 0 || xport_create(&xport_mock_ops, &xc, &d->x) ||
+		if (d->epfd < 0 || mock_node_start(d, tc.f, 16, fake_now) ||
 		    mem_setup(d))
 			return -1;
 		/* A stand-in process: its "userfaultfd" takes no ioctl. */
