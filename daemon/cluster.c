@@ -136,8 +136,9 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 		if (m->state != WIRE_MEMBER_ALIVE)
 			break;
 		heard(d, ev->peer);
-		if (ev->msg.hdr->type >= WIRE_DSM_REQ) {
-			/* Shared-memory traffic, not heartbeats or checks. */
+		if (wire_is_coherence(ev->msg.hdr->type)) {
+			/* Coherence traffic only: not heartbeats, checks or
+			 * collectives. */
 			d->mem.st.msgs_received++;
 			d->mem.st.bytes_received += ev->msg.hdr->length;
 		}

@@ -253,8 +253,10 @@ int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,
 			 node, strerror(-ret));
 		return ret;
 	}
-	m->st.msgs_sent++;
-	m->st.bytes_sent += sizeof(struct wire_hdr) + len;
+	if (wire_is_coherence(type)) {
+		m->st.msgs_sent++;
+		m->st.bytes_sent += sizeof(struct wire_hdr) + len;
+	}
 	return 0;
 }
 

@@ -138,8 +138,9 @@ struct dsm_stats {
 	uint64_t directory_remote; /* requests sent to another master */
 	uint64_t forwards;         /* requests the master forwarded to a
 				      holder to supply the page */
-	uint64_t msgs_sent, msgs_received; /* node-to-node protocol messages
-					      (not heartbeats) */
+	uint64_t msgs_sent, msgs_received; /* coherence protocol messages
+					      between nodes (not heartbeats
+					      or collectives) */
 	uint64_t bad_msgs;         /* malformed messages dropped */
 	uint64_t wp_faults;        /* write faults on a page the node held M
 				      but this process had mapped read-only */

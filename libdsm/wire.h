@@ -159,6 +159,14 @@ struct wire_check_end {
 	uint32_t reserved;
 } __attribute__((packed));
 
+/* Whether a node message belongs to the coherence protocol (counted in
+ * dsm_stats' msgs and bytes; collectives and heartbeats are not). */
+static inline int wire_is_coherence(unsigned type)
+{
+	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
+	       type == WIRE_DSM_LOST;
+}
+
 /* ---- shared-memory bodies ---- */
 
 #define WIRE_PAGE_SIZE 4096u

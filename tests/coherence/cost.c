@@ -18,9 +18,10 @@
  * the page: MODIFIED at node 0 after a write, SHARED at node 0 and at the
  * old holder after a read, INVALID everywhere else.
  * Printed ("COST" lines): the faulting node's messages and bytes each way,
- * and the whole cluster's, from every node's counters over a window that
- * brackets the fault with barriers, minus the same window without a fault
- * (so the barriers' own messages cancel).  Run with heartbeats off (long
+ * from its counters just around the access, and the whole cluster's, from
+ * every node's counters over a window that brackets the fault with
+ * barriers, minus the same window without a fault (so the barriers' own
+ * messages cancel).  Run with heartbeats off (long
  * --heartbeat-ms) so that nothing else moves in the window.
  */
 #include "common.h"
@@ -125,9 +126,14 @@ static void window(struct cost *c, enum kind k, bool fault,
 	}
 }
 
-#define NET(f) ((long long)d[1].f - (long long)d[0].f)
+/* The faulting node's counts come from just around the access (exact:
+ * the transaction, its DONE included, is over when the access returns);
+ * the cluster's from the barrier windows, one without the fault
+ * subtracted. */
+#define NET(f) ((long long)tight->f)
 
-static void report(struct cost *c, enum kind k, const struct dsm_stats *d)
+static void report(struct cost *c, enum kind k, const struct dsm_stats *d,
+		   const struct dsm_stats *tight)
 {
 	struct dsm_stats *slot;
 	long long msgs = 0, bytes = 0, pages = 0, inv = 0, fwd = 0;
@@ -231,7 +237,7 @@ static void one_case(struct cost *c, enum kind k)
 	if (coh.rank == 0)
 		expect(c, k, &tight);
 	check_state(c, k);
-	report(c, k, d);
+	report(c, k, d, &tight);
 }
 
 int mode_cost(int argc, char **argv)
