@@ -207,6 +207,17 @@ int coll_setup(struct dsmd *d)
 	return ext_insert(m, 0, 1, m->npages - 1);
 }
 
+/* Forget every collective being counted. */
+static void colls_clear(struct mem *m)
+{
+	while (m->colls) {
+		struct coll *c = m->colls;
+
+		m->colls = c->next;
+		free(c);
+	}
+}
+
 void coll_teardown(struct dsmd *d)
 {
 	struct mem *m = &d->mem;
@@ -217,12 +228,7 @@ void coll_teardown(struct dsmd *d)
 		m->regions = r->next;
 		free(r);
 	}
-	while (m->colls) {
-		struct coll *c = m->colls;
-
-		m->colls = c->next;
-		free(c);
-	}
+	colls_clear(m);
 	while (d->mem.resets) {
 		struct reset *r = d->mem.resets;
 
@@ -276,12 +282,7 @@ static void new_job(struct dsmd *d, uint64_t job)
 
 	if (m->job == job)
 		return;
-	while (m->colls) {
-		struct coll *c = m->colls;
-
-		m->colls = c->next;
-		free(c);
-	}
+	colls_clear(m);
 	m->job = job;
 	m->job_aborted = false;
 }
@@ -406,12 +407,7 @@ static void abort_job(struct dsmd *d, uint64_t job)
 	new_job(d, job);
 	if (m->job_aborted)
 		return;
-	while (m->colls) {
-		struct coll *c = m->colls;
-
-		m->colls = c->next;
-		free(c);
-	}
+	colls_clear(m);
 	broadcast_done(d, WIRE_COLL_SEQ_ABORT, -ECONNABORTED, 0);
 }
 
@@ -451,12 +447,7 @@ static void local_abort(struct dsmd *d, uint64_t job)
 
 	new_job(d, job);
 	d->mem.job_aborted = true;
-	while (d->mem.colls) {
-		struct coll *c = d->mem.colls;
-
-		d->mem.colls = c->next;
-		free(c);
-	}
+	colls_clear(&d->mem);
 	for (a = d->mem.apps; a; a = a->next) {
 		if (a->job == job && a->coll_req && !a->coll_seq_tag) {
 			app_reply(a, a->coll_req, -ECONNABORTED, 0, 0);
