@@ -40,7 +40,6 @@
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1) /* Linux 6.4 */
 #endif
 
-#define PTAB_CHUNK 512u
 #define SLOT_STRIDE 4160u /* WIRE_SLOT_SIZE rounded up to 64 bytes */
 
 _Static_assert(WIRE_SLOT_SIZE <= SLOT_STRIDE, "a slot holds page+trailer");
@@ -641,12 +640,51 @@ static int install(struct dsmd *d, struct txn *t, const struct page *pg)
 	return 0;
 }
 
+enum txn_end {
+	TXN_DONE,     /* tell the master; the slot is free again */
+	TXN_ABORTED,  /* tell the master it was given up; keep the slot */
+	TXN_ORPHANED, /* the master is dead: tell nobody; keep the slot */
+};
+
+/* End transaction t: tell its master, free its slot or keep it out of use
+ * (an abandoned slot could still receive a late page), and return the
+ * faults that waited on the page, for the caller to run again or fail. */
+static struct fault *txn_close(struct dsmd *d, struct txn *t,
+			       enum txn_end how)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_done done = {.page = t->page,
+				     .aborted = how == TXN_ABORTED};
+	struct page *pg = ptab_get(&m->pages, t->page, true);
+	struct fault *list = pg->waiters;
+
+	pg->busy = 0;
+	pg->waiters = NULL;
+	if (how != TXN_ORPHANED)
+		mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id,
+			 &done, sizeof(done));
+	if (how == TXN_DONE) {
+		t->used = false;
+		m->nfree_slots++;
+	} else {
+		t->abandoned = true;
+	}
+	return list;
+}
+
+/* A slot came free: the faults that waited for one try again. */
+static void run_slot_wait(struct dsmd *d)
+{
+	struct fault *list = d->mem.slot_wait;
+
+	d->mem.slot_wait = NULL;
+	run_faults(d, list);
+}
+
 static void txn_maybe_done(struct dsmd *d, struct txn *t)
 {
 	struct mem *m = &d->mem;
-	struct wire_dsm_done done = {.page = t->page};
 	struct page *pg = ptab_get(&m->pages, t->page, true);
-	struct fault *list;
 	int ret;
 
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
@@ -668,42 +706,24 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 			 (unsigned long long)pg->version);
 	pg->state = t->state;
 	pg->version = t->version;
-	pg->busy = 0;
 	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
-	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
-		 sizeof(done));
-	t->used = false;
-	m->nfree_slots++;
-	list = pg->waiters;
-	pg->waiters = NULL;
-	run_faults(d, list);
-	if (m->slot_wait) {
-		list = m->slot_wait;
-		m->slot_wait = NULL;
-		run_faults(d, list);
-	}
+	run_faults(d, txn_close(d, t, TXN_DONE));
+	run_slot_wait(d);
 }
 
 /* The page is lost: every fault waiting for it gets SIGBUS. */
 static void fail_txn(struct dsmd *d, struct txn *t)
 {
-	struct mem *m = &d->mem;
-	struct wire_dsm_done done = {.page = t->page};
-	struct page *pg = ptab_get(&m->pages, t->page, true);
-	struct fault *f;
+	struct fault *list = txn_close(d, t, TXN_DONE), *f;
 
-	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
-		 sizeof(done));
-	t->used = false;
-	m->nfree_slots++;
-	pg->busy = 0;
-	while ((f = pg->waiters)) {
-		pg->waiters = f->next;
+	while ((f = list)) {
+		list = f->next;
 		if (f->app->uffd >= 0)
 			lost(d, f->app, t->page);
 		app_put(f->app);
 		free(f);
 	}
+	run_slot_wait(d);
 }
 
 static void on_grant(struct dsmd *d, int from, uint64_t id,
@@ -757,17 +777,7 @@ static void on_ack(struct dsmd *d, int from, uint64_t id,
  * another copy is left). */
 static void abort_txn(struct dsmd *d, struct txn *t)
 {
-	struct wire_dsm_done done = {.page = t->page, .aborted = 1};
-	struct page *pg = ptab_get(&d->mem.pages, t->page, true);
-	struct fault *list;
-
-	t->abandoned = true; /* a late page must not land in a new fetch */
-	pg->busy = 0;
-	mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id, &done,
-		 sizeof(done));
-	list = pg->waiters;
-	pg->waiters = NULL;
-	run_faults(d, list);
+	run_faults(d, txn_close(d, t, TXN_ABORTED));
 }
 
 static void on_lost(struct dsmd *d, int from, uint64_t id,
@@ -1002,22 +1012,15 @@ void mem_on_rdma(struct dsmd *d, const struct xport_event *ev)
 void mem_peer_down(struct dsmd *d, int node)
 {
 	struct mem *m = &d->mem;
-	struct fault *list;
 	unsigned i;
 
 	for (i = 0; i < MEM_NSLOTS; i++) {
 		struct txn *t = &m->txns[i];
-		struct page *pg;
 
 		if (!t->used || t->abandoned || dir_master(d, t->page) != node)
 			continue;
-		pg = ptab_get(&m->pages, t->page, true);
-		t->abandoned = true;
-		pg->busy = 0;
-		list = pg->waiters;
-		pg->waiters = NULL;
 		/* Every waiter now finds the master dead: SIGBUS. */
-		run_faults(d, list);
+		run_faults(d, txn_close(d, t, TXN_ORPHANED));
 	}
 }
 

@@ -79,7 +79,9 @@ struct dentry {
 
 #define DIR_LOST 3
 
-/* A lazily filled table of fixed-size elements indexed by page. */
+/* A lazily filled table of fixed-size elements indexed by page, in chunks
+ * of PTAB_CHUNK elements. */
+#define PTAB_CHUNK 512u
 struct ptab {
 	void **chunks;
 	size_t nchunks;
