@@ -371,9 +371,9 @@ void dir_peer_down(struct dsmd *d, int node)
 	for (c = 0; t->chunks && c < t->nchunks; c++) {
 		struct dentry *e = t->chunks[c];
 
-		for (i = 0; e && i < 512; i++)
+		for (i = 0; e && i < PTAB_CHUNK; i++)
 			if (e[i].state || e[i].busy || e[i].q_head)
-				entry_peer_down(d, (uint64_t)c * 512 + i,
+				entry_peer_down(d, (uint64_t)c * PTAB_CHUNK + i,
 						&e[i], node);
 	}
 }
@@ -386,7 +386,7 @@ void dir_teardown(struct dsmd *d)
 	for (c = 0; t->chunks && c < t->nchunks; c++) {
 		struct dentry *e = t->chunks[c];
 
-		for (i = 0; e && i < 512; i++)
+		for (i = 0; e && i < PTAB_CHUNK; i++)
 			free_queue(&e[i]);
 	}
 }

@@ -468,6 +468,17 @@ static void teardown(struct dsmd *d)
 		close(d->epfd);
 }
 
+/* Linux 6.4 or later, or a clear refusal before anything starts. */
+static bool kernel_refused(void)
+{
+	char why[160];
+
+	if (kver_check(why, sizeof(why)) == 0)
+		return false;
+	log_err("%s", why);
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	struct dsmd d = {.epfd = -1, .listen_fd = -1, .timer_fd = -1,
@@ -478,14 +489,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &d.cfg))
 		return 2;
 	log_setup("dsmd", d.cfg.node);
-	{
-		char why[160];
-
-		if (kver_check(why, sizeof(why))) {
-			log_err("%s", why);
-			return 2;
-		}
-	}
+	if (kernel_refused())
+		return 2;
 	d.start_ms = dsmd_now_ms();
 	for (int i = 0; i < d.cfg.nnodes; i++)
 		d.members[i].state = i == d.cfg.node ? WIRE_MEMBER_SELF
