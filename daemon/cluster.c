@@ -56,6 +56,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	log_warn("node %d is dead: %s", node, why);
 	xport_close_peer(d->x, node);
 	check_on_peer_down(d, node);
+	home_peer_down(d, node);
 	mem_peer_down(d, node);
 	dir_peer_down(d, node);
 	coll_peer_down(d, node);
@@ -76,6 +77,12 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 {
 	switch (m->hdr->type) {
 	case WIRE_HEARTBEAT:
+		if (m->body_len == sizeof(struct wire_heartbeat)) {
+			struct wire_heartbeat hb;
+
+			memcpy(&hb, m->body, sizeof(hb));
+			home_heard_load(d, peer, hb.load);
+		}
 		break;
 	case WIRE_DSM_REQ:
 	case WIRE_DSM_DONE:
@@ -87,6 +94,15 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DSM_GRANT:
 	case WIRE_DSM_LOST:
 		mem_on_msg(d, peer, m);
+		break;
+	case WIRE_DIR_MIGRATE:
+	case WIRE_DIR_HINT:
+	case WIRE_DIR_NACK:
+	case WIRE_DIR_WHO_HAS:
+	case WIRE_DIR_WHO_HAS_REPLY:
+	case WIRE_DIR_POLICY:
+	case WIRE_DIR_POLICY_ACK:
+		home_on_msg(d, peer, m);
 		break;
 	case WIRE_COLL_ARRIVE:
 	case WIRE_COLL_DONE:
@@ -167,6 +183,7 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 void cluster_tick(struct dsmd *d)
 {
 	uint64_t now = dsmd_now_ms();
+	struct wire_heartbeat hb = {.load = home_load(d)};
 	int i;
 
 	if (!d->formed && now - d->start_ms > d->cfg.join_timeout_ms) {
@@ -189,7 +206,7 @@ void cluster_tick(struct dsmd *d)
 			continue;
 		}
 		if (now - d->last_hb_ms >= d->cfg.heartbeat_ms)
-			xport_send(d->x, i, WIRE_HEARTBEAT, 0, NULL, 0);
+			xport_send(d->x, i, WIRE_HEARTBEAT, 0, &hb, sizeof(hb));
 	}
 	if (now - d->last_hb_ms >= d->cfg.heartbeat_ms)
 		d->last_hb_ms = now;

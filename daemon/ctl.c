@@ -225,6 +225,12 @@ static void reply_page(struct dsmd *d, struct client *c, uint64_t req_id,
 		page = (p->addr - d->mem.base) / WIRE_PAGE_SIZE;
 		r.value = (uint64_t)mem_page_state(d, page);
 		r.value2 = (uint64_t)dir_master(d, page);
+		if ((int)r.value2 != d->cfg.node) {
+			/* Only a master knows for sure: ask every node. */
+			home_ask_for_app(d, &home_page_kind, page, c->app,
+					 req_id, r.value);
+			return;
+		}
 	}
 	ctl_reply(c, WIRE_IPC_REPLY, req_id, &r, sizeof(r));
 }
@@ -252,6 +258,7 @@ static bool on_app_request(struct dsmd *d, struct client *c,
 	struct wire_ipc_coll coll;
 	struct wire_region_op op;
 	struct wire_ipc_page pg;
+	struct wire_ipc_policy pol;
 	uint64_t id = m->hdr->req_id;
 	int ret;
 
@@ -289,6 +296,15 @@ static bool on_app_request(struct dsmd *d, struct client *c,
 		return true;
 	case WIRE_IPC_STATS:
 		reply_stats(d, c, id);
+		return true;
+	case WIRE_IPC_POLICY:
+		memcpy(&pol, m->body, sizeof(pol));
+		ret = home_policy_ipc(d, c->app, id, &pol);
+		if (ret) {
+			struct wire_ipc_policy_reply r = {.status = ret};
+
+			ctl_reply(c, WIRE_IPC_POLICY_REPLY, id, &r, sizeof(r));
+		}
 		return true;
 	case WIRE_IPC_DETACH:
 		mem_app_gone(d, c->app, false);

@@ -31,19 +31,26 @@
 #include "../libdsm/log.h"
 #include "dsmd.h"
 
-/* A request waiting for its entry. */
+/* A request waiting for its entry (or parked for an entry on its way). */
 struct dreq {
 	struct dreq *next;
-	int from;
+	int from;            /* the requester (route.origin) */
 	uint64_t req_id;
 	struct wire_dsm_req r;
 };
 
-/* The one place that says which node masters a page.  Static for now:
- * pages are dealt to the nodes in turn. */
-int dir_master(const struct dsmd *d, uint64_t page)
+struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create)
 {
-	return (int)(page % (uint64_t)d->cfg.nnodes);
+	return ptab_get(&d->mem.dir, page, create);
+}
+
+int dir_master(struct dsmd *d, uint64_t page)
+{
+	struct dentry *e = dir_entry(d, page, false);
+	uint32_t epoch;
+	bool hinted;
+
+	return home_where(d, page, e ? &e->h : NULL, &epoch, &hinted);
 }
 
 static int lowest(uint64_t set)
@@ -56,7 +63,8 @@ static void grant(struct dsmd *d, int to, uint64_t id, uint64_t page,
 		  unsigned flags)
 {
 	struct wire_dsm_grant g = {.page = page, .state = state, .acks = acks,
-				   .flags = flags, .version = e->version};
+				   .flags = flags, .epoch = e->h.epoch,
+				   .version = e->version};
 
 	mem_send(d, to, WIRE_DSM_GRANT, id, &g, sizeof(g));
 }
@@ -67,12 +75,13 @@ static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 {
 	struct wire_dsm_fwd f = {.page = r->page, .requester = (uint32_t)to,
 				 .flags = flags, .state = state,
-				 .version = e->version, .slot = r->slot};
+				 .epoch = e->h.epoch, .version = e->version,
+				 .slot = r->slot};
 
 	e->owe |= 1ull << holder;
 	e->supplier = (int16_t)holder;
 	if (holder != d->cfg.node)
-		d->mem.st.forwards++;
+		d->mem.st.holder_forwards++;
 	if (flags & WIRE_FWD_INVALIDATE)
 		d->mem.st.invalidations_sent++;
 	mem_send(d, holder, WIRE_DSM_FWD, id, &f, sizeof(f));
@@ -82,7 +91,8 @@ static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 static unsigned inv_all(struct dsmd *d, struct dentry *e, uint64_t set,
 			int to, uint64_t id, uint64_t page)
 {
-	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to};
+	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
+				   .epoch = e->h.epoch};
 	unsigned n = 0;
 
 	e->owe |= set;
@@ -200,35 +210,104 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		serve_write(d, e, r, id, q);
 }
 
-static void on_req(struct dsmd *d, int from, uint64_t id,
-		   const struct wire_dsm_req *q)
+static void serve_queue(struct dsmd *d, struct dentry *e)
 {
-	struct dentry *e;
 	struct dreq *w;
 
-	if ((q->access != WIRE_ACC_READ && q->access != WIRE_ACC_WRITE) ||
-	    dir_master(d, q->page) != d->cfg.node) {
-		d->mem.st.bad_msgs++;
-		return;
+	while (!e->busy && (w = e->q_head)) {
+		e->q_head = w->next;
+		if (!e->q_head)
+			e->q_tail = NULL;
+		serve(d, e, w->from, w->req_id, &w->r);
+		free(w);
 	}
-	e = ptab_get(&d->mem.dir, q->page, true);
-	if (!e)
-		return;
-	if (!e->busy) {
-		serve(d, e, from, id, q);
-		return;
-	}
-	w = calloc(1, sizeof(*w));
+}
+
+static void enqueue(struct dentry *e, int origin, uint64_t id,
+		    const struct wire_dsm_req *q)
+{
+	struct dreq *w = calloc(1, sizeof(*w));
+
 	if (!w) {
 		log_err("out of memory queueing a request: dropped");
 		return;
 	}
-	*w = (struct dreq){.from = from, .req_id = id, .r = *q};
+	*w = (struct dreq){.from = origin, .req_id = id, .r = *q};
 	if (e->q_tail)
 		e->q_tail->next = w;
 	else
 		e->q_head = w;
 	e->q_tail = w;
+}
+
+/* The same request again: its requester asked again after a refusal or a
+ * death on the way, and the first copy got through after all. */
+static bool seen(const struct dentry *e, int origin, uint64_t id)
+{
+	const struct dreq *w;
+
+	if (e->busy && e->busy_node == origin && e->busy_req == id)
+		return true;
+	for (w = e->q_head; w; w = w->next)
+		if (w->from == origin && w->req_id == id)
+			return true;
+	return false;
+}
+
+/* The entry is idle: move it if its policy says so, passing the queue on
+ * (page_left), else serve what waits. */
+static void settle(struct dsmd *d, uint64_t page, struct dentry *e,
+		   int first)
+{
+	int to = home_decide(d, page, &e->h, first);
+
+	if (to >= 0)
+		home_migrate(d, &home_page_kind, page, &e->h, to);
+	else
+		serve_queue(d, e);
+}
+
+/* A request reached this node: serve it, queue it, park it for the entry
+ * on its way here, forward it to where the entry went, or refuse it. */
+static void on_req(struct dsmd *d, int from, uint64_t id,
+		   const struct wire_dsm_req *q)
+{
+	struct wire_dsm_req fw = *q;
+	int origin = q->route.origin, next;
+	struct dentry *e;
+	bool fresh;
+
+	if ((q->access != WIRE_ACC_READ && q->access != WIRE_ACC_WRITE) ||
+	    home_route_check(d, from, &q->route)) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	e = dir_entry(d, q->page, true);
+	if (!e)
+		return;
+	switch (home_route(d, q->page, &e->h, from, &fw.route, &next)) {
+	case HOME_PARK:
+		enqueue(e, origin, id, q);
+		return;
+	case HOME_FORWARD:
+		mem_send(d, next, WIRE_DSM_REQ, id, &fw, sizeof(fw));
+		return;
+	case HOME_NACK:
+		home_nack(d, &home_page_kind, q->page, origin, id);
+		return;
+	case HOME_SERVE:
+		break;
+	}
+	if (seen(e, origin, id))
+		return;
+	if (q->route.chain)
+		home_tell_chain(d, &home_page_kind, q->page, &e->h,
+				q->route.chain);
+	fresh = e->state == WIRE_PS_I && !e->h.epoch && !e->q_head;
+	home_note(d, q->page, &e->h, origin);
+	enqueue(e, origin, id, q);
+	if (!e->busy)
+		settle(d, q->page, e, fresh ? origin : -1);
 }
 
 /* The requester gave its transaction up: the page it was to get died with
@@ -245,32 +324,20 @@ static void undo(struct dentry *e, int r)
 		e->state = DIR_LOST;
 }
 
-static void serve_queue(struct dsmd *d, struct dentry *e)
-{
-	struct dreq *w;
-
-	while (!e->busy && (w = e->q_head)) {
-		e->q_head = w->next;
-		if (!e->q_head)
-			e->q_tail = NULL;
-		serve(d, e, w->from, w->req_id, &w->r);
-		free(w);
-	}
-}
-
 static void on_done(struct dsmd *d, int from, uint64_t id,
 		    const struct wire_dsm_done *done)
 {
-	struct dentry *e = ptab_get(&d->mem.dir, done->page, false);
+	struct dentry *e = dir_entry(d, done->page, false);
 
-	if (!e || !e->busy || e->busy_node != from || e->busy_req != id) {
+	if (!e || !home_is_master(d, done->page, &e->h) || !e->busy ||
+	    e->busy_node != from || e->busy_req != id) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
 	if (done->aborted)
 		undo(e, from);
 	e->busy = 0;
-	serve_queue(d, e);
+	settle(d, done->page, e, -1);
 }
 
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
@@ -311,9 +378,14 @@ void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
 	uint64_t i;
 
 	for (i = first; i < first + n; i++) {
-		struct dentry *e = ptab_get(&d->mem.dir, i, false);
+		struct dentry *e = dir_entry(d, i, false);
 
-		if (e && !e->busy) {
+		if (!e)
+			continue;
+		/* Every node forgets where the entry went: it starts over at
+		 * its placement's home. */
+		e->h = (struct home){0};
+		if (!e->busy) {
 			free_queue(e);
 			*e = (struct dentry){0};
 		}
@@ -336,6 +408,18 @@ static void drop_requests_of(struct dentry *e, int node)
 	}
 }
 
+static void refuse_parked(struct dsmd *d, uint64_t page, struct dentry *e)
+{
+	while (e->q_head) {
+		struct dreq *w = e->q_head;
+
+		e->q_head = w->next;
+		home_nack(d, &home_page_kind, page, w->from, w->req_id);
+		free(w);
+	}
+	e->q_tail = NULL;
+}
+
 static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 			    int node)
 {
@@ -343,6 +427,12 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 	struct wire_dsm_lost lost = {.page = page, .node = (uint32_t)node};
 
 	drop_requests_of(e, node);
+	if (!home_is_master(d, page, &e->h)) {
+		/* Parked for an entry that may have died on its way: their
+		 * requesters look again. */
+		refuse_parked(d, page, e);
+		return;
+	}
 	e->sharers &= ~bit;
 	if (e->busy && e->busy_node == node) {
 		e->busy = 0; /* the requester is gone */
@@ -390,3 +480,100 @@ void dir_teardown(struct dsmd *d)
 			free_queue(&e[i]);
 	}
 }
+
+/* ---------------------------------------------------------------------- */
+/* Pages as a kind of directory entry (home.c moves them)                 */
+
+static bool page_valid(const struct dsmd *d, uint64_t page)
+{
+	return page < d->mem.npages;
+}
+
+static struct home *page_get(struct dsmd *d, uint64_t page, bool create)
+{
+	struct dentry *e = page_valid(d, page) ? dir_entry(d, page, create)
+					       : NULL;
+
+	return e ? &e->h : NULL;
+}
+
+static size_t page_pack(struct dsmd *d, uint64_t page, struct home *h,
+			void *buf, size_t cap)
+{
+	const struct dentry *e = to_dentry(h);
+	struct wire_dir_page p = {.state = e->state, .owner = e->owner,
+				  .sharers = e->sharers,
+				  .version = e->version};
+
+	(void)d;
+	(void)page;
+	if (cap < sizeof(p))
+		return 0;
+	memcpy(buf, &p, sizeof(p));
+	return sizeof(p);
+}
+
+static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
+		       const void *buf, size_t len)
+{
+	uint64_t all = d->cfg.nnodes >= 64 ? ~0ull
+					   : (1ull << d->cfg.nnodes) - 1;
+	struct dentry *e = to_dentry(h);
+	struct wire_dir_page p;
+
+	(void)page;
+	if (len != sizeof(p) || e->busy)
+		return -EINVAL;
+	memcpy(&p, buf, sizeof(p));
+	if (p.state > DIR_LOST || p.owner >= (uint32_t)d->cfg.nnodes ||
+	    (p.sharers & ~all) || (p.state == WIRE_PS_S && !p.sharers))
+		return -EINVAL;
+	e->state = (uint8_t)p.state;
+	e->owner = (uint16_t)p.owner;
+	e->sharers = p.sharers;
+	e->version = p.version;
+	return 0;
+}
+
+/* The entry left for `to`: what waited for it follows it there, after the
+ * entry on the same queue pair, in the order it arrived here. */
+static void page_left(struct dsmd *d, uint64_t page, struct home *h, int to)
+{
+	struct dentry *e = to_dentry(h);
+
+	e->state = WIRE_PS_I;
+	e->sharers = 0;
+	e->owner = 0;
+	while (e->q_head) {
+		struct dreq *w = e->q_head;
+
+		e->q_head = w->next;
+		if (!w->r.route.hops)
+			w->r.route.hops = 1; /* no longer from its origin */
+		w->r.route.epoch = h->epoch;
+		d->mem.st.forwards++;
+		mem_send(d, to, WIRE_DSM_REQ, w->req_id, &w->r, sizeof(w->r));
+		free(w);
+	}
+	e->q_tail = NULL;
+	(void)page;
+}
+
+static void page_arrived(struct dsmd *d, uint64_t page, struct home *h)
+{
+	serve_queue(d, to_dentry(h));
+	(void)page;
+}
+
+const struct home_kind home_page_kind = {
+	.name = "page",
+	.kind = WIRE_ENTRY_PAGE,
+	.valid = page_valid,
+	.get = page_get,
+	.pack = page_pack,
+	.unpack = page_unpack,
+	.left = page_left,
+	.arrived = page_arrived,
+	.nacked = mem_txn_nacked,
+	.located = mem_txn_located,
+};

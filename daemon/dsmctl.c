@@ -122,7 +122,9 @@ static int cmd_stats(int fd, int timeout_ms)
 		"invalidations_received", "downgrades", "directory_local",
 		"directory_remote", "forwards", "msgs_sent", "msgs_received",
 		"bad_msgs", "wp_faults", "stale_faults", "held_back",
-		"lost_faults",
+		"lost_faults", "holder_forwards", "migrations_in",
+		"migrations_out", "hint_hits", "hint_misses",
+		"who_has_broadcasts",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

@@ -64,6 +64,19 @@ static void usage(FILE *f)
 "                                                             (DSM_ARENA_BASE)\n"
 "      --hold-us US        keep a page granted to a fault at least this long\n"
 "                          before giving it up, default 200     (DSM_HOLD_US)\n"
+"Where directory entries live (dsm_set_policy overrides them per range):\n"
+"      --placement P       static (page i at node i %% nodes) or first-touch,\n"
+"                          default static                   (DSM_PLACEMENT)\n"
+"      --migrate on|off    move an entry to the node that uses it most,\n"
+"                          default on                       (DSM_MIGRATE)\n"
+"      --migrate-share PCT share of recent requests that moves it, 51..100,\n"
+"                          default 70                 (DSM_MIGRATE_SHARE)\n"
+"      --migrate-min N     and at least this many, default 4 (DSM_MIGRATE_MIN)\n"
+"      --migrate-window-ms MS  counts halve every MS; an entry stays MS\n"
+"                          where it arrived, default 500\n"
+"                                                 (DSM_MIGRATE_WINDOW_MS)\n"
+"      --migrate-load PCT  never to a node mastering over PCT %% of its fair\n"
+"                          share of busy entries, default 200 (DSM_MIGRATE_LOAD)\n"
 "  -v, --verbose           debug logging\n"
 "The node number and count fall back to SLURM_PROCID/SLURM_NTASKS,\n"
 "OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE and PMI_RANK/PMI_SIZE.\n");
@@ -136,6 +149,7 @@ static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
 struct raw_opts {
 	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
 	const char *arena, *hold, *base;
+	const char *placement, *migrate, *share, *min, *window, *load;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -151,11 +165,85 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->arena = env_str("DSM_ARENA_MB");
 	r->base = env_str("DSM_ARENA_BASE");
 	r->hold = env_str("DSM_HOLD_US");
+	r->placement = env_str("DSM_PLACEMENT");
+	r->migrate = env_str("DSM_MIGRATE");
+	r->share = env_str("DSM_MIGRATE_SHARE");
+	r->min = env_str("DSM_MIGRATE_MIN");
+	r->window = env_str("DSM_MIGRATE_WINDOW_MS");
+	r->load = env_str("DSM_MIGRATE_LOAD");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
 	c->addr = env_str("DSM_RDMA_ADDR");
 	c->socket = ipc_socket_path();
 	c->test_hooks = hooks && !strcmp(hooks, "1");
+}
+
+/* One of several words, by its index. */
+static int parse_word(const char *what, const char *s,
+		      const char *const *words, uint32_t *out)
+{
+	uint32_t i;
+
+	for (i = 0; words[i]; i++) {
+		if (!strcmp(s, words[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	log_err("bad %s '%s'", what, s);
+	return -EINVAL;
+}
+
+static int parse_policy_num(const char *what, const char *s, long min,
+			    long max, uint32_t *out)
+{
+	long v;
+
+	if (!s)
+		return 0;
+	if (parse_uint(what, s, min, max, &v))
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_policy(struct wire_policy *out, const struct raw_opts *r)
+{
+	static const char *const places[] = {"static", "first-touch", NULL};
+	static const char *const onoff[] = {"off", "on", NULL};
+	static const char *const bits[] = {"0", "1", NULL};
+	struct dsm_policy p = {.placement = out->placement,
+			       .migrate = out->migrate,
+			       .share_pct = out->share_pct,
+			       .min_requests = out->min_requests,
+			       .window_ms = out->window_ms,
+			       .load_pct = out->load_pct};
+
+	if (r->placement &&
+	    parse_word("placement (static, first-touch)", r->placement,
+		       places, &p.placement))
+		return -EINVAL;
+	if (r->migrate && parse_word("--migrate (on, off)", r->migrate,
+				     strchr("01", r->migrate[0]) ? bits
+								 : onoff,
+				     &p.migrate))
+		return -EINVAL;
+	if (parse_policy_num("migrate share (%)", r->share, 51, 100,
+			     &p.share_pct) ||
+	    parse_policy_num("migrate minimum", r->min, 1, 65535,
+			     &p.min_requests) ||
+	    parse_policy_num("migrate window (ms)", r->window, 1, 3600000,
+			     &p.window_ms) ||
+	    parse_policy_num("migrate load (%)", r->load, 100, 100000,
+			     &p.load_pct))
+		return -EINVAL;
+	*out = (struct wire_policy){.placement = p.placement,
+				    .migrate = p.migrate,
+				    .share_pct = p.share_pct,
+				    .min_requests = p.min_requests,
+				    .window_ms = p.window_ms,
+				    .load_pct = p.load_pct};
+	return 0;
 }
 
 static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
@@ -208,6 +296,8 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->hold)
 		c->hold_us = (unsigned)v;
+	if (parse_policy(&c->policy, r))
+		return -EINVAL;
 	if (c->dead_after_ms < 2 * c->heartbeat_ms) {
 		log_err("--dead-after-ms (%u) must be at least twice "
 			"--heartbeat-ms (%u)", c->dead_after_ms,
@@ -225,7 +315,8 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
-	       O_HOLD, O_BASE };
+	       O_HOLD, O_BASE, O_PLACE, O_MIGRATE, O_SHARE, O_MIN, O_WINDOW,
+	       O_LOAD };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -243,6 +334,12 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"arena-mb", required_argument, NULL, O_ARENA},
 		{"hold-us", required_argument, NULL, O_HOLD},
 		{"arena-base", required_argument, NULL, O_BASE},
+		{"placement", required_argument, NULL, O_PLACE},
+		{"migrate", required_argument, NULL, O_MIGRATE},
+		{"migrate-share", required_argument, NULL, O_SHARE},
+		{"migrate-min", required_argument, NULL, O_MIN},
+		{"migrate-window-ms", required_argument, NULL, O_WINDOW},
+		{"migrate-load", required_argument, NULL, O_LOAD},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -254,7 +351,12 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 				  .join_timeout_ms = 120000,
 				  .recv_depth = 32, .ready_fd = -1,
 				  .arena_base = DSMD_ARENA_BASE,
-				  .arena_size = 1ull << 30, .hold_us = 200};
+				  .arena_size = 1ull << 30, .hold_us = 200,
+				  .policy = {.placement = DSM_PLACE_STATIC,
+					     .migrate = 1, .share_pct = 70,
+					     .min_requests = 4,
+					     .window_ms = 500,
+					     .load_pct = 200}};
 	env_defaults(c, &r);
 	while ((o = getopt_long(argc, argv, "r:n:R:d:a:s:vh", opts, NULL)) !=
 	       -1) {
@@ -274,6 +376,12 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_ARENA: r.arena = optarg; break;
 		case O_HOLD: r.hold = optarg; break;
 		case O_BASE: r.base = optarg; break;
+		case O_PLACE: r.placement = optarg; break;
+		case O_MIGRATE: r.migrate = optarg; break;
+		case O_SHARE: r.share = optarg; break;
+		case O_MIN: r.min = optarg; break;
+		case O_WINDOW: r.window = optarg; break;
+		case O_LOAD: r.load = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;

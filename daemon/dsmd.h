@@ -27,6 +27,7 @@ struct dsmd_config {
 	uint64_t arena_base;    /* the arena's address in every process */
 	uint64_t arena_size;
 	unsigned hold_us;       /* keep a granted page this long */
+	struct wire_policy policy; /* where entries live, when they move */
 };
 
 struct member {

@@ -134,6 +134,7 @@ int mem_setup(struct dsmd *d)
 	m->npages = m->size / WIRE_PAGE_SIZE;
 	m->hold_us = d->cfg.hold_us;
 	m->local_tail = &m->local_q;
+	home_setup(d);
 	m->memfd = memfd_create("dsm-node-memory", MFD_CLOEXEC);
 	if (m->memfd < 0 || ftruncate(m->memfd, (off_t)m->size)) {
 		ret = -errno;
@@ -200,6 +201,7 @@ void mem_teardown(struct dsmd *d)
 	free_faults(m->slot_wait);
 	m->slot_wait = NULL;
 	coll_teardown(d);
+	home_teardown(d);
 	dir_teardown(d);
 	free_list(m->deferred);
 	free_list(m->local_q);
@@ -472,14 +474,45 @@ static void queue_fault(struct fault **list, struct app *a, uint64_t addr,
 	*pp = f;
 }
 
+/* Send t's request to `node`, which this node believes masters the page
+ * (at `epoch`); the same transaction id every time it is sent. */
+static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch)
+{
+	struct mem *m = &d->mem;
+	unsigned i = (unsigned)(t->id & 0xffff);
+	struct wire_dsm_req r = {
+		.page = t->page, .access = t->access, .has_copy = t->has_copy,
+		.slot = {.addr = (uint64_t)(uintptr_t)m->recv_buf +
+				 (uint64_t)i * SLOT_STRIDE,
+			 .rkey = m->recv_mr.rkey, .index = i},
+		.route = {.origin = (uint16_t)d->cfg.node, .epoch = epoch},
+	};
+
+	t->sent_to = (int16_t)node;
+	mem_send(d, node, WIRE_DSM_REQ, t->id, &r, sizeof(r));
+}
+
+/* Nobody on the way knew the master: ask every node. */
+static void txn_ask(struct dsmd *d, struct txn *t)
+{
+	if (t->hinted && !t->missed) {
+		t->missed = true;
+		d->mem.st.hint_misses++;
+	}
+	t->asking = true;
+	home_ask(d, &home_page_kind, t->page, t->id);
+}
+
 static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 		      bool write)
 {
 	struct mem *m = &d->mem;
-	struct wire_dsm_req r;
+	struct dentry *e = dir_entry(d, page, false);
 	struct txn *t = NULL;
+	uint32_t epoch;
+	bool hinted;
 	unsigned i;
-	int master = dir_master(d, page);
+	int master = home_where(d, page, e ? &e->h : NULL, &epoch, &hinted);
 
 	for (i = 0; i < MEM_NSLOTS && !t; i++)
 		if (!m->txns[i].used)
@@ -487,6 +520,9 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 	i = (unsigned)(t - m->txns);
 	*t = (struct txn){.used = true, .page = page,
 			  .access = write ? WIRE_ACC_WRITE : WIRE_ACC_READ,
+			  .has_copy = pg->state == WIRE_PS_S,
+			  .hinted = hinted && master != d->cfg.node,
+			  .master = -1, .sent_to = -1,
 			  .id = (++m->txn_gen << 16) | i};
 	m->nfree_slots--;
 	pg->busy = 1;
@@ -497,25 +533,14 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 		m->st.upgrade_faults++;
 	else
 		m->st.write_faults++;
-	r = (struct wire_dsm_req){
-		.page = page, .access = t->access,
-		.has_copy = pg->state == WIRE_PS_S,
-		.slot = {.addr = (uint64_t)(uintptr_t)m->recv_buf +
-				 (uint64_t)i * SLOT_STRIDE,
-			 .rkey = m->recv_mr.rkey, .index = i},
-	};
 	if (master == d->cfg.node)
 		m->st.directory_local++;
 	else
 		m->st.directory_remote++;
-	mem_send(d, master, WIRE_DSM_REQ, t->id, &r, sizeof(r));
-}
-
-static bool master_alive(const struct dsmd *d, uint64_t page)
-{
-	int master = dir_master(d, page);
-
-	return master == d->cfg.node || cluster_peer_alive(d, master);
+	if (master == d->cfg.node || cluster_peer_alive(d, master))
+		send_req(d, t, master, epoch);
+	else
+		txn_ask(d, t);
 }
 
 /* The page cannot be had: its directory entry died with its master, or
@@ -546,10 +571,6 @@ void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 	}
 	if (pg->state == WIRE_PS_M || (pg->state == WIRE_PS_S && !write)) {
 		resolve(d, a, addr, flags, pg);
-		return;
-	}
-	if (!master_alive(d, page)) {
-		lost(d, a, page);
 		return;
 	}
 	if (!m->nfree_slots) {
@@ -660,9 +681,9 @@ static struct fault *txn_close(struct dsmd *d, struct txn *t,
 
 	pg->busy = 0;
 	pg->waiters = NULL;
-	if (how != TXN_ORPHANED)
-		mem_send(d, dir_master(d, t->page), WIRE_DSM_DONE, t->id,
-			 &done, sizeof(done));
+	if (how != TXN_ORPHANED && t->master >= 0)
+		mem_send(d, t->master, WIRE_DSM_DONE, t->id, &done,
+			 sizeof(done));
 	if (how == TXN_DONE) {
 		t->used = false;
 		m->nfree_slots++;
@@ -712,9 +733,9 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 }
 
 /* The page is lost: every fault waiting for it gets SIGBUS. */
-static void fail_txn(struct dsmd *d, struct txn *t)
+static void fail_txn(struct dsmd *d, struct txn *t, enum txn_end how)
 {
-	struct fault *list = txn_close(d, t, TXN_DONE), *f;
+	struct fault *list = txn_close(d, t, how), *f;
 
 	while ((f = list)) {
 		list = f->next;
@@ -726,18 +747,39 @@ static void fail_txn(struct dsmd *d, struct txn *t)
 	run_slot_wait(d);
 }
 
+/* Whether `master` may be the node serving t (its first word says so;
+ * afterwards only that node may), remembering it and counting whether the
+ * hint t went out on was right.  Returns nonzero to refuse. */
+static int served_by(struct dsmd *d, struct txn *t, int master,
+		     uint32_t epoch)
+{
+	if (t->master >= 0)
+		return t->master != master;
+	if (master < 0 || master >= d->cfg.nnodes)
+		return -EINVAL;
+	t->master = (int16_t)master;
+	if (t->hinted && !t->missed) {
+		if (master == t->sent_to)
+			d->mem.st.hint_hits++;
+		else
+			d->mem.st.hint_misses++;
+	}
+	home_learn(d, &home_page_kind, t->page, master, epoch);
+	return 0;
+}
+
 static void on_grant(struct dsmd *d, int from, uint64_t id,
 		     const struct wire_dsm_grant *g)
 {
 	struct txn *t = find_txn(d, id, g->page);
 
-	if (!t || t->grant_seen || from != dir_master(d, g->page) ||
-	    g->state < WIRE_PS_S || g->state > WIRE_PS_M) {
+	if (!t || t->grant_seen || g->state < WIRE_PS_S ||
+	    g->state > WIRE_PS_M || served_by(d, t, from, g->epoch)) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
 	if (g->flags & WIRE_GRANT_LOST) {
-		fail_txn(d, t);
+		fail_txn(d, t, TXN_DONE);
 		return;
 	}
 	t->grant_seen = true;
@@ -785,13 +827,16 @@ static void on_lost(struct dsmd *d, int from, uint64_t id,
 {
 	struct txn *t = find_txn(d, id, l->page);
 
-	if (from != dir_master(d, l->page) ||
-	    l->node >= (uint32_t)d->cfg.nnodes) {
+	if (l->node >= (uint32_t)d->cfg.nnodes) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
 	if (!t)
 		return; /* done already */
+	if (served_by(d, t, from, 0)) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
 	if (!(l->flags & WIRE_LOST_SUPPLIER))
 		count_ack(d, t, l->node);
 	else if (!t->data_got)
@@ -813,8 +858,10 @@ static void on_page_data(struct dsmd *d, const struct xport_event *ev)
 			    WIRE_PAGE_SIZE, sizeof(tr));
 	t = find_txn(d, tr.req_id, tr.page);
 	if (!t || tr.magic != WIRE_TRAILER_MAGIC || t->data_got ||
+	    tr.master >= (uint32_t)d->cfg.nnodes ||
 	    (tr.grant && (t->grant_seen || tr.state < WIRE_PS_S ||
-			  tr.state > WIRE_PS_M))) {
+			  tr.state > WIRE_PS_M)) ||
+	    served_by(d, t, (int)tr.master, tr.epoch)) {
 		m->st.bad_msgs++;
 		return;
 	}
@@ -864,11 +911,11 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 
 	memcpy(&inv, msg->body, sizeof(inv));
 	pg = ptab_get(&d->mem.pages, inv.page, true);
-	if (!pg || from != dir_master(d, inv.page) ||
-	    inv.requester >= (uint32_t)d->cfg.nnodes) {
+	if (!pg || inv.requester >= (uint32_t)d->cfg.nnodes) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
+	home_learn(d, &home_page_kind, inv.page, from, inv.epoch);
 	if (held(d, from, msg, pg))
 		return;
 	log_debug("mem: page %llu invalidated for %u (state %u)",
@@ -892,17 +939,16 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 
 	memcpy(&f, msg->body, sizeof(f));
 	pg = ptab_get(&m->pages, f.page, true);
-	if (!pg || from != dir_master(d, f.page) ||
-	    f.requester >= (uint32_t)d->cfg.nnodes ||
+	if (!pg || f.requester >= (uint32_t)d->cfg.nnodes ||
 	    (int)f.requester == d->cfg.node || pg->state == WIRE_PS_I) {
 		log_once(d->proto_logged, LOG_WARN,
-			 "dropped a forward for page %llu from node %d: not "
-			 "its master, a bad requester, or a page this node "
-			 "does not hold (logged once)",
-			 (unsigned long long)f.page, from);
+			 "dropped a forward for page %llu from node %d: a "
+			 "bad requester, or a page this node does not hold "
+			 "(logged once)", (unsigned long long)f.page, from);
 		m->st.bad_msgs++;
 		return;
 	}
+	home_learn(d, &home_page_kind, f.page, from, f.epoch);
 	if (held(d, from, msg, pg))
 		return;
 	if (!m->nsend_free) {
@@ -929,6 +975,7 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 		.version = f.version, .state = f.state,
 		.grant = !!(f.flags & WIRE_FWD_GRANT),
 		.src = (uint32_t)d->cfg.node, .magic = WIRE_TRAILER_MAGIC,
+		.master = (uint32_t)from, .epoch = f.epoch,
 	};
 	memcpy(buf + WIRE_PAGE_SIZE, &tr, sizeof(tr));
 	ret = xport_write_imm(d->x, (int)f.requester, &m->send_mr,
@@ -1017,11 +1064,47 @@ void mem_peer_down(struct dsmd *d, int node)
 	for (i = 0; i < MEM_NSLOTS; i++) {
 		struct txn *t = &m->txns[i];
 
-		if (!t->used || t->abandoned || dir_master(d, t->page) != node)
+		if (!t->used || t->abandoned || t->asking)
 			continue;
-		/* Every waiter now finds the master dead: SIGBUS. */
-		run_faults(d, txn_close(d, t, TXN_ORPHANED));
+		if (t->master == node) {
+			/* The entry died with its master: every waiter
+			 * learns so (SIGBUS) when it looks again. */
+			run_faults(d, txn_close(d, t, TXN_ORPHANED));
+		} else if (t->master < 0 && t->sent_to == node) {
+			/* It may have passed the request on, or not: ask
+			 * again (the master drops a second copy). */
+			txn_ask(d, t);
+		}
 	}
+}
+
+void mem_txn_nacked(struct dsmd *d, uint64_t page, uint64_t id)
+{
+	struct txn *t = find_txn(d, id, page);
+
+	if (!t || t->master >= 0 || t->asking)
+		return; /* answered meanwhile, or asking already */
+	txn_ask(d, t);
+}
+
+void mem_txn_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
+		     uint32_t epoch)
+{
+	struct txn *t = find_txn(d, id, page);
+
+	if (!t || !t->asking)
+		return;
+	t->asking = false;
+	if (t->master >= 0)
+		return; /* the first request got through meanwhile */
+	if (master >= 0) {
+		send_req(d, t, master, epoch);
+		return;
+	}
+	/* Nobody alive masters it: the entry died with its master.  A slot
+	 * whose request went out stays out of use (a late page could still
+	 * land in it). */
+	fail_txn(d, t, t->sent_to < 0 ? TXN_DONE : TXN_ORPHANED);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "../libdsm/wire.h"
 #include "../libdsm/xport.h"
+#include "home.h"
 #include "watch.h"
 
 struct dsmd;
@@ -57,9 +58,14 @@ struct page {
 	struct fault *waiters;
 };
 
-/* The master's directory entry of a page. */
+/* A page's directory entry.  Every node has one for a page it has heard
+ * of: its struct home says who masters the entry; the rest is the entry
+ * itself, meaningful only where HOME_MASTER (or the placement) says this
+ * node masters it, and its queue may hold requests parked for an entry on
+ * its way here. */
 struct dreq;
 struct dentry {
+	struct home h;       /* first: where the entry lives (home.c) */
 	uint8_t state;       /* I: nobody holds it; S: sharers; M: owner;
 				DIR_LOST: its only copy died */
 	uint8_t busy;        /* a transaction is open: DONE pending */
@@ -76,6 +82,11 @@ struct dentry {
 	uint64_t busy_req;
 	struct dreq *q_head, *q_tail;
 };
+
+static inline struct dentry *to_dentry(struct home *h)
+{
+	return (struct dentry *)h; /* h is the first member */
+}
 
 #define DIR_LOST 3
 
@@ -94,6 +105,12 @@ struct txn {
 	bool abandoned;      /* its master died: the slot is never reused,
 				so a late page cannot land in a new fetch */
 	bool grant_seen, data_needed, data_got, zero;
+	bool has_copy;       /* it asked as a sharer (an upgrade) */
+	bool asking;         /* who masters the page?  No request is out */
+	bool hinted;         /* sent on a learnt hint, not the placement */
+	bool missed;         /* counted as a hint miss */
+	int16_t master;      /* the node serving it once known, else -1 */
+	int16_t sent_to;     /* where its request went last */
 	uint8_t access, state;
 	uint32_t acks_needed, acks_got;
 	uint64_t acked;      /* nodes whose ack was counted */
@@ -138,6 +155,7 @@ struct mem {
 	int hold_fd;               /* timerfd for held-back messages */
 	struct watch hold_w;
 	struct dsm_stats st;
+	struct home_state home;    /* where entries live (home.c) */
 	/* Collectives and regions (node 0 keeps the arena's allocator). */
 	struct coll *colls;
 	struct region *regions;
@@ -174,8 +192,18 @@ int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,
 void *ptab_get(struct ptab *t, uint64_t idx, bool create);
 uint64_t mem_now_us(void);
 
+/* A who-masters lookup for a transaction of ours ended (home.c). */
+void mem_txn_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
+		     uint32_t epoch);
+/* A request of ours was refused by a node that knew no master. */
+void mem_txn_nacked(struct dsmd *d, uint64_t page, uint64_t id);
+
 /* dir.c: the master side. */
-int dir_master(const struct dsmd *d, uint64_t page);
+/* The node this node believes masters the page now: itself, a hint, or
+ * the placement's home. */
+int dir_master(struct dsmd *d, uint64_t page);
+/* The directory entry of a page, created if asked. */
+struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create);
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
 /* A node died: its requests and copies are forgotten, open transactions

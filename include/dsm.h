@@ -116,8 +116,49 @@ enum dsm_page_state { DSM_PAGE_INVALID = 0, DSM_PAGE_SHARED = 1,
  * -EFAULT (addr outside the arena), -ENOTCONN. */
 DSM_API int dsm_page_state(const void *addr);
 /* The node that masters the directory entry of that page now, or -EFAULT,
- * -ENOTCONN. */
+ * -ENOTCONN, -EHOSTDOWN (its master died: the entry is lost).  Entries
+ * move (see struct dsm_policy), so the answer is the truth at the moment
+ * it was found out: when this node does not master the entry itself, it
+ * asks every node. */
 DSM_API int dsm_page_master(const void *addr);
+
+/* ---- placement: which node masters a page's directory entry ---- */
+
+enum dsm_placement {
+	DSM_PLACE_STATIC = 0,      /* page i starts at node i % nodes */
+	DSM_PLACE_FIRST_TOUCH = 1, /* the first node to touch a page */
+};
+
+/* Where directory entries live, and when they move.  The master of an
+ * entry counts the requests of each node, halving the counts every
+ * window_ms.  When one node made at least min_requests of them and at least
+ * share_pct percent of all, the entry moves to that node, unless that node
+ * already masters more than load_pct percent of its fair share of the
+ * entries in recent use.  An entry must stay window_ms where it arrived
+ * before it moves again.  share_pct above 50 is the hysteresis: an entry
+ * shared evenly by two nodes stays where it is. */
+struct dsm_policy {
+	uint32_t placement;    /* enum dsm_placement; default static */
+	uint32_t migrate;      /* 1: entries move (default), 0: they stay */
+	uint32_t share_pct;    /* 51..100, default 70 */
+	uint32_t min_requests; /* 1..65535, default 4 */
+	uint32_t window_ms;    /* 1..3600000, default 500 */
+	uint32_t load_pct;     /* 100..100000, default 200 */
+	uint32_t reserved[2];  /* 0 */
+};
+
+/* Set the policy of the pages holding [addr, addr+len) on every node, for
+ * every process; it replaces the cluster's policy (dsmd's options) there,
+ * and applies to entries first used afterwards as to entries in use.
+ * Returns once every live node has it.  p NULL: back to the cluster's
+ * policy.  -EINVAL (a field out of range, reserved not 0, len 0, or range
+ * not inside the arena; no more than 64 ranges may have their own policy:
+ * -ENOSPC), -ENOTCONN. */
+DSM_API int dsm_set_policy(void *addr, size_t len,
+			   const struct dsm_policy *p);
+/* The policy in force for the page holding addr on this node.  -EINVAL
+ * (out NULL), -EFAULT, -ENOTCONN. */
+DSM_API int dsm_get_policy(const void *addr, struct dsm_policy *out);
 
 /* This node's counters since its dsmd started; every process of the node
  * sees the same numbers.  Take two snapshots and subtract to count what an
@@ -136,8 +177,8 @@ struct dsm_stats {
 	uint64_t downgrades;       /* M pages turned S to supply a reader */
 	uint64_t directory_local;  /* requests whose master was this node */
 	uint64_t directory_remote; /* requests sent to another master */
-	uint64_t forwards;         /* requests the master forwarded to a
-				      holder to supply the page */
+	uint64_t forwards;         /* requests this node passed on because
+				      the entry had moved away */
 	uint64_t msgs_sent, msgs_received; /* coherence protocol messages
 					      between nodes (not heartbeats
 					      or collectives) */
@@ -148,7 +189,18 @@ struct dsm_stats {
 	uint64_t held_back;        /* invalidations deferred by hold time */
 	uint64_t lost_faults;      /* faults on pages whose master died:
 				      the process got SIGBUS */
-	uint64_t reserved[12];
+	uint64_t holder_forwards;  /* requests this node, as master, passed
+				      to a holder to supply the page */
+	uint64_t migrations_in;    /* entries that moved to this node */
+	uint64_t migrations_out;   /* entries that moved away from it */
+	uint64_t hint_hits;        /* requests sent on a hint (not the
+				      static placement) that reached the
+				      master directly */
+	uint64_t hint_misses;      /* ... that had to be forwarded, or
+				      failed */
+	uint64_t who_has_broadcasts; /* times this node asked every node who
+					masters an entry */
+	uint64_t reserved[6];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -584,6 +584,67 @@ int dsm_page_master(const void *addr)
 	return LOCKED(page_info(addr, true));
 }
 
+/* ---------------------------------------------------------------------- */
+/* Placement policy                                                       */
+
+static bool policy_ok(const struct dsm_policy *p)
+{
+	return p->placement <= DSM_PLACE_FIRST_TOUCH && p->migrate <= 1 &&
+	       p->share_pct >= 51 && p->share_pct <= 100 &&
+	       p->min_requests >= 1 && p->min_requests <= 65535 &&
+	       p->window_ms >= 1 && p->window_ms <= 3600000 &&
+	       p->load_pct >= 100 && p->load_pct <= 100000 &&
+	       !p->reserved[0] && !p->reserved[1];
+}
+
+static int policy_call(const struct wire_ipc_policy *req,
+		       struct dsm_policy *out)
+{
+	struct wire_ipc_policy_reply r;
+	int ret = call(WIRE_IPC_POLICY, req, sizeof(*req), &r, sizeof(r),
+		       NULL);
+
+	if (ret)
+		return ret;
+	if (r.status)
+		return r.status < 0 ? r.status : -EPROTO;
+	if (out)
+		*out = (struct dsm_policy){
+			.placement = r.p.placement, .migrate = r.p.migrate,
+			.share_pct = r.p.share_pct,
+			.min_requests = r.p.min_requests,
+			.window_ms = r.p.window_ms, .load_pct = r.p.load_pct};
+	return 0;
+}
+
+int dsm_set_policy(void *addr, size_t len, const struct dsm_policy *p)
+{
+	struct wire_ipc_policy req = {.addr = (uint64_t)(uintptr_t)addr,
+				      .len = len, .op = WIRE_POLICY_CLEAR};
+
+	if (!len || (p && !policy_ok(p)))
+		return -EINVAL;
+	if (p) {
+		req.op = WIRE_POLICY_SET;
+		req.p = (struct wire_policy){
+			.placement = p->placement, .migrate = p->migrate,
+			.share_pct = p->share_pct,
+			.min_requests = p->min_requests,
+			.window_ms = p->window_ms, .load_pct = p->load_pct};
+	}
+	return LOCKED(policy_call(&req, NULL));
+}
+
+int dsm_get_policy(const void *addr, struct dsm_policy *out)
+{
+	struct wire_ipc_policy req = {.addr = (uint64_t)(uintptr_t)addr,
+				      .op = WIRE_POLICY_GET};
+
+	if (!out)
+		return -EINVAL;
+	return LOCKED(policy_call(&req, out));
+}
+
 static int stats(struct dsm_stats *out)
 {
 	return call(WIRE_IPC_STATS, NULL, 0, out, sizeof(*out), NULL);

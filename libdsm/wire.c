@@ -15,7 +15,7 @@ struct wire_type_info {
 
 static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 	[WIRE_CREDIT] = {"CREDIT", WIRE_CH_NODE, 0, 0},
-	[WIRE_HEARTBEAT] = {"HEARTBEAT", WIRE_CH_NODE, 0, 0},
+	[WIRE_HEARTBEAT] = {"HEARTBEAT", WIRE_CH_NODE, 0, 1},
 	[WIRE_CHECK_BEGIN] = {"CHECK_BEGIN", WIRE_CH_NODE,
 			      sizeof(struct wire_check_begin), 0},
 	[WIRE_CHECK_READY] = {"CHECK_READY", WIRE_CH_NODE,
@@ -53,6 +53,20 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			    sizeof(struct wire_reset), 0},
 	[WIRE_DSM_LOST] = {"DSM_LOST", WIRE_CH_NODE,
 			   sizeof(struct wire_dsm_lost), 0},
+	[WIRE_DIR_MIGRATE] = {"DIR_MIGRATE", WIRE_CH_NODE,
+			      sizeof(struct wire_dir_migrate), 1},
+	[WIRE_DIR_HINT] = {"DIR_HINT", WIRE_CH_NODE,
+			   sizeof(struct wire_dir_where), 0},
+	[WIRE_DIR_NACK] = {"DIR_NACK", WIRE_CH_NODE,
+			   sizeof(struct wire_dir_where), 0},
+	[WIRE_DIR_WHO_HAS] = {"DIR_WHO_HAS", WIRE_CH_NODE,
+			      sizeof(struct wire_dir_where), 0},
+	[WIRE_DIR_WHO_HAS_REPLY] = {"DIR_WHO_HAS_REPLY", WIRE_CH_NODE,
+				    sizeof(struct wire_dir_where), 0},
+	[WIRE_DIR_POLICY] = {"DIR_POLICY", WIRE_CH_NODE,
+			     sizeof(struct wire_dir_policy), 0},
+	[WIRE_DIR_POLICY_ACK] = {"DIR_POLICY_ACK", WIRE_CH_NODE,
+				 sizeof(struct wire_dir_policy), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,
@@ -85,6 +99,10 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 	[WIRE_IPC_REPLY] = {"IPC_REPLY", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_reply), 0},
 	[WIRE_IPC_DETACH] = {"IPC_DETACH", WIRE_CH_IPC, 0, 0},
+	[WIRE_IPC_POLICY] = {"IPC_POLICY", WIRE_CH_IPC,
+			     sizeof(struct wire_ipc_policy), 0},
+	[WIRE_IPC_POLICY_REPLY] = {"IPC_POLICY_REPLY", WIRE_CH_IPC,
+				   sizeof(struct wire_ipc_policy_reply), 0},
 };
 
 static const char *const wire_errors[WIRE_NERRORS] = {
@@ -115,6 +133,19 @@ const char *wire_type_name(unsigned type)
 static enum wire_error check_var(unsigned type, const void *body, size_t len)
 {
 	switch (type) {
+	case WIRE_HEARTBEAT:
+		/* Empty, or carrying the sender's load. */
+		if (len != 0 && len != sizeof(struct wire_heartbeat))
+			return WIRE_EBODY;
+		return WIRE_OK;
+	case WIRE_DIR_MIGRATE: {
+		struct wire_dir_migrate mg;
+
+		memcpy(&mg, body, sizeof(mg));
+		if (mg.state_len != len - sizeof(mg))
+			return WIRE_EBODY;
+		return WIRE_OK;
+	}
 	case WIRE_CHECK_DATA: {
 		struct wire_check_data d;
 

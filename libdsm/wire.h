@@ -19,7 +19,7 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u /* 2: entries move between nodes */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -86,6 +86,19 @@ enum wire_type {
 	 * died.  R counts the ack, or gives the transaction up (DONE with
 	 * aborted) when the page it waits for can no longer come. */
 	WIRE_DSM_LOST = 21,
+	/* ---- where directory entries live (daemon/home.c) ----
+	 * An entry (a page's, later a lock's) is mastered by one node and
+	 * may move to the node that uses it most. */
+	WIRE_DIR_MIGRATE = 22, /* old master -> new: the entry and its counts;
+				  the old master keeps a forwarding address */
+	WIRE_DIR_HINT = 23,    /* master -> nodes a request was forwarded
+				  through: the entry lives here now */
+	WIRE_DIR_NACK = 24,    /* node -> requester: I do not master the
+				  entry and know nobody who does */
+	WIRE_DIR_WHO_HAS = 25, /* requester -> every node: who masters it? */
+	WIRE_DIR_WHO_HAS_REPLY = 26,
+	WIRE_DIR_POLICY = 27,  /* node -> every node: a region's policy */
+	WIRE_DIR_POLICY_ACK = 28,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -116,8 +129,12 @@ enum wire_type {
 	WIRE_IPC_STATS_REPLY = 79,
 	WIRE_IPC_REPLY = 80,    /* status and two values */
 	WIRE_IPC_DETACH = 81,   /* clean goodbye: answered with RESULT */
+	/* libdsm -> dsmd: set, clear or read the placement policy of a
+	 * range; answered with POLICY_REPLY (status, the policy in force). */
+	WIRE_IPC_POLICY = 82,
+	WIRE_IPC_POLICY_REPLY = 83,
 
-	WIRE_TYPE_MAX = 82,
+	WIRE_TYPE_MAX = 84,
 };
 
 /* ---- bodies ---- */
@@ -164,8 +181,15 @@ struct wire_check_end {
 static inline int wire_is_coherence(unsigned type)
 {
 	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
-	       type == WIRE_DSM_LOST;
+	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY);
 }
+
+/* A heartbeat may carry the sender's load: how many entries it masters
+ * that were used recently (daemon/home.c).  An empty one is valid too. */
+struct wire_heartbeat {
+	uint32_t load;
+	uint32_t reserved;
+} __attribute__((packed));
 
 /* ---- shared-memory bodies ---- */
 
@@ -181,11 +205,25 @@ struct wire_slot {
 	uint32_t index; /* the immediate data of the RDMA WRITE */
 } __attribute__((packed));
 
+/* How a request travels to its entry's master.  A node that no longer
+ * masters the entry forwards the request to where it went, adding itself
+ * to the chain; the master then tells every node on the chain. */
+struct wire_route {
+	uint16_t origin;   /* the requester */
+	uint16_t hops;     /* forwards so far, at most the node count */
+	uint32_t epoch;    /* the epoch of the address it was sent to: a
+			      node that does not master the entry yet but
+			      is named at a newer epoch than it knows waits
+			      for the entry to arrive */
+	uint64_t chain;    /* the nodes that forwarded it, bit per node */
+} __attribute__((packed));
+
 struct wire_dsm_req {
 	uint64_t page;   /* page index in the arena */
 	uint32_t access; /* enum wire_access */
 	uint32_t has_copy; /* R holds the page S (an upgrade) */
 	struct wire_slot slot;
+	struct wire_route route;
 } __attribute__((packed));
 
 #define WIRE_FWD_INVALIDATE 1u /* drop the copy after sending (else keep S) */
@@ -196,7 +234,7 @@ struct wire_dsm_fwd {
 	uint32_t requester;
 	uint32_t flags;    /* WIRE_FWD_* */
 	uint32_t state;    /* granted state, with WIRE_FWD_GRANT */
-	uint32_t reserved;
+	uint32_t epoch;    /* the master's epoch of the entry */
 	uint64_t version;
 	struct wire_slot slot;
 } __attribute__((packed));
@@ -204,7 +242,7 @@ struct wire_dsm_fwd {
 struct wire_dsm_inv {
 	uint64_t page;
 	uint32_t requester;
-	uint32_t reserved;
+	uint32_t epoch;    /* the master's epoch of the entry */
 } __attribute__((packed));
 
 struct wire_dsm_ack {
@@ -222,7 +260,7 @@ struct wire_dsm_grant {
 	uint32_t state; /* enum wire_pstate */
 	uint32_t acks;  /* INV_ACKs R must collect */
 	uint32_t flags; /* WIRE_GRANT_* */
-	uint32_t reserved;
+	uint32_t epoch; /* the master's epoch of the entry */
 	uint64_t version;
 } __attribute__((packed));
 
@@ -250,6 +288,8 @@ struct wire_trailer {
 	uint32_t grant;    /* 1: this is R's grant too */
 	uint32_t src;      /* the holder */
 	uint32_t magic;
+	uint32_t master;   /* the node serving R's request, which R's DONE */
+	uint32_t epoch;    /* goes to, and its epoch of the entry */
 } __attribute__((packed));
 
 #define WIRE_SLOT_SIZE (WIRE_PAGE_SIZE + sizeof(struct wire_trailer))
@@ -276,6 +316,86 @@ struct wire_coll_done {
 	int32_t status;
 	uint32_t reserved;
 	uint64_t value;
+} __attribute__((packed));
+
+/* ---- where directory entries live ---- */
+
+enum wire_entry_kind { WIRE_ENTRY_PAGE = 1 };
+#define WIRE_NO_NODE UINT32_MAX
+
+/* Recent requests per node, kept for the few busiest nodes. */
+#define WIRE_HOME_TOP 4
+struct wire_home_counts {
+	uint16_t total;                  /* all requests, decayed */
+	uint16_t count[WIRE_HOME_TOP];
+	uint8_t node[WIRE_HOME_TOP];
+	uint16_t reserved;
+} __attribute__((packed));
+
+/* DIR_MIGRATE: the entry's mastering part, then its kind's state. */
+struct wire_dir_migrate {
+	uint64_t key;
+	uint32_t kind;     /* enum wire_entry_kind */
+	uint32_t epoch;    /* the entry's epoch at its new master */
+	struct wire_home_counts counts;
+	uint32_t state_len; /* bytes of state that follow */
+	uint32_t reserved;
+	/* kind's state */
+} __attribute__((packed));
+
+/* A page entry's state, after struct wire_dir_migrate. */
+struct wire_dir_page {
+	uint32_t state;    /* WIRE_PS_* or 3 (lost) */
+	uint32_t owner;
+	uint64_t sharers;
+	uint64_t version;
+} __attribute__((packed));
+
+/* DIR_HINT, DIR_NACK, DIR_WHO_HAS and DIR_WHO_HAS_REPLY. */
+struct wire_dir_where {
+	uint64_t key;
+	uint32_t kind;     /* enum wire_entry_kind */
+	uint32_t master;   /* HINT: the master.  REPLY: 1 if the sender
+			      masters it */
+	uint32_t hint;     /* REPLY: where the sender believes it is, or
+			      WIRE_NO_NODE */
+	uint32_t epoch;    /* HINT, REPLY: the epoch of that knowledge */
+} __attribute__((packed));
+
+/* A placement policy (struct dsm_policy on the wire). */
+struct wire_policy {
+	uint32_t placement; /* DSM_PLACE_* */
+	uint32_t migrate;   /* 0: entries stay where they are */
+	uint32_t share_pct; /* share of recent requests that moves an entry */
+	uint32_t min_requests;
+	uint32_t window_ms; /* counts halve every window */
+	uint32_t load_pct;  /* refuse nodes over this % of a fair share */
+} __attribute__((packed));
+
+/* DIR_POLICY, DIR_POLICY_ACK (req_id matches them). */
+struct wire_dir_policy {
+	uint64_t first_page;
+	uint64_t npages;
+	uint32_t clear;     /* 1: back to the cluster's policy */
+	uint32_t reserved;
+	struct wire_policy p;
+} __attribute__((packed));
+
+/* IPC_POLICY: set (op 1) or get (op 2) the policy of a range. */
+enum wire_policy_op { WIRE_POLICY_SET = 1, WIRE_POLICY_GET, WIRE_POLICY_CLEAR };
+struct wire_ipc_policy {
+	uint64_t addr;
+	uint64_t len;
+	uint32_t op;
+	uint32_t reserved;
+	struct wire_policy p;
+} __attribute__((packed));
+
+/* IPC_POLICY_REPLY */
+struct wire_ipc_policy_reply {
+	int32_t status;
+	uint32_t reserved;
+	struct wire_policy p;
 } __attribute__((packed));
 
 #define WIRE_NAME_MAX 64 /* a region name with its NUL */

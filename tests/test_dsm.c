@@ -189,7 +189,8 @@ static int test_read_miss_modified(void)
 	CHECK(state(2, page) == WIRE_PS_S && state(0, page) == WIRE_PS_S);
 	CHECK(holds(2, page, 77) && holds(0, page, 77));
 	CHECK(st(0)->downgrades == 1);
-	CHECK(st(1)->forwards == 2 - 1); /* master 1 forwarded to owner 0 */
+	CHECK(st(1)->holder_forwards == 1); /* master 1 asked owner 0 */
+	CHECK(st(1)->forwards == 0 && st(1)->migrations_out == 0);
 	/* The reader: REQ and DONE out, the page in; no grant message. */
 	CHECK(st(2)->msgs_sent - before.msgs_sent == 2);
 	CHECK(st(2)->msgs_received - before.msgs_received == 0);
@@ -411,6 +412,7 @@ static int test_bad_messages(void)
 static int test_master_dies(void)
 {
 	unsigned free_slots;
+	uint64_t asked;
 
 	CHECK(setup(3, 0) == 0);
 	pump();
@@ -422,7 +424,11 @@ static int test_master_dies(void)
 	CHECK(!busy(0, 4) && state(0, 4) == WIRE_PS_I);
 	CHECK(st(0)->lost_faults == 1);
 	free_slots = tc.d[0].mem.nfree_slots;
-	fault(0, 7, WR); /* master 1 as well */
+	asked = st(0)->who_has_broadcasts;
+	fault(0, 7, WR); /* master 1 as well: nobody else masters it */
+	CHECK(busy(0, 7));
+	pump();
+	CHECK(st(0)->who_has_broadcasts == asked + 1);
 	CHECK(st(0)->lost_faults == 2 && !busy(0, 7));
 	CHECK(tc.d[0].mem.nfree_slots == free_slots);
 	fault(0, 5, WR); /* master 2, alive */

@@ -291,7 +291,9 @@ const struct stat_field coh_stat_fields[] = {
 	F(bytes_sent), F(invalidations_sent), F(invalidations_received),
 	F(downgrades), F(directory_local), F(directory_remote), F(forwards),
 	F(msgs_sent), F(msgs_received), F(bad_msgs), F(wp_faults),
-	F(stale_faults), F(held_back),
+	F(stale_faults), F(held_back), F(lost_faults), F(holder_forwards),
+	F(migrations_in), F(migrations_out), F(hint_hits), F(hint_misses),
+	F(who_has_broadcasts),
 };
 #undef F
 const size_t coh_nstat_fields =

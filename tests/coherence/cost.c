@@ -151,7 +151,7 @@ static void report(struct cost *c, enum kind k, const struct dsm_stats *d,
 			bytes += (long long)slot->bytes_sent;
 			pages += (long long)slot->pages_sent;
 			inv += (long long)slot->invalidations_received;
-			fwd += (long long)slot->forwards;
+			fwd += (long long)slot->holder_forwards;
 		}
 		coh_say("COST %s (%d nodes): faulting node: msgs sent %lld "
 			"received %lld, bytes sent %lld received %lld, pages "
