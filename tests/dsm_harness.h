@@ -1,0 +1,158 @@
+/* Several dsmd cores with real node memory (memfds) joined by the
+ * in-memory transport, for the unit tests of the directory protocol
+ * (test_dsm.c) and of where entries live (test_home.c).  Faults are
+ * injected with mem_fault() for a stand-in process whose userfaultfd
+ * ioctls go nowhere; what a process would have written is written into the
+ * node's memfd, and what a node holds is read back from it.  The transport
+ * is pumped until nothing moves, so every interleaving is chosen by the
+ * test.  The cluster's placement policy is tc_policy (zero: static
+ * placement, entries never move) as setup() finds it.
+ */
+#ifndef DSM_TEST_DSM_HARNESS_H
+#define DSM_TEST_DSM_HARNESS_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "../daemon/dsmd.h"
+#include "../libdsm/log.h"
+#include "harness.h"
+#include "mock_node.h"
+
+#define NMAX 4
+#define BASE 0x200000000000ull
+#define ARENA (16u << 20)
+#define RD 0
+#define WR UFFD_PAGEFAULT_FLAG_WRITE
+#define WP (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP)
+
+static uint64_t fake_now = 1000000;
+uint64_t dsmd_now_ms(void) { return fake_now; }
+
+static struct wire_policy tc_policy;
+
+static struct {
+	int n;
+	struct xport_mock_fabric *f;
+	struct dsmd d[NMAX];
+	struct app app[NMAX];
+} tc;
+
+static inline int setup(int n, unsigned hold_us)
+{
+	int i;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.n = n;
+	tc.f = xport_mock_fabric_new(n);
+	if (!tc.f)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct dsmd *d = &tc.d[i];
+
+		d->cfg = (struct dsmd_config){
+			.node = i, .nnodes = n, .heartbeat_ms = 100,
+			.dead_after_ms = 100000, .join_timeout_ms = 100000,
+			.ready_fd = -1, .arena_base = BASE,
+			.arena_size = ARENA, .hold_us = hold_us,
+			.policy = tc_policy,
+		};
+		d->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (d->epfd < 0 || mock_node_start(d, tc.f, 16, fake_now) ||
+		    mem_setup(d))
+			return -1;
+		/* A stand-in process: its "userfaultfd" takes no ioctl. */
+		tc.app[i] = (struct app){.uffd = open("/dev/null", O_RDONLY),
+					 .refs = 1};
+		cluster_start(d);
+	}
+	for (i = 0; i < n; i++)
+		xport_connect_all(tc.d[i].x, NULL);
+	return 0;
+}
+
+static inline void teardown(void)
+{
+	for (int i = 0; i < tc.n; i++) {
+		mem_teardown(&tc.d[i]);
+		xport_destroy(tc.d[i].x);
+		close(tc.d[i].epfd);
+		close(tc.app[i].uffd);
+	}
+	xport_mock_fabric_free(tc.f);
+}
+
+/* Deliver everything, local queues included, until nothing moves. */
+static inline void pump(void)
+{
+	int moved;
+
+	do {
+		moved = 0;
+		for (int i = 0; i < tc.n; i++) {
+			while (mem_run_local(&tc.d[i]))
+				moved++;
+			moved += xport_progress(tc.d[i].x);
+		}
+	} while (moved > 0);
+}
+
+static inline void fault(int node, uint64_t page, uint32_t flags)
+{
+	mem_fault(&tc.d[node], &tc.app[node], BASE + page * WIRE_PAGE_SIZE,
+		  flags);
+}
+
+static inline int state(int node, uint64_t page)
+{
+	return mem_page_state(&tc.d[node], page);
+}
+
+static inline const struct dsm_stats *st(int node)
+{
+	return &tc.d[node].mem.st;
+}
+
+static inline struct dentry *entry(uint64_t page)
+{
+	return ptab_get(&tc.d[dir_master(&tc.d[0], page)].mem.dir, page,
+			false);
+}
+
+/* What a process on `node` writes into the page (the node must hold M). */
+static inline void store(int node, uint64_t page, uint64_t seed)
+{
+	char buf[WIRE_PAGE_SIZE];
+
+	wire_pattern_fill(buf, sizeof(buf), seed);
+	if (pwrite(tc.d[node].mem.memfd, buf, sizeof(buf),
+		   (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
+		abort();
+}
+
+/* Whether the node's copy of the page is the pattern of `seed`. */
+static inline bool holds(int node, uint64_t page, uint64_t seed)
+{
+	char buf[WIRE_PAGE_SIZE];
+
+	if (pread(tc.d[node].mem.memfd, buf, sizeof(buf),
+		  (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
+		return false;
+	return wire_pattern_check(buf, sizeof(buf), seed) < 0;
+}
+
+static inline bool busy(int node, uint64_t page)
+{
+	struct page *pg = ptab_get(&tc.d[node].mem.pages, page, false);
+
+	return pg && pg->busy;
+}
+
+
+#endif

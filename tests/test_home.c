@@ -1,0 +1,448 @@
+/* Unit tests of where directory entries live (daemon/home.c, dir.c) on the
+ * host: dsmd cores on the in-memory transport (tests/dsm_harness.h), with
+ * the clock in the test's hand.  Entries move to the node that uses them
+ * most and not back and forth; requests racing with a move are neither lost
+ * nor served twice; stale hints, dead ends and a dead node on the way still
+ * lead to the master; first-touch placement; policies set per range reach
+ * every node.
+ */
+#include "dsm_harness.h"
+
+static const struct wire_policy moving = {
+	.placement = DSM_PLACE_STATIC, .migrate = 1, .share_pct = 60,
+	.min_requests = 4, .window_ms = 500, .load_pct = 200,
+};
+
+static struct home *home_of(int node, uint64_t page)
+{
+	struct dentry *e = dir_entry(&tc.d[node], page, false);
+
+	return e ? &e->h : NULL;
+}
+
+static bool masters(int node, uint64_t page)
+{
+	return home_is_master(&tc.d[node], page, home_of(node, page));
+}
+
+/* How many nodes believe they master the page: one, always (none only
+ * while DIR_MIGRATE is on its way, and pump() delivers it). */
+static int nmasters(uint64_t page)
+{
+	int i, n = 0;
+
+	for (i = 0; i < tc.n; i++)
+		n += masters(i, page);
+	return n;
+}
+
+static struct dentry *master_entry(uint64_t page)
+{
+	for (int i = 0; i < tc.n; i++)
+		if (masters(i, page))
+			return dir_entry(&tc.d[i], page, false);
+	return NULL;
+}
+
+static uint64_t migrations(void)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < tc.n; i++)
+		n += st(i)->migrations_out;
+	return n;
+}
+
+/* Node `who` reads then writes the page; `other` writes it after, so that
+ * the next round needs the directory again.  who asks twice, other once. */
+static int round_trip(int who, int other, uint64_t page, uint64_t seed)
+{
+	fault(who, page, RD);
+	pump();
+	fault(who, page, WR);
+	pump();
+	CHECK(state(who, page) == WIRE_PS_M);
+	store(who, page, seed);
+	fault(other, page, WR);
+	pump();
+	CHECK(state(other, page) == WIRE_PS_M && holds(other, page, seed));
+	store(other, page, seed + 1);
+	return 0;
+}
+
+/* A node that keeps asking for a page mastered elsewhere becomes its
+ * master; afterwards its misses need no directory message, and the
+ * others learn where the entry went. */
+static int test_moves_to_user(void)
+{
+	uint64_t page = 4; /* home: node 1 */
+	struct dsm_stats before;
+	int i;
+
+	tc_policy = moving;
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		CHECK(round_trip(2, 0, page, 100 + 2 * i) == 0);
+	CHECK(masters(2, page) && nmasters(page) == 1);
+	CHECK(st(1)->migrations_out == 1 && st(2)->migrations_in == 1);
+	CHECK(home_of(1, page)->hint == 2 && home_of(1, page)->epoch == 1);
+	CHECK(dir_master(&tc.d[0], page) == 2); /* learnt from a grant */
+	before = *st(2);
+	fault(2, page, RD);
+	pump();
+	CHECK(holds(2, page, 105));
+	CHECK(st(2)->directory_local - before.directory_local == 1);
+	CHECK(st(2)->directory_remote == before.directory_remote);
+	/* Node 0 goes straight to the new master: a hint hit. */
+	before = *st(0);
+	fault(0, page, WR);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_M);
+	CHECK(st(0)->hint_hits - before.hint_hits == 1);
+	CHECK(st(1)->forwards == 0 || st(0)->hint_misses == 0);
+	teardown();
+	return 0;
+}
+
+/* Two nodes sharing a page evenly: it stays where it is, over a long run
+ * with the counts decaying as time passes. */
+static int test_even_sharing_stays(void)
+{
+	uint64_t page = 4;
+	int i;
+
+	tc_policy = moving;
+	tc_policy.share_pct = 70;
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (i = 0; i < 200; i++) {
+		fault(i % 2 ? 2 : 0, page, WR);
+		pump();
+		CHECK(state(i % 2 ? 2 : 0, page) == WIRE_PS_M);
+		fake_now += 37;
+	}
+	CHECK(migrations() == 0 && masters(1, page));
+	teardown();
+	return 0;
+}
+
+/* A request queued at the master while the entry moves follows it to the
+ * new master and is served exactly once there. */
+static int test_queued_request_follows(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	struct dsm_stats before;
+
+	tc_policy = moving;
+	CHECK(setup(4, 0) == 0);
+	pump();
+	CHECK(round_trip(2, 0, page, 10) == 0);
+	fault(2, page, RD);
+	pump();
+	/* Node 2 asks a fourth time, and would get the entry but for its
+	 * load: the entry stays and serves it. */
+	home_heard_load(&tc.d[1], 2, 1000);
+	fault(2, page, WR);
+	CHECK(xport_progress(tc.d[1].x) > 0);
+	CHECK(master_entry(page)->busy && masters(1, page));
+	/* Node 3's read waits in the queue; node 2's load is back to
+	 * normal by the time its DONE comes: the entry moves, and node 3's
+	 * request goes with it. */
+	before = *st(3);
+	fault(3, page, RD);
+	home_heard_load(&tc.d[1], 2, 0);
+	pump();
+	CHECK(masters(2, page) && nmasters(page) == 1);
+	CHECK(st(1)->migrations_out == 1 && st(1)->forwards == 1);
+	CHECK(state(3, page) == WIRE_PS_S && !busy(3, page));
+	CHECK(holds(3, page, 11));
+	CHECK(st(3)->pages_received - before.pages_received == 1);
+	CHECK(st(3)->read_faults - before.read_faults == 1);
+	CHECK(master_entry(page)->sharers == ((1u << 2) | (1u << 3)));
+	for (int i = 0; i < tc.n; i++)
+		CHECK(st(i)->bad_msgs == 0);
+	teardown();
+	return 0;
+}
+
+/* Node 0's hint names a node that no longer masters the entry: that node
+ * forwards, the master tells it (and node 0 learns from its grant). */
+static int test_stale_hint(void)
+{
+	uint64_t page = 4;
+	int i;
+
+	tc_policy = moving;
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		CHECK(round_trip(2, 0, page, 100 + 2 * i) == 0);
+	CHECK(masters(2, page) && dir_master(&tc.d[0], page) == 2);
+	/* Now node 1 takes over (it reads and writes, node 2 writes). */
+	fake_now += 1000;
+	for (i = 0; i < 4 && !masters(1, page); i++) {
+		CHECK(round_trip(1, 2, page, 200 + 2 * i) == 0);
+		fake_now += 100;
+	}
+	CHECK(masters(1, page) && nmasters(page) == 1);
+	CHECK(dir_master(&tc.d[0], page) == 2); /* stale */
+	fault(0, page, RD);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_S && !busy(0, page));
+	CHECK(st(2)->forwards >= 1 && st(0)->hint_misses == 1);
+	CHECK(dir_master(&tc.d[0], page) == 1);
+	CHECK(st(0)->lost_faults == 0);
+	teardown();
+	return 0;
+}
+
+/* Hints that lead in a circle: the request is refused, not passed around,
+ * and the requester finds the master by asking everyone. */
+static int test_dead_end_asks_everyone(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	struct dentry *e0, *e3;
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(4, 0) == 0);
+	pump();
+	e0 = dir_entry(&tc.d[0], page, true);
+	e3 = dir_entry(&tc.d[3], page, true);
+	e0->h = (struct home){.flags = HOME_KNOWN, .hint = 3};
+	e3->h = (struct home){.flags = HOME_KNOWN, .hint = 0};
+	fault(0, page, WR);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_M && !busy(0, page));
+	/* 0 -> 3 -> 0, where the next hop (3) is on the chain: refused. */
+	CHECK(xport_mock_sent(tc.d[0].x, 3, WIRE_DSM_REQ) == 1);
+	CHECK(xport_mock_sent(tc.d[3].x, 0, WIRE_DSM_REQ) == 1);
+	CHECK(st(3)->forwards == 1 && st(0)->forwards == 0);
+	CHECK(st(0)->who_has_broadcasts == 1 && st(0)->hint_misses == 1);
+	CHECK(dir_master(&tc.d[0], page) == 1);
+	CHECK(st(1)->directory_local == 0 && nmasters(page) == 1);
+	teardown();
+	return 0;
+}
+
+/* A node on the forwarding chain is dead: the requester asks everyone and
+ * reaches the master. */
+static int test_dead_forwarder(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	int i;
+
+	tc_policy = moving;
+	CHECK(setup(4, 0) == 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		CHECK(round_trip(2, 0, page, 10 + 2 * i) == 0);
+	CHECK(masters(2, page));
+	fake_now += 1000;
+	for (i = 0; i < 6 && !masters(3, page); i++) {
+		CHECK(round_trip(3, 1, page, 30 + 2 * i) == 0);
+		fake_now += 100;
+	}
+	CHECK(masters(3, page) && dir_master(&tc.d[0], page) == 2);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	fault(0, page, RD);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_S && !busy(0, page));
+	CHECK(st(0)->who_has_broadcasts == 1 && st(0)->lost_faults == 0);
+	CHECK(dir_master(&tc.d[0], page) == 3);
+	teardown();
+	return 0;
+}
+
+/* First-touch placement: the first node to touch a page masters it. */
+static int test_first_touch(void)
+{
+	uint64_t page = 4; /* home: node 1 */
+	struct dsm_stats before;
+
+	tc_policy = moving;
+	tc_policy.placement = DSM_PLACE_FIRST_TOUCH;
+	tc_policy.migrate = 0;
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(2, page, WR);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_M && masters(2, page));
+	CHECK(nmasters(page) == 1 && st(2)->zero_fills == 1);
+	before = *st(2);
+	fault(0, page, RD);
+	pump();
+	fault(2, page, WR);
+	pump();
+	CHECK(st(2)->directory_local - before.directory_local == 1);
+	/* The home touching first keeps it. */
+	fault(1, page + 3, RD);
+	pump();
+	CHECK(masters(1, page + 3) && migrations() == 1);
+	teardown();
+	return 0;
+}
+
+/* Random faults from every node on a few pages, several at once, with
+ * time passing and a policy that moves entries eagerly: every node always
+ * reads the last value written, and every page has exactly one master. */
+static int test_random_moves(void)
+{
+	uint64_t seeds[4] = {0}, next = 1000, rnd = 12345;
+	int round, i;
+
+	tc_policy = moving;
+	tc_policy.min_requests = 2;
+	tc_policy.share_pct = 51;
+	tc_policy.window_ms = 50;
+	CHECK(setup(4, 0) == 0);
+	pump();
+	for (round = 0; round < 400; round++) {
+		int k = 1 + (int)(rnd % 3), writer[3], wpage[3];
+
+		/* One node is busier than the others, in turn. */
+		for (i = 0; i < k; i++) {
+			rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+			writer[i] = (int)((rnd >> 33) % 8);
+			if (writer[i] >= 4)
+				writer[i] = round / 40 % 4;
+			wpage[i] = (int)((rnd >> 40) % 4);
+			fault(writer[i], (uint64_t)wpage[i],
+			      (rnd >> 50) & 1 ? WR : RD);
+		}
+		pump();
+		fake_now += (rnd >> 20) % 40;
+		for (i = 0; i < k; i++) {
+			int n = writer[i], p = wpage[i];
+
+			CHECK(!busy(n, (uint64_t)p));
+			if (state(n, (uint64_t)p) == WIRE_PS_M) {
+				store(n, (uint64_t)p, ++next);
+				seeds[p] = next;
+			}
+		}
+		for (i = 0; i < 4 * 4; i++) {
+			int n = i / 4, p = i % 4;
+
+			CHECK(nmasters((uint64_t)p) == 1);
+			if (state(n, (uint64_t)p) != WIRE_PS_I && seeds[p])
+				CHECKF(holds(n, (uint64_t)p, seeds[p]),
+				       "node %d page %d round %d", n, p, round);
+		}
+	}
+	CHECK(migrations() > 10);
+	for (i = 0; i < 4; i++)
+		CHECK(st(i)->bad_msgs == 0 && st(i)->lost_faults == 0);
+	teardown();
+	return 0;
+}
+
+/* A policy set for a range on one node reaches every node; cleared, the
+ * range is back to the cluster's policy; bad ones are refused. */
+static int test_policy_everywhere(void)
+{
+	struct wire_ipc_policy req = {
+		.addr = BASE + 8 * WIRE_PAGE_SIZE, .len = 3 * WIRE_PAGE_SIZE,
+		.op = WIRE_POLICY_SET, .p = moving,
+	};
+	int i;
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(3, 0) == 0);
+	pump();
+	CHECK(home_policy_ipc(&tc.d[1], &tc.app[1], 1, &req) == 0);
+	pump();
+	for (i = 0; i < 3; i++) {
+		CHECK(home_policy(&tc.d[i], 8)->migrate == 1);
+		CHECK(home_policy(&tc.d[i], 10)->share_pct == 60);
+		CHECK(home_policy(&tc.d[i], 11)->migrate == 0);
+		CHECK(home_policy(&tc.d[i], 7)->migrate == 0);
+	}
+	CHECK(tc.d[1].mem.home.policy_ops == NULL && tc.app[1].refs == 1);
+	req.op = WIRE_POLICY_CLEAR;
+	CHECK(home_policy_ipc(&tc.d[2], &tc.app[2], 2, &req) == 0);
+	pump();
+	for (i = 0; i < 3; i++)
+		CHECK(home_policy(&tc.d[i], 9)->migrate == 0 &&
+		      tc.d[i].mem.home.nranges == 0);
+	req.op = WIRE_POLICY_SET;
+	req.p.share_pct = 50;
+	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 3, &req) == -EINVAL);
+	req.p = moving;
+	req.len = 0;
+	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 4, &req) == -EINVAL);
+	req.len = ARENA;
+	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 5, &req) == -EINVAL);
+	req.addr = BASE;
+	for (i = 0; i < HOME_MAX_RANGES; i++) {
+		req.addr = BASE + (uint64_t)i * 2 * WIRE_PAGE_SIZE;
+		req.len = WIRE_PAGE_SIZE;
+		CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 6, &req) == 0);
+	}
+	req.addr += 2 * WIRE_PAGE_SIZE;
+	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 7, &req) == -ENOSPC);
+	pump();
+	CHECK(tc.d[2].mem.home.nranges == HOME_MAX_RANGES);
+	teardown();
+	return 0;
+}
+
+/* Entries that make no sense are dropped and counted; the entry stays. */
+static int test_bad_migrate(void)
+{
+	struct {
+		struct wire_dir_migrate mg;
+		struct wire_dir_page p;
+	} __attribute__((packed)) m = {
+		.mg = {.key = 4, .kind = WIRE_ENTRY_PAGE, .epoch = 1,
+		       .state_len = sizeof(struct wire_dir_page)},
+		.p = {.state = WIRE_PS_M, .owner = 9},
+	};
+	struct wire_dir_where w = {.key = 4, .kind = 7};
+	uint64_t bad;
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(3, 0) == 0);
+	pump();
+	bad = st(2)->bad_msgs;
+	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
+	m.p = (struct wire_dir_page){.state = WIRE_PS_S, .sharers = 0};
+	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
+	m.p = (struct wire_dir_page){.state = 9};
+	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
+	m.mg.key = ~0ull;
+	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
+	xport_send(tc.d[0].x, 2, WIRE_DIR_WHO_HAS, 0, &w, sizeof(w));
+	w.kind = WIRE_ENTRY_PAGE;
+	w.master = 1; /* a hint from node 0 naming node 1 */
+	xport_send(tc.d[0].x, 2, WIRE_DIR_HINT, 0, &w, sizeof(w));
+	xport_send(tc.d[0].x, 2, WIRE_DIR_WHO_HAS_REPLY, 99, &w, sizeof(w));
+	pump();
+	CHECK(st(2)->bad_msgs - bad == 7);
+	CHECK(masters(1, 4) && nmasters(4) == 1);
+	fault(2, 4, WR);
+	pump();
+	CHECK(state(2, 4) == WIRE_PS_M);
+	teardown();
+	return 0;
+}
+
+static const struct test_case tests[] = {
+	{"moves_to_user", test_moves_to_user},
+	{"even_sharing_stays", test_even_sharing_stays},
+	{"queued_request_follows", test_queued_request_follows},
+	{"stale_hint", test_stale_hint},
+	{"dead_end_asks_everyone", test_dead_end_asks_everyone},
+	{"dead_forwarder", test_dead_forwarder},
+	{"first_touch", test_first_touch},
+	{"random_moves", test_random_moves},
+	{"policy_everywhere", test_policy_everywhere},
+	{"bad_migrate", test_bad_migrate},
+};
+
+int main(int argc, char **argv)
+{
+	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
+	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
