@@ -169,19 +169,32 @@ int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
 	return (int)(key % (uint64_t)d->cfg.nnodes);
 }
 
-void home_learn(struct dsmd *d, const struct home_kind *k, uint64_t key,
-		int master, uint32_t epoch)
+static void learn(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		  int master, uint32_t epoch, bool own_word)
 {
 	struct home *h;
 
 	if (master < 0 || master >= d->cfg.nnodes || master == d->cfg.node)
 		return;
 	h = k->get(d, key, true);
-	if (!h || home_is_master(d, key, h) || epoch <= h->epoch)
+	if (!h || home_is_master(d, key, h) || epoch < h->epoch ||
+	    (epoch == h->epoch && !own_word))
 		return;
 	h->flags = HOME_KNOWN;
 	h->hint = (uint16_t)master;
 	h->epoch = epoch;
+}
+
+void home_learn(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		int master, uint32_t epoch)
+{
+	learn(d, k, key, master, epoch, true);
+}
+
+void home_learn_hint(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		     int master, uint32_t epoch)
+{
+	learn(d, k, key, master, epoch, false);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -414,6 +427,7 @@ static void finish_query(struct dsmd *d, struct home_query *q)
 	struct home_query **pp;
 	int master = q->master;
 	uint32_t epoch = q->master_epoch;
+	bool own_word = true;
 
 	for (pp = &d->mem.home.queries; *pp; pp = &(*pp)->next) {
 		if (*pp == q) {
@@ -426,10 +440,11 @@ static void finish_query(struct dsmd *d, struct home_query *q)
 	else if (master < 0 && q->hint >= 0 && usable(d, q->hint)) {
 		master = q->hint; /* the newest pointer: on its way there */
 		epoch = q->hint_epoch;
+		own_word = false;
 	}
 	log_debug("home: who masters %s %llu: %d (epoch %u)", q->k->name,
 		  (unsigned long long)q->key, master, epoch);
-	home_learn(d, q->k, q->key, master, epoch);
+	learn(d, q->k, q->key, master, epoch, own_word);
 	if (q->app) {
 		app_reply(q->app, q->req_id, master < 0 ? -EHOSTDOWN : 0,
 			  q->value, master < 0 ? 0 : (uint64_t)master);

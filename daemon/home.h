@@ -113,9 +113,13 @@ bool home_is_master(const struct dsmd *d, uint64_t key,
  * of that knowledge; *hinted tells a learnt hint from the placement. */
 int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
 	       uint32_t *epoch, bool *hinted);
-/* A message from `master` at `epoch` tells where the entry lives. */
+/* A message from `master` at `epoch` tells where the entry lives (a
+ * master's own word replaces knowledge of the same epoch; a pointer passed
+ * on by another node only older knowledge). */
 void home_learn(struct dsmd *d, const struct home_kind *k, uint64_t key,
 		int master, uint32_t epoch);
+void home_learn_hint(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		     int master, uint32_t epoch);
 
 /* At the master: count a request of `node`. */
 void home_note(struct dsmd *d, uint64_t key, struct home *h, int node);
