@@ -70,7 +70,7 @@ static void usage(FILE *f)
 "      --migrate on|off    move an entry to the node that uses it most,\n"
 "                          default on                       (DSM_MIGRATE)\n"
 "      --migrate-share PCT share of recent requests that moves it, 51..100,\n"
-"                          default 70                 (DSM_MIGRATE_SHARE)\n"
+"                          default 60                 (DSM_MIGRATE_SHARE)\n"
 "      --migrate-min N     and at least this many, default 4 (DSM_MIGRATE_MIN)\n"
 "      --migrate-window-ms MS  counts halve every MS; an entry stays MS\n"
 "                          where it arrived, default 500\n"
@@ -353,7 +353,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 				  .arena_base = DSMD_ARENA_BASE,
 				  .arena_size = 1ull << 30, .hold_us = 200,
 				  .policy = {.placement = DSM_PLACE_STATIC,
-					     .migrate = 1, .share_pct = 70,
+					     .migrate = 1, .share_pct = 60,
 					     .min_requests = 4,
 					     .window_ms = 500,
 					     .load_pct = 200}};

@@ -140,7 +140,7 @@ enum dsm_placement {
 struct dsm_policy {
 	uint32_t placement;    /* enum dsm_placement; default static */
 	uint32_t migrate;      /* 1: entries move (default), 0: they stay */
-	uint32_t share_pct;    /* 51..100, default 70 */
+	uint32_t share_pct;    /* 51..100, default 60 */
 	uint32_t min_requests; /* 1..65535, default 4 */
 	uint32_t window_ms;    /* 1..3600000, default 500 */
 	uint32_t load_pct;     /* 100..100000, default 200 */

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -231,6 +232,36 @@ void spin_us(unsigned int us)
 
 	while (now_s() < end)
 		__builtin_ia32_pause();
+}
+
+/* Every rank asks who masters each page of [base, base + npages pages):
+ * all must name the same node, whichever node they ask from.  Collective. */
+void coh_check_masters(const char *base, size_t npages)
+{
+	int *seen = coh_alloc(((size_t)coh.size * npages * sizeof(int) +
+			       PAGE - 1) / PAGE * PAGE);
+	struct dsm_stats st;
+	size_t i;
+	int r;
+
+	for (i = 0; i < npages; i++)
+		seen[(size_t)coh.rank * npages + i] =
+			coh_master(base + i * PAGE);
+	coh_barrier();
+	for (r = 0; r < coh.size; r++)
+		for (i = 0; i < npages; i++)
+			if (seen[(size_t)r * npages + i] != seen[i])
+				coh_fail("page %zu: rank %d says node %d "
+					 "masters it, rank 0 says node %d", i,
+					 r, seen[(size_t)r * npages + i],
+					 seen[i]);
+	coh_stats(&st);
+	coh_say("every rank agrees on the masters of %zu pages; this node: "
+		"migrations in %" PRIu64 " out %" PRIu64 ", forwards %" PRIu64
+		", who-has %" PRIu64, npages, st.migrations_in,
+		st.migrations_out, st.forwards, st.who_has_broadcasts);
+	coh_barrier();
+	coh_free(seen);
 }
 
 /* ---- pool ---- */

@@ -50,6 +50,7 @@ void coh_barrier(void);
 void *coh_alloc(size_t size);
 void coh_free(void *p);
 int coh_master(const void *p);
+void coh_check_masters(const char *base, size_t npages);
 int coh_state(const void *p);
 const char *coh_state_name(int state);
 void coh_stats(struct dsm_stats *s);
