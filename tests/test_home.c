@@ -70,6 +70,19 @@ static int round_trip(int who, int other, uint64_t page, uint64_t seed)
 	return 0;
 }
 
+/* A cluster of n nodes where node `who` took the page over from its home
+ * by asking twice as often as node `other`. */
+static int moved_to(int n, int who, int other, uint64_t page)
+{
+	tc_policy = moving;
+	CHECK(setup(n, 0) == 0);
+	pump();
+	for (int i = 0; i < 3; i++)
+		CHECK(round_trip(who, other, page, 100 + 2 * i) == 0);
+	CHECK(masters(who, page) && nmasters(page) == 1);
+	return 0;
+}
+
 /* A node that keeps asking for a page mastered elsewhere becomes its
  * master; afterwards its misses need no directory message, and the
  * others learn where the entry went. */
@@ -77,14 +90,8 @@ static int test_moves_to_user(void)
 {
 	uint64_t page = 4; /* home: node 1 */
 	struct dsm_stats before;
-	int i;
 
-	tc_policy = moving;
-	CHECK(setup(3, 0) == 0);
-	pump();
-	for (i = 0; i < 3; i++)
-		CHECK(round_trip(2, 0, page, 100 + 2 * i) == 0);
-	CHECK(masters(2, page) && nmasters(page) == 1);
+	CHECK(moved_to(3, 2, 0, page) == 0);
 	CHECK(st(1)->migrations_out == 1 && st(2)->migrations_in == 1);
 	CHECK(home_of(1, page)->hint == 2 && home_of(1, page)->epoch == 1);
 	CHECK(dir_master(&tc.d[0], page) == 2); /* learnt from a grant */
@@ -112,8 +119,7 @@ static int test_even_sharing_stays(void)
 	uint64_t page = 4;
 	int i;
 
-	tc_policy = moving;
-	tc_policy.share_pct = 70;
+	tc_policy = moving; /* share 60%, the default */
 	CHECK(setup(3, 0) == 0);
 	pump();
 	for (i = 0; i < 200; i++) {
@@ -173,12 +179,8 @@ static int test_stale_hint(void)
 	uint64_t page = 4;
 	int i;
 
-	tc_policy = moving;
-	CHECK(setup(3, 0) == 0);
-	pump();
-	for (i = 0; i < 3; i++)
-		CHECK(round_trip(2, 0, page, 100 + 2 * i) == 0);
-	CHECK(masters(2, page) && dir_master(&tc.d[0], page) == 2);
+	CHECK(moved_to(3, 2, 0, page) == 0);
+	CHECK(dir_master(&tc.d[0], page) == 2);
 	/* Now node 1 takes over (it reads and writes, node 2 writes). */
 	fake_now += 1000;
 	for (i = 0; i < 4 && !masters(1, page); i++) {
@@ -232,12 +234,7 @@ static int test_dead_forwarder(void)
 	uint64_t page = 5; /* home: node 1 */
 	int i;
 
-	tc_policy = moving;
-	CHECK(setup(4, 0) == 0);
-	pump();
-	for (i = 0; i < 3; i++)
-		CHECK(round_trip(2, 0, page, 10 + 2 * i) == 0);
-	CHECK(masters(2, page));
+	CHECK(moved_to(4, 2, 0, page) == 0);
 	fake_now += 1000;
 	for (i = 0; i < 6 && !masters(3, page); i++) {
 		CHECK(round_trip(3, 1, page, 30 + 2 * i) == 0);
