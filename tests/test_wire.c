@@ -55,6 +55,15 @@ static const struct {
 	{WIRE_IPC_STATS_REPLY, WIRE_CH_IPC, sizeof(struct dsm_stats)},
 	{WIRE_IPC_REPLY, WIRE_CH_IPC, sizeof(struct wire_ipc_reply)},
 	{WIRE_IPC_DETACH, WIRE_CH_IPC, 0},
+	{WIRE_DIR_HINT, WIRE_CH_NODE, sizeof(struct wire_dir_where)},
+	{WIRE_DIR_NACK, WIRE_CH_NODE, sizeof(struct wire_dir_where)},
+	{WIRE_DIR_WHO_HAS, WIRE_CH_NODE, sizeof(struct wire_dir_where)},
+	{WIRE_DIR_WHO_HAS_REPLY, WIRE_CH_NODE, sizeof(struct wire_dir_where)},
+	{WIRE_DIR_POLICY, WIRE_CH_NODE, sizeof(struct wire_dir_policy)},
+	{WIRE_DIR_POLICY_ACK, WIRE_CH_NODE, sizeof(struct wire_dir_policy)},
+	{WIRE_IPC_POLICY, WIRE_CH_IPC, sizeof(struct wire_ipc_policy)},
+	{WIRE_IPC_POLICY_REPLY, WIRE_CH_IPC,
+	 sizeof(struct wire_ipc_policy_reply)},
 };
 #define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
 
@@ -196,6 +205,41 @@ static int test_check_data_payload(void)
 	d->payload_len = 0xffffffffu;
 	len = wire_build(buf, sizeof(buf), WIRE_CHECK_DATA, 1, body,
 			 sizeof(body));
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_EBODY);
+	return 0;
+}
+
+/* An entry on the move says how much state follows, and must be right;
+ * a heartbeat is empty or carries a load. */
+static int test_dir_migrate_state(void)
+{
+	unsigned char body[sizeof(struct wire_dir_migrate) +
+			   sizeof(struct wire_dir_page)];
+	struct wire_dir_migrate mg = {.key = 1, .kind = WIRE_ENTRY_PAGE,
+				      .state_len = sizeof(struct wire_dir_page)};
+	struct wire_heartbeat hb = {.load = 7};
+	struct wire_msg m;
+	size_t len;
+
+	memset(body, 0, sizeof(body));
+	memcpy(body, &mg, sizeof(mg));
+	len = wire_build(buf, sizeof(buf), WIRE_DIR_MIGRATE, 1, body,
+			 sizeof(body));
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_OK);
+	len = wire_build(buf, sizeof(buf), WIRE_DIR_MIGRATE, 1, body,
+			 sizeof(body) - 1); /* a byte short of its claim */
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_EBODY);
+	mg.state_len = 0xffffffffu;
+	memcpy(body, &mg, sizeof(mg));
+	len = wire_build(buf, sizeof(buf), WIRE_DIR_MIGRATE, 1, body,
+			 sizeof(body));
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_EBODY);
+	len = wire_build(buf, sizeof(buf), WIRE_DIR_MIGRATE, 1, body,
+			 sizeof(mg) - 1);
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_EBODY);
+	len = wire_build(buf, sizeof(buf), WIRE_HEARTBEAT, 0, &hb, sizeof(hb));
+	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_OK);
+	len = wire_build(buf, sizeof(buf), WIRE_HEARTBEAT, 0, &hb, 4);
 	CHECK(wire_decode(buf, len, WIRE_CH_NODE, &m) == WIRE_EBODY);
 	return 0;
 }
@@ -364,6 +408,7 @@ static const struct test_case tests[] = {
 	{"bad_header_fields", test_bad_header_fields},
 	{"wrong_channel", test_wrong_channel},
 	{"check_data_payload", test_check_data_payload},
+	{"dir_migrate_state", test_dir_migrate_state},
 	{"status_counts", test_status_counts},
 	{"check_reply_counts", test_check_reply_counts},
 	{"garbage", test_garbage},
