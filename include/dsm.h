@@ -126,7 +126,10 @@ DSM_API int dsm_page_master(const void *addr);
 
 enum dsm_placement {
 	DSM_PLACE_STATIC = 0,      /* page i starts at node i % nodes */
-	DSM_PLACE_FIRST_TOUCH = 1, /* the first node to touch a page */
+	DSM_PLACE_FIRST_TOUCH = 1, /* the first node to touch a page (its
+				      first request still goes to the
+				      static home, which hands the entry
+				      over) */
 };
 
 /* Where directory entries live, and when they move.  The master of an
@@ -136,7 +139,9 @@ enum dsm_placement {
  * already masters more than load_pct percent of its fair share of the
  * entries in recent use.  An entry must stay window_ms where it arrived
  * before it moves again.  share_pct above 50 is the hysteresis: an entry
- * shared evenly by two nodes stays where it is. */
+ * shared evenly by two nodes stays where it is, while the default 60 moves
+ * a page to an owner whose page another node writes now and then (the
+ * owner's read miss and upgrade against the other's write: 2 to 1). */
 struct dsm_policy {
 	uint32_t placement;    /* enum dsm_placement; default static */
 	uint32_t migrate;      /* 1: entries move (default), 0: they stay */
