@@ -32,6 +32,10 @@ FLOORS = {
     # "dsm_read_miss_local_master": ["verbs_read_4k", "uffd_missing_copy"],
 }
 
+# Application-shaped benchmarks: their samples are whole iterations of a
+# workload (seconds), listed in the table but kept out of the latency plot.
+APP_TOOLS = {"bench_partition"}
+
 STATS = ("min_us", "median_us", "avg_us", "p99_us", "p999_us")
 NOT_COUNTERS = set(STATS) | {"name", "note", "bytes", "iterations", "warmup",
                              "trimmed", "max_us", "stdev_us"}
@@ -85,10 +89,17 @@ def plot(results, outdir):
         print("bench_report: gnuplot not found; no plot (run scripts/setup)",
               file=sys.stderr)
         return False
+    # Whole iterations of an application benchmark are not operations:
+    # they stay in the table only.
+    ops = {n: b for n, b in results.items() if b.get("tool") not in APP_TOOLS}
+    if not ops:
+        print("bench_report: no per-operation results; no plot",
+              file=sys.stderr)
+        return False
     data = os.path.join(outdir, "latency.dat")
     with open(data, "w") as f:
         f.write("# name median floor\n")
-        for name, b in results.items():
+        for name, b in ops.items():
             floor, _ = floor_of(name, results)
             f.write(f'"{name}" {b["median_us"]:.3f} {floor or 0:.3f}\n')
     script = f"""
