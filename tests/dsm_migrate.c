@@ -85,7 +85,7 @@ static const struct dsm_policy pull_policy = {
 };
 static const struct dsm_policy stale_policy = {
 	.placement = DSM_PLACE_STATIC, .migrate = 1, .share_pct = 60,
-	.min_requests = 3, .window_ms = 250, .load_pct = 200,
+	.min_requests = 2, .window_ms = 500, .load_pct = 200,
 };
 
 static void phase_policy(char *region, size_t len)
@@ -299,8 +299,9 @@ static void phase_stale_and_chain(char *base, int npages, int wait_s)
 	if (rank == 3 && (s1[1] != 13 || s2[1] != 23))
 		FAIL("node 3 read %ld %ld", s1[1], s2[1]); /* learns node 1 */
 	barrier();
-	/* An entry stays a window where it arrived; node 1's counts fade. */
-	usleep(1200 * 1000);
+	/* An entry stays a window where it arrived; node 1's counts fade
+	 * (halved five times). */
+	usleep(2600 * 1000);
 	pull_to(s1, 2, 30);
 	pull_to(s2, 2, 40);
 	/* stale: node 3's hint for s1 names node 1, which forwards. */

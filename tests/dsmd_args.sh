@@ -38,6 +38,15 @@ DSM_ARENA_MB=lots expect "bad arena size" -r 0 -n 1
 expect "bad arena base" -r 0 -n 1 --arena-base 0x200000000001
 expect "bad arena base" -r 0 -n 1 --arena-base 0x7fffffff0000
 expect "bad arena base" -r 0 -n 1 --arena-base nowhere
+expect "bad placement" -r 0 -n 1 --placement nearest
+expect "bad --migrate" -r 0 -n 1 --migrate maybe
+expect "bad migrate share" -r 0 -n 1 --migrate-share 50
+expect "bad migrate share" -r 0 -n 1 --migrate-share 101
+expect "bad migrate minimum" -r 0 -n 1 --migrate-min 0
+expect "bad migrate window" -r 0 -n 1 --migrate-window-ms 0
+expect "bad migrate load" -r 0 -n 1 --migrate-load 99
+DSM_MIGRATE_SHARE=half expect "bad migrate share" -r 0 -n 1
+DSM_PLACEMENT=first expect "bad placement" -r 0 -n 1
 # Too old a kernel is refused before anything starts, naming the version.
 DSM_TEST_KERNEL_RELEASE=5.15.0-91-generic expect "needs Linux 6.4 or later.*5.15.0" -r 0 -n 1
 DSM_TEST_KERNEL_RELEASE=6.3.9 expect "needs Linux 6.4 or later" -r 0 -n 1

@@ -252,6 +252,35 @@ static int test_dead_forwarder(void)
 	return 0;
 }
 
+/* A request forwarded twice (home 1 -> 2 -> 3): the master tells both
+ * forwarders where it is, so the next request from either goes straight
+ * there. */
+static int test_chain_compressed(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	int i;
+
+	CHECK(moved_to(4, 2, 0, page) == 0);
+	fake_now += 1000;
+	for (i = 0; i < 6 && !masters(3, page); i++) {
+		CHECK(round_trip(3, 2, page, 30 + 2 * i) == 0);
+		fake_now += 100;
+	}
+	CHECK(masters(3, page) && dir_master(&tc.d[1], page) == 2);
+	/* Node 0 forgets what it learnt: it asks the home again. */
+	dir_entry(&tc.d[0], page, false)->h = (struct home){0};
+	fault(0, page, RD);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_S && !busy(0, page));
+	CHECK(st(1)->forwards >= 1 && st(2)->forwards >= 1);
+	CHECK(xport_mock_sent(tc.d[3].x, 1, WIRE_DIR_HINT) == 1);
+	CHECK(xport_mock_sent(tc.d[3].x, 2, WIRE_DIR_HINT) == 1);
+	CHECK(dir_master(&tc.d[1], page) == 3 && dir_master(&tc.d[2], page) == 3);
+	CHECK(dir_master(&tc.d[0], page) == 3);
+	teardown();
+	return 0;
+}
+
 /* First-touch placement: the first node to touch a page masters it. */
 static int test_first_touch(void)
 {
@@ -432,6 +461,7 @@ static const struct test_case tests[] = {
 	{"stale_hint", test_stale_hint},
 	{"dead_end_asks_everyone", test_dead_end_asks_everyone},
 	{"dead_forwarder", test_dead_forwarder},
+	{"chain_compressed", test_chain_compressed},
 	{"first_touch", test_first_touch},
 	{"random_moves", test_random_moves},
 	{"policy_everywhere", test_policy_everywhere},
