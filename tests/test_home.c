@@ -83,6 +83,20 @@ static int moved_to(int n, int who, int other, uint64_t page)
 	return 0;
 }
 
+/* Four nodes where the page (home 1) moved to node 2, then, a window
+ * later, to node 3, which asked twice as often as node `other`. */
+static int moved_twice(uint64_t page, int other)
+{
+	CHECK(moved_to(4, 2, 0, page) == 0);
+	fake_now += 1000;
+	for (int i = 0; i < 6 && !masters(3, page); i++) {
+		CHECK(round_trip(3, other, page, 30 + 2 * i) == 0);
+		fake_now += 100;
+	}
+	CHECK(masters(3, page) && nmasters(page) == 1);
+	return 0;
+}
+
 /* A node that keeps asking for a page mastered elsewhere becomes its
  * master; afterwards its misses need no directory message, and the
  * others learn where the entry went. */
@@ -232,15 +246,9 @@ static int test_dead_end_asks_everyone(void)
 static int test_dead_forwarder(void)
 {
 	uint64_t page = 5; /* home: node 1 */
-	int i;
 
-	CHECK(moved_to(4, 2, 0, page) == 0);
-	fake_now += 1000;
-	for (i = 0; i < 6 && !masters(3, page); i++) {
-		CHECK(round_trip(3, 1, page, 30 + 2 * i) == 0);
-		fake_now += 100;
-	}
-	CHECK(masters(3, page) && dir_master(&tc.d[0], page) == 2);
+	CHECK(moved_twice(page, 1) == 0);
+	CHECK(dir_master(&tc.d[0], page) == 2);
 	CHECK(xport_mock_kill(tc.f, 2) == 0);
 	pump();
 	fault(0, page, RD);
@@ -258,15 +266,9 @@ static int test_dead_forwarder(void)
 static int test_chain_compressed(void)
 {
 	uint64_t page = 5; /* home: node 1 */
-	int i;
 
-	CHECK(moved_to(4, 2, 0, page) == 0);
-	fake_now += 1000;
-	for (i = 0; i < 6 && !masters(3, page); i++) {
-		CHECK(round_trip(3, 2, page, 30 + 2 * i) == 0);
-		fake_now += 100;
-	}
-	CHECK(masters(3, page) && dir_master(&tc.d[1], page) == 2);
+	CHECK(moved_twice(page, 2) == 0);
+	CHECK(dir_master(&tc.d[1], page) == 2);
 	/* Node 0 forgets what it learnt: it asks the home again. */
 	dir_entry(&tc.d[0], page, false)->h = (struct home){0};
 	fault(0, page, RD);
