@@ -23,6 +23,20 @@ grep -q '^| raw_b | bench_uffd | 50 |' "$tmp/summary.md" || fail "raw_b missing"
 if command -v gnuplot >/dev/null; then
 	[ -s "$tmp/latency.png" ] || fail "no plot although gnuplot is installed"
 fi
+# A part counted K times; the upgrade and application plots.
+doc bench_dsm op3 500 >"$tmp/f.json"
+doc bench_dsm dsm_upgrade_1 40 >"$tmp/g.json"
+doc bench_dsm dsm_upgrade_4 70 >"$tmp/h.json"
+printf '{"tool": "app_jacobi", "benchmarks": [{"name": "jacobi_2", "nodes": 2, "iterations": 1, "min_us": 2e6, "median_us": 2e6, "avg_us": 2e6, "p99_us": 2e6, "p999_us": 2e6}]}\n' >"$tmp/i.json"
+python3 "$src/bench/report/bench_report.py" --floor op=raw_a+raw_b \
+	--floor op3=raw_a*2+raw_b "$tmp" >/dev/null || fail "bench_report failed"
+grep -q '^| op3 | .* | 250.00 (raw_a\*2 + raw_b) | 2.00 |$' "$tmp/summary.md" ||
+	fail "a part counted twice is not in op3's floor"
+grep -q '^| jacobi_2 | app_jacobi | 1 |' "$tmp/summary.md" || fail "jacobi_2 missing"
+if command -v gnuplot >/dev/null; then
+	[ -s "$tmp/upgrade.png" ] || fail "no upgrade plot"
+	[ -s "$tmp/app.png" ] || fail "no application plot"
+fi
 echo '{"benchmarks": [' >"$tmp/e.json"
 if python3 "$src/bench/report/bench_report.py" "$tmp" 2>"$tmp/err"; then
 	fail "truncated JSON accepted"

@@ -28,13 +28,29 @@ FLOORS = {
     "xport_send_64_poll": ["verbs_send_64"],
     "xport_read_4k": ["verbs_read_4k"],
     "xport_read_4k_poll": ["verbs_read_4k"],
-    # DSM operations join as they get benchmarks, e.g.
-    # "dsm_read_miss_local_master": ["verbs_read_4k", "uffd_missing_copy"],
+    # libdsm's shared memory (bench_dsm).  A miss: the page crosses once
+    # (an RDMA READ of 4 KiB is the floor of that) and one local fault
+    # maps it; a remote master adds one small message round trip (two
+    # one-way 64 B SENDs).  An upgrade: the write-protect fault and two
+    # round trips (to the master; invalidations out and acks back, in
+    # parallel).  "NAME*K" counts a part K times.
+    "dsm_read_miss_local_master": ["verbs_read_4k", "uffd_minor"],
+    "dsm_read_miss_remote_master": ["verbs_read_4k", "uffd_minor",
+                                    "verbs_send_64*2"],
+    "dsm_write_miss": ["verbs_read_4k", "uffd_minor", "verbs_send_64*2"],
+    "dsm_upgrade_1": ["uffd_wp", "verbs_send_64*4"],
+    "dsm_upgrade_2": ["uffd_wp", "verbs_send_64*4"],
+    "dsm_upgrade_4": ["uffd_wp", "verbs_send_64*4"],
+    "dsm_upgrade_7": ["uffd_wp", "verbs_send_64*4"],
+    "dsm_pingpong_rtt": ["verbs_read_4k*2", "uffd_minor*2"],
+    "dsm_minor_fault": ["uffd_minor"],
+    "dsm_barrier": ["verbs_send_64*2"],
+    "dsm_scan_64": ["verbs_read_4k*64", "uffd_minor*64"],
 }
 
 # Application-shaped benchmarks: their samples are whole iterations of a
 # workload (seconds), listed in the table but kept out of the latency plot.
-APP_TOOLS = {"bench_partition"}
+APP_TOOLS = {"bench_partition", "app_jacobi"}
 
 STATS = ("min_us", "median_us", "avg_us", "p99_us", "p999_us")
 NOT_COUNTERS = set(STATS) | {"name", "note", "bytes", "iterations", "warmup",
@@ -57,11 +73,17 @@ def load(outdir):
     return results
 
 
+def split_part(part):
+    name, _, times = part.partition("*")
+    return name, int(times) if times else 1
+
+
 def floor_of(name, results):
     parts = FLOORS.get(name)
-    if not parts or any(p not in results for p in parts):
+    if not parts or any(split_part(p)[0] not in results for p in parts):
         return None, parts
-    return sum(results[p]["median_us"] for p in parts), parts
+    return sum(results[n]["median_us"] * k
+               for n, k in map(split_part, parts)), parts
 
 
 def markdown(results):
@@ -116,8 +138,55 @@ set yrange [0:*]
 set offsets 0, 0, graph 0.08, 0
 plot '{data}' using 2:xtic(1) title 'median', '' using 3 title 'floor'
 """
-    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    gnuplot(script)
     return True
+
+
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def plot_series(outdir, png, title, xlabel, ylabel, points, with_floor):
+    """A line plot of (x, median[, floor]) points; False if none."""
+    if not points or not shutil.which("gnuplot"):
+        return False
+    data = os.path.join(outdir, png.replace(".png", ".dat"))
+    with open(data, "w") as f:
+        f.write(f"# {xlabel} median floor\n")
+        for x, med, fl in sorted(points):
+            f.write(f"{x} {med:.3f} {fl or 0:.3f}\n")
+    floor_line = f", '{data}' using 1:3 with linespoints title 'floor'" \
+        if with_floor else ""
+    gnuplot(f"""
+set terminal pngcairo size 800,450 noenhanced
+set output '{os.path.join(outdir, png)}'
+set title '{title}'
+set xlabel '{xlabel}'
+set ylabel '{ylabel}'
+set grid
+set yrange [0:*]
+plot '{data}' using 1:2 with linespoints title 'median'{floor_line}
+""")
+    return True
+
+
+def plot_upgrades(results, outdir):
+    pts = []
+    for name, b in results.items():
+        if name.startswith("dsm_upgrade_"):
+            fl, _ = floor_of(name, results)
+            pts.append((int(name.rsplit("_", 1)[1]), b["median_us"], fl))
+    return plot_series(outdir, "upgrade.png",
+                       "Upgrade latency against the number of other sharers",
+                       "other sharers", "microseconds", pts, True)
+
+
+def plot_app(results, outdir):
+    pts = [(int(b.get("nodes", 0)), b["median_us"] / 1e6, None)
+           for b in results.values() if b.get("tool") == "app_jacobi"]
+    return plot_series(outdir, "app.png",
+                       "The Jacobi example: time of the sweeps by node count",
+                       "nodes", "seconds", pts, False)
 
 
 def parse_args(argv):
@@ -140,10 +209,13 @@ def main():
         sys.exit(f"bench_report: no benchmark results in {outdir}")
     with open(os.path.join(outdir, "summary.md"), "w") as f:
         f.write(markdown(results))
-    plotted = plot(results, outdir)
+    pngs = [png for png, done in (("latency.png", plot(results, outdir)),
+                                  ("upgrade.png", plot_upgrades(results, outdir)),
+                                  ("app.png", plot_app(results, outdir)))
+            if done]
     print(f"bench_report: {len(results)} benchmarks -> "
           f"{os.path.join(outdir, 'summary.md')}"
-          + (f", {os.path.join(outdir, 'latency.png')}" if plotted else ""))
+          + "".join(f", {os.path.join(outdir, p)}" for p in pngs))
 
 
 if __name__ == "__main__":
