@@ -389,6 +389,7 @@ int main(int argc, char **argv)
 	struct dsm_policy p;
 	int ret, status = 0;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	ret = bench_cli_parse(&o, argc, argv);
 	if (ret)
 		return ret > 0 ? 0 : 2;
