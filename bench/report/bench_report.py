@@ -123,18 +123,20 @@ def plot(results, outdir):
         f.write("# name median floor\n")
         for name, b in ops.items():
             floor, _ = floor_of(name, results)
-            f.write(f'"{name}" {b["median_us"]:.3f} {floor or 0:.3f}\n')
+            fl = f"{floor:.3f}" if floor else "?"
+            f.write(f'"{name}" {b["median_us"]:.3f} {fl}\n')
     script = f"""
 set terminal pngcairo size 1000,500 noenhanced
 set output '{os.path.join(outdir, "latency.png")}'
 set title 'Median latency by operation, against its floor (same run)'
-set ylabel 'microseconds'
+set ylabel 'microseconds (log scale)'
+set logscale y
+set datafile missing '?'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set xtics rotate by -30
 set grid ytics
-set yrange [0:*]
 set offsets 0, 0, graph 0.08, 0
 plot '{data}' using 2:xtic(1) title 'median', '' using 3 title 'floor'
 """
