@@ -31,7 +31,8 @@
  *                                in order (bandwidth from #bytes)
  *
  * Each result carries, per operation, rank 0's node's counters around the
- * operations only: messages each way, bytes, pages received, faults.
+ * operations only: messages each way, bytes on the network (net_bytes),
+ * pages received, faults.
  */
 #define _GNU_SOURCE
 #include <dsm.h>
@@ -295,7 +296,7 @@ static int c_counters(void *arg, struct bench_result *r)
 	bench_result_add_counter(r, "msgs_sent", (double)c->sum.msgs_sent / n);
 	bench_result_add_counter(r, "msgs_received",
 				 (double)c->sum.msgs_received / n);
-	bench_result_add_counter(r, "bytes",
+	bench_result_add_counter(r, "net_bytes",
 				 (double)(c->sum.bytes_sent +
 					  c->sum.bytes_received) / n);
 	bench_result_add_counter(r, "pages_received",

@@ -94,6 +94,11 @@ def markdown(results):
         counters = ", ".join(f"{k}={v:g}" for k, v in b.items()
                              if k not in NOT_COUNTERS and k != "tool"
                              and isinstance(v, (int, float)))
+        if b.get("tool") == "bench_dsm" and b.get("bytes", 0) > 4096:
+            # A scan: its rate from the median (bytes per microsecond is
+            # MB/s).
+            mbs = b["bytes"] / b["median_us"]
+            counters += f", MB_s={mbs:.3g}, pages_s={mbs * 1e6 / 4096:.4g}"
         floor, parts = floor_of(name, results)
         fl = f"{floor:.2f} ({' + '.join(parts)})" if floor else "-"
         ratio = f"{b['median_us'] / floor:.2f}" if floor else "-"
