@@ -43,6 +43,7 @@
 #include <sys/mman.h>
 
 #include "bench_cli.h"
+#include "dsm_job.h"
 
 #define PAGE 4096
 #define SCAN 64
@@ -68,27 +69,11 @@ struct dcase {
 	int armed;         /* a `before` snapshot is pending */
 };
 
-static int rank, size;
 static volatile struct ctl *ctl;
 static char *region;
 static struct dcase dcases[16];
 static struct bench_case cases[16];
 static size_t ncases;
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_dsm: rank %d: %s: %s\n", rank, what,
-		strerror(err));
-	exit(1);
-}
-
-static void barrier(void)
-{
-	int ret = dsm_barrier();
-
-	if (ret)
-		die("dsm_barrier", -ret);
-}
 
 static volatile long *word(char *p, int i)
 {
@@ -112,17 +97,17 @@ static void act(const struct dcase *c, long ph)
 {
 	switch (c->kind) {
 	case K_UPGRADE:
-		if (ph == 0 && rank == 1)
+		if (ph == 0 && job_rank == 1)
 			write_pages(c->page, 1, ph);
-		if (ph == 1 && rank <= c->sharers)
+		if (ph == 1 && job_rank <= c->sharers)
 			read_pages(c->page, 1);
 		break;
 	case K_SCAN:
-		if (rank == 1)
+		if (job_rank == 1)
 			write_pages(c->page, SCAN, ph);
 		break;
 	case K_PINGPONG:
-		if (rank != 1)
+		if (job_rank != 1)
 			break;
 		/* Copy word 0 into word 2 until rank 0 says stop. */
 		for (long last = 0; !ctl->stop;) {
@@ -135,16 +120,16 @@ static void act(const struct dcase *c, long ph)
 		}
 		break;
 	case K_BARRIER:
-		if (rank == 0)
+		if (job_rank == 0)
 			break;
 		do
-			barrier();
+			job_barrier();
 		while (!ctl->stop);
 		break;
 	case K_MINOR:
 		break;
 	default: /* the misses: node 1 takes the page */
-		if (rank == 1)
+		if (job_rank == 1)
 			write_pages(c->page, 1, ph);
 		break;
 	}
@@ -155,9 +140,9 @@ static void phase(const struct dcase *c, long ph)
 {
 	ctl->cmd = c - dcases;
 	ctl->phase = ph;
-	barrier();
+	job_barrier();
 	act(c, ph);
-	barrier();
+	job_barrier();
 }
 
 static void helpers(void)
@@ -165,32 +150,22 @@ static void helpers(void)
 	for (;;) {
 		long cmd, ph;
 
-		barrier();
+		job_barrier();
 		cmd = ctl->cmd;
 		ph = ctl->phase;
 		if (cmd == STOP)
 			return;
 		if (cmd < 0 || (size_t)cmd >= ncases)
-			die("bad command", EINVAL);
+			job_die("bad command", EINVAL);
 		act(&dcases[cmd], ph);
-		barrier();
+		job_barrier();
 	}
-}
-
-static struct dsm_stats stats(void)
-{
-	struct dsm_stats s;
-	int ret = dsm_get_stats(&s);
-
-	if (ret)
-		die("dsm_get_stats", -ret);
-	return s;
 }
 
 /* Count what the last operation cost rank 0's node. */
 static void account(struct dcase *c)
 {
-	struct dsm_stats a = stats();
+	struct dsm_stats a = job_stats();
 	uint64_t *s = (uint64_t *)&c->sum;
 	const uint64_t *x = (const uint64_t *)&a;
 	const uint64_t *b = (const uint64_t *)&c->before;
@@ -205,7 +180,7 @@ static void account(struct dcase *c)
 
 static void arm(struct dcase *c)
 {
-	c->before = stats();
+	c->before = job_stats();
 	c->armed = 1;
 }
 
@@ -221,7 +196,7 @@ static int c_begin(void *arg)
 		/* The helpers stay in act() until c_end(). */
 		ctl->cmd = c - dcases;
 		ctl->phase = 0;
-		barrier();
+		job_barrier();
 		arm(c);
 	}
 	if (c->kind == K_MINOR)
@@ -316,8 +291,8 @@ static int c_end(void *arg)
 	if (c->kind == K_PINGPONG || c->kind == K_BARRIER) {
 		ctl->stop = 1;
 		if (c->kind == K_BARRIER)
-			barrier(); /* the helpers see stop after it */
-		barrier();     /* the second barrier of the phase */
+			job_barrier(); /* the helpers see stop after it */
+		job_barrier();     /* the second barrier of the phase */
 	}
 	return 0;
 }
@@ -329,7 +304,7 @@ static char *page_of(int node, int skip)
 		if (dsm_page_master(region + (size_t)i * PAGE) == node &&
 		    skip-- == 0)
 			return region + (size_t)i * PAGE;
-	die("no page with that master", ENOENT);
+	job_die("no page with that master", ENOENT);
 	return NULL;
 }
 
@@ -352,7 +327,7 @@ static void build_cases(void)
 	static const int ks[] = {1, 2, 4, 7};
 	static const char *const names[] = {"dsm_upgrade_1", "dsm_upgrade_2",
 					    "dsm_upgrade_4", "dsm_upgrade_7"};
-	int remote = size > 2 ? 2 : 1, skip = 0;
+	int remote = job_size > 2 ? 2 : 1, skip = 0;
 	char *scan = region + (size_t)(NPAGES - SCAN) * PAGE;
 
 	add("dsm_read_miss_remote_master", "read a page node 1 holds M; "
@@ -362,7 +337,7 @@ static void build_cases(void)
 	add("dsm_write_miss", "write a page node 1 holds M; master remote",
 	    K_WRITE, 0, page_of(remote, skip++), PAGE);
 	for (size_t i = 0; i < 4; i++)
-		if (ks[i] < size)
+		if (ks[i] < job_size)
 			add(names[i], "write a page held S by this node and K "
 			    "others; master remote", K_UPGRADE, ks[i],
 			    page_of(1, (int)i), PAGE);
@@ -390,41 +365,36 @@ int main(int argc, char **argv)
 	struct dsm_policy p;
 	int ret, status = 0;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	ret = bench_cli_parse(&o, argc, argv);
 	if (ret)
 		return ret > 0 ? 0 : 2;
-	ret = dsm_init();
-	if (ret)
-		die("dsm_init", -ret);
-	rank = dsm_rank();
-	size = dsm_size();
-	if (size < 2 || dsm_num_nodes() != size) {
+	job_start("bench_dsm");
+	if (job_size < 2 || dsm_num_nodes() != job_size) {
 		fprintf(stderr, "bench_dsm: %s\n", o.hint);
 		return 2;
 	}
 	ctl = dsm_alloc(PAGE);
 	region = dsm_alloc((size_t)NPAGES * PAGE);
 	if (!ctl || !region)
-		die("dsm_alloc", errno);
-	if (rank == 0) {
+		job_die("dsm_alloc", errno);
+	if (job_rank == 0) {
 		ret = dsm_get_policy(region, &p);
 		p.migrate = 0; /* every page keeps its static master */
 		if (!ret)
 			ret = dsm_set_policy(region, (size_t)NPAGES * PAGE, &p);
 		if (ret)
-			die("dsm_set_policy", -ret);
+			job_die("dsm_set_policy", -ret);
 	}
-	barrier();
+	job_barrier();
 	build_cases();
-	if (rank == 0) {
+	if (job_rank == 0) {
 		status = bench_cli_run(&o, cases, ncases);
 		ctl->cmd = STOP;
-		barrier();
+		job_barrier();
 	} else {
 		helpers();
 	}
-	barrier();
+	job_barrier();
 	dsm_finalize();
 	return status;
 }

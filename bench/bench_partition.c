@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "benchlib.h"
+#include "dsm_job.h"
 
 #define PAGE 4096
 
@@ -47,55 +48,29 @@ struct slot {
 	uint64_t migrations;
 };
 
-static int rank, size;
-
-static int die(const char *what, int err)
-{
-	fprintf(stderr, "bench_partition: rank %d: %s: %s\n", rank, what,
-		strerror(err));
-	exit(1);
-}
-
-static void barrier(void)
-{
-	int ret = dsm_barrier();
-
-	if (ret)
-		die("dsm_barrier", -ret);
-}
-
-static struct dsm_stats stats(void)
-{
-	struct dsm_stats s;
-	int ret = dsm_get_stats(&s);
-
-	if (ret)
-		die("dsm_get_stats", -ret);
-	return s;
-}
 
 /* The pages of each part: part p is pages whose static master is the
  * node after p's (the wrong node), in address order. */
 static void choose_parts(char *region, size_t npages, long **part,
 			 long pages)
 {
-	long *n = calloc((size_t)size, sizeof(*n));
+	long *n = calloc((size_t)job_size, sizeof(*n));
 	size_t i;
 
 	if (!n)
-		die("calloc", ENOMEM);
+		job_die("calloc", ENOMEM);
 	for (i = 0; i < npages; i++) {
 		int m = dsm_page_master(region + i * PAGE);
-		int p = (m + size - 1) % size;
+		int p = (m + job_size - 1) % job_size;
 
 		if (m < 0)
-			die("dsm_page_master", -m);
+			job_die("dsm_page_master", -m);
 		if (n[p] < pages)
 			part[p][n[p]++] = (long)i;
 	}
-	for (int p = 0; p < size; p++)
+	for (int p = 0; p < job_size; p++)
 		if (n[p] < pages)
-			die("not enough pages per master", ENOSPC);
+			job_die("not enough pages per master", ENOSPC);
 	free(n);
 }
 
@@ -119,24 +94,25 @@ static void neighbour_phase(char *region, const long *theirs, long pages,
 static void run(char *region, long **part, long pages, long iters,
 		struct slot *slots, struct bench_samples *smp)
 {
-	struct dsm_stats a0 = stats(), a, b, z;
+	struct dsm_stats a0 = job_stats(), a, b, z;
 	struct slot s = {0};
-	const long *mine = part[rank], *theirs = part[(rank + 1) % size];
+	const long *mine = part[job_rank];
+	const long *theirs = part[(job_rank + 1) % job_size];
 
 	for (long it = 0; it < iters; it++) {
 		uint64_t t0 = bench_now_ns();
 
-		a = stats();
+		a = job_stats();
 		own_phase(region, mine, pages);
-		b = stats();
+		b = job_stats();
 		s.own_local += b.directory_local - a.directory_local;
 		s.own_remote += b.directory_remote - a.directory_remote;
-		barrier();
+		job_barrier();
 		neighbour_phase(region, theirs, pages, it);
-		barrier();
+		job_barrier();
 		bench_samples_add(smp, bench_now_ns() - t0);
 	}
-	z = stats();
+	z = job_stats();
 	s.all_local = z.directory_local - a0.directory_local;
 	s.all_remote = z.directory_remote - a0.directory_remote;
 	s.msgs = z.msgs_sent - a0.msgs_sent;
@@ -144,9 +120,9 @@ static void run(char *region, long **part, long pages, long iters,
 	/* Each owner checks its part: every write of its own is there. */
 	for (long j = 0; j < pages; j++)
 		if (((volatile long *)(region + mine[j] * PAGE))[0] != iters)
-			die("a write of the owner was lost", EIO);
-	slots[rank] = s;
-	barrier();
+			job_die("a write of the owner was lost", EIO);
+	slots[job_rank] = s;
+	job_barrier();
 }
 
 static double pct(uint64_t part, uint64_t whole)
@@ -160,7 +136,7 @@ static void report(const char *name, const char *note,
 {
 	struct slot t = {0};
 
-	for (int i = 0; i < size; i++) {
+	for (int i = 0; i < job_size; i++) {
 		t.own_local += slots[i].own_local;
 		t.own_remote += slots[i].own_remote;
 		t.all_local += slots[i].all_local;
@@ -169,7 +145,7 @@ static void report(const char *name, const char *note,
 		t.migrations += slots[i].migrations;
 	}
 	if (bench_samples_reduce(smp, 0, r))
-		die("no samples", EINVAL);
+		job_die("no samples", EINVAL);
 	r->name = name;
 	r->note = note;
 	bench_result_add_counter(r, "own_local_pct",
@@ -203,8 +179,8 @@ static char *region_with(long npages, int migrate, long window_ms)
 	int ret;
 
 	if (!r)
-		die("dsm_alloc", errno);
-	if (rank == 0) {
+		job_die("dsm_alloc", errno);
+	if (job_rank == 0) {
 		ret = dsm_get_policy(r, &p);
 		if (!ret) {
 			p.placement = DSM_PLACE_STATIC;
@@ -214,7 +190,7 @@ static char *region_with(long npages, int migrate, long window_ms)
 			ret = dsm_set_policy(r, (size_t)npages * PAGE, &p);
 		}
 		if (ret)
-			die("dsm_set_policy", -ret);
+			job_die("dsm_set_policy", -ret);
 	}
 	return r;
 }
@@ -232,7 +208,7 @@ int main(int argc, char **argv)
 	long *part[2][64];
 	struct slot *slots;
 	char *reg[2];
-	int o, ret, k;
+	int o, k;
 
 	while ((o = getopt_long(argc, argv, "i:p:w:", opts, NULL)) != -1) {
 		switch (o) {
@@ -247,61 +223,58 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	ret = dsm_init();
-	if (ret)
-		die("dsm_init", -ret);
-	rank = dsm_rank();
-	size = dsm_size();
-	if (iters < 1 || pages < 1 || pages > 4096 || size < 2 || size > 64 ||
-	    window_ms < 1 || window_ms > 3600000 || dsm_num_nodes() != size) {
+	job_start("bench_partition");
+	if (iters < 1 || pages < 1 || pages > 4096 || job_size < 2 ||
+	    job_size > 64 || window_ms < 1 || window_ms > 3600000 ||
+	    dsm_num_nodes() != job_size) {
 		fprintf(stderr, "bench_partition: want 2..64 ranks, one per "
 				"node, ITERS >= 1, 1 <= PAGES <= 4096, "
 				"1 <= WINDOW_MS <= 3600000\n");
 		return 2;
 	}
-	npages = pages * size;
-	slots = dsm_alloc(((size_t)size * sizeof(*slots) + PAGE - 1) /
+	npages = pages * job_size;
+	slots = dsm_alloc(((size_t)job_size * sizeof(*slots) + PAGE - 1) /
 			  PAGE * PAGE);
 	if (!slots)
-		die("dsm_alloc", errno);
+		job_die("dsm_alloc", errno);
 	reg[0] = region_with(npages, 0, window_ms);
 	reg[1] = region_with(npages, 1, window_ms);
-	barrier();
+	job_barrier();
 	for (k = 0; k < 2; k++) {
-		for (int p = 0; p < size; p++) {
+		for (int p = 0; p < job_size; p++) {
 			part[k][p] = calloc((size_t)pages, sizeof(long));
 			if (!part[k][p])
-				die("calloc", ENOMEM);
+				job_die("calloc", ENOMEM);
 		}
 		choose_parts(reg[k], (size_t)npages, part[k], pages);
 		if (bench_samples_init(&smp[k], (unsigned long)iters))
-			die("samples", ENOMEM);
+			job_die("samples", ENOMEM);
 	}
-	barrier();
+	job_barrier();
 	for (k = 0; k < 2; k++) {
 		run(reg[k], part[k], pages, iters, slots, &smp[k]);
-		if (rank == 0) {
+		if (job_rank == 0) {
 			memset(&res[k], 0, sizeof(res[k]));
 			report(k ? "partition/migrate" : "partition/static",
 			       k ? "entries move to their users"
 				 : "entries stay on the wrong node",
 			       &smp[k], slots, iters, &res[k]);
 		}
-		barrier();
+		job_barrier();
 	}
-	if (rank == 0) {
+	if (job_rank == 0) {
 		bench_print_table(stdout, res, 2);
 		printf("partition: migrate/static median iteration time "
 		       "%.2f\n", res[1].median_us / res[0].median_us);
 		if (json && bench_write_json(json, "bench_partition", res, 2))
-			die("writing JSON", EIO);
+			job_die("writing JSON", EIO);
 	}
 	for (k = 0; k < 2; k++) {
-		for (int p = 0; p < size; p++)
+		for (int p = 0; p < job_size; p++)
 			free(part[k][p]);
 		bench_samples_free(&smp[k]);
 	}
-	barrier();
+	job_barrier();
 	dsm_finalize();
 	return 0;
 }
