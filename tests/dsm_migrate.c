@@ -212,13 +212,16 @@ static void phase_pull(char *base)
 	barrier();
 }
 
-/* Nodes 0 and 1 take turns writing one page (mastered by node 3): it is
- * shared evenly and must stay where it is. */
+/* Nodes 0 and 1 take turns writing one page (mastered by node 3), a
+ * barrier between turns: each turn is a read miss and an upgrade by one of
+ * them, so the page is shared exactly evenly and must stay where it is.
+ * (Spinning on the page instead makes the spinner miss more than once a
+ * turn whenever it reads between the other's miss and its upgrade.) */
 static void phase_even(char *base, int npages, long *moves)
 {
 	volatile long *v = NULL;
 	struct dsm_stats a = stats(), b;
-	int i, turns = 60;
+	int i, turns = 40;
 
 	for (i = 0; i < npages && !v; i++)
 		if (master_of(base + (size_t)i * PAGE) == 3)
@@ -226,14 +229,11 @@ static void phase_even(char *base, int npages, long *moves)
 	if (!v)
 		FAIL("no page mastered by node 3");
 	barrier();
-	if (rank < 2) {
-		for (i = 0; i < turns; i++) {
-			while (*v % 2 != rank)
-				;
+	for (i = 0; i < 2 * turns; i++) {
+		if (i % 2 == rank)
 			*v = *v + 1;
-		}
+		barrier();
 	}
-	barrier();
 	b = stats();
 	moves[rank] = (long)(b.migrations_out - a.migrations_out);
 	barrier();
