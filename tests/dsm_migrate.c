@@ -214,9 +214,10 @@ static void phase_pull(char *base)
 
 /* Nodes 0 and 1 take turns writing one page (mastered by node 3), a
  * barrier between turns: each turn is a read miss and an upgrade by one of
- * them, so the page is shared exactly evenly and must stay where it is.
- * (Spinning on the page instead makes the spinner miss more than once a
- * turn whenever it reads between the other's miss and its upgrade.) */
+ * them, so the page is shared evenly.  It must not go back and forth: one
+ * move at most over the run.  (One can happen: counts halve by the clock,
+ * so right after its turn the node that asked last can hold 2/3 of the
+ * recent requests when turns come about once a window.) */
 static void phase_even(char *base, int npages, long *moves)
 {
 	volatile long *v = NULL;
@@ -248,8 +249,6 @@ static void phase_even(char *base, int npages, long *moves)
 			FAIL("evenly shared page moved %ld times (counter %ld)",
 			     total, *v);
 	}
-	if (master_of((const void *)v) != 3)
-		FAIL("the evenly shared page left node 3");
 	barrier();
 }
 

@@ -147,6 +147,31 @@ static int test_even_sharing_stays(void)
 	return 0;
 }
 
+/* Two nodes take turns (a read miss and an upgrade each), one turn every
+ * half window, for 100 turns: the page stays where it is. */
+static int test_turns_stay(void)
+{
+	uint64_t page = 4;
+	int i;
+
+	tc_policy = moving;
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (i = 0; i < 100; i++) {
+		int n = i % 2 ? 2 : 0;
+
+		fault(n, page, RD);
+		pump();
+		fault(n, page, WR);
+		pump();
+		CHECK(state(n, page) == WIRE_PS_M);
+		fake_now += 260;
+	}
+	CHECK(migrations() == 0 && masters(1, page));
+	teardown();
+	return 0;
+}
+
 /* A request queued at the master while the entry moves follows it to the
  * new master and is served exactly once there. */
 static int test_queued_request_follows(void)
@@ -459,6 +484,7 @@ static int test_bad_migrate(void)
 static const struct test_case tests[] = {
 	{"moves_to_user", test_moves_to_user},
 	{"even_sharing_stays", test_even_sharing_stays},
+	{"turns_stay", test_turns_stay},
 	{"queued_request_follows", test_queued_request_follows},
 	{"stale_hint", test_stale_hint},
 	{"dead_end_asks_everyone", test_dead_end_asks_everyone},
