@@ -44,13 +44,20 @@ struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create)
 	return ptab_get(&d->mem.dir, page, create);
 }
 
-int dir_master(struct dsmd *d, uint64_t page)
+int dir_where(struct dsmd *d, uint64_t page, uint32_t *epoch, bool *hinted)
 {
 	struct dentry *e = dir_entry(d, page, false);
+
+	*hinted = home_hinted(e ? &e->h : NULL);
+	return home_where(d, page, e ? &e->h : NULL, epoch);
+}
+
+int dir_master(struct dsmd *d, uint64_t page)
+{
 	uint32_t epoch;
 	bool hinted;
 
-	return home_where(d, page, e ? &e->h : NULL, &epoch, &hinted);
+	return dir_where(d, page, &epoch, &hinted);
 }
 
 static int lowest(uint64_t set)
@@ -210,14 +217,24 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		serve_write(d, e, r, id, q);
 }
 
+/* The oldest request of the entry's queue, taken off it; NULL if none. */
+static struct dreq *dequeue(struct dentry *e)
+{
+	struct dreq *w = e->q_head;
+
+	if (w) {
+		e->q_head = w->next;
+		if (!e->q_head)
+			e->q_tail = NULL;
+	}
+	return w;
+}
+
 static void serve_queue(struct dsmd *d, struct dentry *e)
 {
 	struct dreq *w;
 
-	while (!e->busy && (w = e->q_head)) {
-		e->q_head = w->next;
-		if (!e->q_head)
-			e->q_tail = NULL;
+	while (!e->busy && (w = dequeue(e))) {
 		serve(d, e, w->from, w->req_id, &w->r);
 		free(w);
 	}
@@ -285,7 +302,7 @@ static void on_req(struct dsmd *d, int from, uint64_t id,
 	e = dir_entry(d, q->page, true);
 	if (!e)
 		return;
-	switch (home_route(d, q->page, &e->h, from, &fw.route, &next)) {
+	switch (home_route(d, q->page, &e->h, &fw.route, &next)) {
 	case HOME_PARK:
 		enqueue(e, origin, id, q);
 		return;
@@ -364,13 +381,10 @@ void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
 
 static void free_queue(struct dentry *e)
 {
-	while (e->q_head) {
-		struct dreq *w = e->q_head;
+	struct dreq *w;
 
-		e->q_head = w->next;
+	while ((w = dequeue(e)))
 		free(w);
-	}
-	e->q_tail = NULL;
 }
 
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
@@ -410,14 +424,12 @@ static void drop_requests_of(struct dentry *e, int node)
 
 static void refuse_parked(struct dsmd *d, uint64_t page, struct dentry *e)
 {
-	while (e->q_head) {
-		struct dreq *w = e->q_head;
+	struct dreq *w;
 
-		e->q_head = w->next;
+	while ((w = dequeue(e))) {
 		home_nack(d, &home_page_kind, page, w->from, w->req_id);
 		free(w);
 	}
-	e->q_tail = NULL;
 }
 
 static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
@@ -516,8 +528,6 @@ static size_t page_pack(struct dsmd *d, uint64_t page, struct home *h,
 static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
 		       const void *buf, size_t len)
 {
-	uint64_t all = d->cfg.nnodes >= 64 ? ~0ull
-					   : (1ull << d->cfg.nnodes) - 1;
 	struct dentry *e = to_dentry(h);
 	struct wire_dir_page p;
 
@@ -526,7 +536,7 @@ static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
 		return -EINVAL;
 	memcpy(&p, buf, sizeof(p));
 	if (p.state > DIR_LOST || p.owner >= (uint32_t)d->cfg.nnodes ||
-	    (p.sharers & ~all) || (p.state == WIRE_PS_S && !p.sharers))
+	    (p.sharers & ~home_all_nodes(d)) || (p.state == WIRE_PS_S && !p.sharers))
 		return -EINVAL;
 	e->state = (uint8_t)p.state;
 	e->owner = (uint16_t)p.owner;
@@ -540,14 +550,12 @@ static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
 static void page_left(struct dsmd *d, uint64_t page, struct home *h, int to)
 {
 	struct dentry *e = to_dentry(h);
+	struct dreq *w;
 
 	e->state = WIRE_PS_I;
 	e->sharers = 0;
 	e->owner = 0;
-	while (e->q_head) {
-		struct dreq *w = e->q_head;
-
-		e->q_head = w->next;
+	while ((w = dequeue(e))) {
 		if (!w->r.route.hops)
 			w->r.route.hops = 1; /* no longer from its origin */
 		w->r.route.epoch = h->epoch;
@@ -555,7 +563,6 @@ static void page_left(struct dsmd *d, uint64_t page, struct home *h, int to)
 		mem_send(d, to, WIRE_DSM_REQ, w->req_id, &w->r, sizeof(w->r));
 		free(w);
 	}
-	e->q_tail = NULL;
 	(void)page;
 }
 

@@ -33,7 +33,6 @@
 struct home_query {
 	struct home_query *next;
 	const struct home_kind *k;
-	unsigned kind;
 	uint64_t key, token, id;
 	uint64_t waiting;        /* nodes yet to answer */
 	int master, hint;        /* -1: none */
@@ -157,13 +156,17 @@ bool home_is_master(const struct dsmd *d, uint64_t key, const struct home *h)
 	return (int)(key % (uint64_t)d->cfg.nnodes) == d->cfg.node;
 }
 
+uint64_t home_all_nodes(const struct dsmd *d)
+{
+	return d->cfg.nnodes >= 64 ? ~0ull : bit(d->cfg.nnodes) - 1;
+}
+
 int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
-	       uint32_t *epoch, bool *hinted)
+	       uint32_t *epoch)
 {
 	bool known = h && (h->flags & HOME_KNOWN);
 
 	*epoch = h ? h->epoch : 0;
-	*hinted = known;
 	if (known)
 		return (h->flags & HOME_MASTER) ? d->cfg.node : h->hint;
 	return (int)(key % (uint64_t)d->cfg.nnodes);
@@ -351,27 +354,23 @@ void home_migrate(struct dsmd *d, const struct home_kind *k, uint64_t key,
 int home_route_check(const struct dsmd *d, int from,
 		     const struct wire_route *rt)
 {
-	uint64_t all = d->cfg.nnodes >= 64 ? ~0ull : bit(d->cfg.nnodes) - 1;
-
 	if (rt->origin >= d->cfg.nnodes || rt->hops > d->cfg.nnodes ||
-	    (rt->chain & ~all) || (!rt->hops && rt->origin != from))
+	    (rt->chain & ~home_all_nodes(d)) || (!rt->hops && rt->origin != from))
 		return -EINVAL;
 	return 0;
 }
 
 enum home_step home_route(struct dsmd *d, uint64_t key, struct home *h,
-			  int from, struct wire_route *rt, int *next)
+			  struct wire_route *rt, int *next)
 {
 	int me = d->cfg.node, to;
 	uint32_t epoch;
-	bool hinted;
 
-	(void)from;
 	if (home_is_master(d, key, h))
 		return HOME_SERVE;
 	if (rt->epoch > h->epoch)
 		return HOME_PARK; /* named master before it knows: on its way */
-	to = home_where(d, key, h, &epoch, &hinted);
+	to = home_where(d, key, h, &epoch);
 	if (to == me || rt->hops >= d->cfg.nnodes || (rt->chain & bit(to)) ||
 	    !cluster_peer_alive(d, to))
 		return HOME_NACK;
@@ -459,11 +458,9 @@ static void start_query(struct dsmd *d, struct home_query *q)
 {
 	const struct home *h = q->k->get(d, q->key, false);
 	uint32_t epoch;
-	bool hinted;
-	int i, where = home_where(d, q->key, h, &epoch, &hinted);
+	int i, where = home_where(d, q->key, h, &epoch);
 
 	q->id = ++d->mem.home.next_token;
-	q->kind = q->k->kind;
 	q->master = q->hint = -1;
 	if (where == d->cfg.node) {
 		q->master = where;
@@ -475,7 +472,7 @@ static void start_query(struct dsmd *d, struct home_query *q)
 	for (i = 0; q->master < 0 && i < d->cfg.nnodes; i++) {
 		if (i == d->cfg.node || !cluster_peer_alive(d, i))
 			continue;
-		send_where(d, i, WIRE_DIR_WHO_HAS, q->id, q->kind, q->key, 0,
+		send_where(d, i, WIRE_DIR_WHO_HAS, q->id, q->k->kind, q->key, 0,
 			   -1, 0);
 		q->waiting |= bit(i);
 	}
@@ -523,8 +520,7 @@ static void on_who_has(struct dsmd *d, const struct home_kind *k, int from,
 {
 	const struct home *h = k->get(d, w->key, false);
 	uint32_t epoch;
-	bool hinted;
-	int where = home_where(d, w->key, h, &epoch, &hinted);
+	int where = home_where(d, w->key, h, &epoch);
 
 	send_where(d, from, WIRE_DIR_WHO_HAS_REPLY, id, k->kind, w->key,
 		   where == d->cfg.node, where, epoch);

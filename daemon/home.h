@@ -110,9 +110,16 @@ const struct wire_policy *home_policy(const struct dsmd *d, uint64_t key);
 bool home_is_master(const struct dsmd *d, uint64_t key,
 		    const struct home *h);
 /* Where this node would send a request for the entry now, with the epoch
- * of that knowledge; *hinted tells a learnt hint from the placement. */
+ * of that knowledge (h NULL: nothing learnt, the placement's home). */
 int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
-	       uint32_t *epoch, bool *hinted);
+	       uint32_t *epoch);
+/* Whether that is a learnt hint rather than the placement. */
+static inline bool home_hinted(const struct home *h)
+{
+	return h && (h->flags & HOME_KNOWN) && !(h->flags & HOME_MASTER);
+}
+/* Every node of the cluster, a bit each. */
+uint64_t home_all_nodes(const struct dsmd *d);
 /* A message from `master` at `epoch` tells where the entry lives (a
  * master's own word replaces knowledge of the same epoch; a pointer passed
  * on by another node only older knowledge). */
@@ -133,7 +140,7 @@ void home_migrate(struct dsmd *d, const struct home_kind *k, uint64_t key,
 /* At a node that got a request: serve, park, forward or refuse it.  On
  * FORWARD the route is updated for the next hop. */
 enum home_step home_route(struct dsmd *d, uint64_t key, struct home *h,
-			  int from, struct wire_route *rt, int *next);
+			  struct wire_route *rt, int *next);
 /* Checks a route that came off the wire: 0 or -EINVAL. */
 int home_route_check(const struct dsmd *d, int from,
 		     const struct wire_route *rt);

@@ -507,12 +507,11 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 		      bool write)
 {
 	struct mem *m = &d->mem;
-	struct dentry *e = dir_entry(d, page, false);
 	struct txn *t = NULL;
 	uint32_t epoch;
 	bool hinted;
 	unsigned i;
-	int master = home_where(d, page, e ? &e->h : NULL, &epoch, &hinted);
+	int master = dir_where(d, page, &epoch, &hinted);
 
 	for (i = 0; i < MEM_NSLOTS && !t; i++)
 		if (!m->txns[i].used)
@@ -521,7 +520,7 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 	*t = (struct txn){.used = true, .page = page,
 			  .access = write ? WIRE_ACC_WRITE : WIRE_ACC_READ,
 			  .has_copy = pg->state == WIRE_PS_S,
-			  .hinted = hinted && master != d->cfg.node,
+			  .hinted = hinted,
 			  .master = -1, .sent_to = -1,
 			  .id = (++m->txn_gen << 16) | i};
 	m->nfree_slots--;

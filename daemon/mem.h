@@ -202,6 +202,9 @@ void mem_txn_nacked(struct dsmd *d, uint64_t page, uint64_t id);
 /* The node this node believes masters the page now: itself, a hint, or
  * the placement's home. */
 int dir_master(struct dsmd *d, uint64_t page);
+/* The same, with the epoch of that knowledge and whether it is a learnt
+ * hint (not the placement, not this node). */
+int dir_where(struct dsmd *d, uint64_t page, uint32_t *epoch, bool *hinted);
 /* The directory entry of a page, created if asked. */
 struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create);
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
