@@ -60,6 +60,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	mem_peer_down(d, node);
 	dir_peer_down(d, node);
 	coll_peer_down(d, node);
+	lock_peer_down(d, node);
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;
@@ -103,6 +104,12 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DIR_POLICY:
 	case WIRE_DIR_POLICY_ACK:
 		home_on_msg(d, peer, m);
+		break;
+	case WIRE_LOCK_OP:
+	case WIRE_LOCK_REPLY:
+	case WIRE_LOCK_PROBE:
+	case WIRE_LOCK_RECOVERED:
+		lock_on_msg(d, peer, m);
 		break;
 	case WIRE_COLL_ARRIVE:
 	case WIRE_COLL_DONE:

@@ -28,6 +28,7 @@ struct client {
 	uint32_t kind;          /* WIRE_IPC_KIND_* */
 	uint32_t pid;
 	struct app *app;        /* an attached process (kind APP) */
+	struct lclient *lk;     /* a process's lock connection (kind LOCK) */
 };
 
 int ctl_setup(struct dsmd *d)
@@ -82,6 +83,8 @@ static void client_close(struct dsmd *d, struct client *c)
 	check_client_gone(d, c);
 	if (c->app)
 		mem_app_gone(d, c->app, true); /* gone without a goodbye */
+	if (c->lk)
+		lock_client_gone(d, c->lk);
 	for (pp = &d->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -170,8 +173,13 @@ static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
 
 	memcpy(&h, m->body, sizeof(h));
 	if (memcmp(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic)) ||
-	    (h.kind != WIRE_IPC_KIND_CTL && h.kind != WIRE_IPC_KIND_APP)) {
+	    (h.kind != WIRE_IPC_KIND_CTL && h.kind != WIRE_IPC_KIND_APP &&
+	     h.kind != WIRE_IPC_KIND_LOCK)) {
 		refuse(d, c, "bad handshake");
+		return;
+	}
+	if (h.kind == WIRE_IPC_KIND_LOCK && !(c->lk = lock_client_new(d, c))) {
+		refuse(d, c, "out of memory");
 		return;
 	}
 	c->hello = true;
@@ -326,6 +334,11 @@ static void on_request(struct dsmd *d, struct client *c,
 	if (c->kind == WIRE_IPC_KIND_APP) {
 		if (!on_app_request(d, c, m, fd))
 			refuse(d, c, "request not valid from a process");
+		return;
+	}
+	if (c->kind == WIRE_IPC_KIND_LOCK) {
+		if (!lock_ipc(d, c->lk, m))
+			refuse(d, c, "request not valid on a lock connection");
 		return;
 	}
 	switch (m->hdr->type) {

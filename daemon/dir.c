@@ -276,7 +276,7 @@ static bool seen(const struct dentry *e, int origin, uint64_t id)
 static void settle(struct dsmd *d, uint64_t page, struct dentry *e,
 		   int first)
 {
-	int to = home_decide(d, page, &e->h, first);
+	int to = home_decide(d, &home_page_kind, page, &e->h, first);
 
 	if (to >= 0)
 		home_migrate(d, &home_page_kind, page, &e->h, to);

@@ -77,6 +77,9 @@ static void usage(FILE *f)
 "                                                 (DSM_MIGRATE_WINDOW_MS)\n"
 "      --migrate-load PCT  never to a node mastering over PCT %% of its fair\n"
 "                          share of busy entries, default 200 (DSM_MIGRATE_LOAD)\n"
+"Locks:\n"
+"      --deadlock-ms MS    a lock request waits this long before a deadlock\n"
+"                          search starts, default 1000    (DSM_DEADLOCK_MS)\n"
 "  -v, --verbose           debug logging\n"
 "The node number and count fall back to SLURM_PROCID/SLURM_NTASKS,\n"
 "OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE and PMI_RANK/PMI_SIZE.\n");
@@ -150,6 +153,7 @@ struct raw_opts {
 	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
 	const char *arena, *hold, *base;
 	const char *placement, *migrate, *share, *min, *window, *load;
+	const char *deadlock;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -171,6 +175,7 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->min = env_str("DSM_MIGRATE_MIN");
 	r->window = env_str("DSM_MIGRATE_WINDOW_MS");
 	r->load = env_str("DSM_MIGRATE_LOAD");
+	r->deadlock = env_str("DSM_DEADLOCK_MS");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
 	c->addr = env_str("DSM_RDMA_ADDR");
@@ -298,6 +303,11 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		c->hold_us = (unsigned)v;
 	if (parse_policy(&c->policy, r))
 		return -EINVAL;
+	if (r->deadlock && parse_uint("deadlock wait (ms)", r->deadlock, 1,
+				      3600000, &v))
+		return -EINVAL;
+	if (r->deadlock)
+		c->deadlock_ms = (unsigned)v;
 	if (c->dead_after_ms < 2 * c->heartbeat_ms) {
 		log_err("--dead-after-ms (%u) must be at least twice "
 			"--heartbeat-ms (%u)", c->dead_after_ms,
@@ -316,7 +326,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
 	       O_HOLD, O_BASE, O_PLACE, O_MIGRATE, O_SHARE, O_MIN, O_WINDOW,
-	       O_LOAD };
+	       O_LOAD, O_DEADLOCK };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -340,6 +350,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"migrate-min", required_argument, NULL, O_MIN},
 		{"migrate-window-ms", required_argument, NULL, O_WINDOW},
 		{"migrate-load", required_argument, NULL, O_LOAD},
+		{"deadlock-ms", required_argument, NULL, O_DEADLOCK},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -356,7 +367,8 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 					     .migrate = 1, .share_pct = 60,
 					     .min_requests = 4,
 					     .window_ms = 500,
-					     .load_pct = 200}};
+					     .load_pct = 200},
+				  .deadlock_ms = LOCK_DEADLOCK_MS};
 	env_defaults(c, &r);
 	while ((o = getopt_long(argc, argv, "r:n:R:d:a:s:vh", opts, NULL)) !=
 	       -1) {
@@ -382,6 +394,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_MIN: r.min = optarg; break;
 		case O_WINDOW: r.window = optarg; break;
 		case O_LOAD: r.load = optarg; break;
+		case O_DEADLOCK: r.deadlock = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -550,6 +563,9 @@ static int run(struct dsmd *d)
 				break;
 			case W_HOLD:
 				mem_on_hold_timer(d);
+				break;
+			case W_LOCK:
+				lock_on_timer(d);
 				break;
 			}
 		}

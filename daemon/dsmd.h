@@ -9,6 +9,7 @@
 
 #include "../libdsm/wire.h"
 #include "../libdsm/xport.h"
+#include "lock.h"
 #include "mem.h"
 
 struct dsmd_config {
@@ -28,6 +29,8 @@ struct dsmd_config {
 	uint64_t arena_size;
 	unsigned hold_us;       /* keep a granted page this long */
 	struct wire_policy policy; /* where entries live, when they move */
+	unsigned deadlock_ms;   /* a lock waits this long, then a deadlock
+				   search starts */
 };
 
 struct member {
@@ -64,6 +67,7 @@ struct dsmd {
 	struct wire_ipc_check check_req;
 	/* Shared memory (mem.c, dir.c, coll.c). */
 	struct mem mem;
+	struct lockmgr *lk;     /* the lock manager (lock.c) */
 };
 
 uint64_t dsmd_now_ms(void);

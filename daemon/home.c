@@ -72,7 +72,9 @@ static bool usable(const struct dsmd *d, int node)
 
 static const struct home_kind *kind_of(uint32_t kind)
 {
-	return kind == WIRE_ENTRY_PAGE ? &home_page_kind : NULL;
+	if (kind == WIRE_ENTRY_PAGE)
+		return &home_page_kind;
+	return kind == WIRE_ENTRY_LOCK ? &home_lock_kind : NULL;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -299,9 +301,12 @@ static bool overloaded(struct dsmd *d, int node, const struct wire_policy *p)
 	return load > 64 && load * 100 > (uint64_t)p->load_pct * fair;
 }
 
-int home_decide(struct dsmd *d, uint64_t key, struct home *h, int first)
+int home_decide(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		struct home *h, int first)
 {
-	const struct wire_policy *p = home_policy(d, key);
+	const struct wire_policy *p = k->kind == WIRE_ENTRY_PAGE ?
+				      home_policy(d, key) :
+				      &d->mem.home.cluster;
 	const struct wire_home_counts *c = &h->counts;
 	uint32_t now = now32(), win = window_of(p);
 	unsigned i, top = 0;

@@ -101,6 +101,7 @@ enum home_step {
 };
 
 extern const struct home_kind home_page_kind; /* dir.c */
+extern const struct home_kind home_lock_kind; /* lock.c */
 
 void home_setup(struct dsmd *d);
 void home_teardown(struct dsmd *d);
@@ -131,8 +132,10 @@ void home_learn_hint(struct dsmd *d, const struct home_kind *k, uint64_t key,
 /* At the master: count a request of `node`. */
 void home_note(struct dsmd *d, uint64_t key, struct home *h, int node);
 /* At the master, with the entry idle: the node it should move to now, or
- * -1.  `first` is the node of the first request of a fresh entry. */
-int home_decide(struct dsmd *d, uint64_t key, struct home *h, int first);
+ * -1.  `first` is the node of the first request of a fresh entry.  Pages
+ * follow the policy of their range; lock resources the cluster's. */
+int home_decide(struct dsmd *d, const struct home_kind *k, uint64_t key,
+		struct home *h, int first);
 /* Hand the entry to `to`: DIR_MIGRATE, then the kind's left(). */
 void home_migrate(struct dsmd *d, const struct home_kind *k, uint64_t key,
 		  struct home *h, int to);

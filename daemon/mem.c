@@ -162,6 +162,12 @@ int mem_setup(struct dsmd *d)
 	m->hold_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->hold_fd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, m->hold_fd, &ev))
 		return -errno;
+	ret = lock_setup(d);
+	if (ret)
+		return ret;
+	ev.data.ptr = lock_watch(d);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, lock_timer_fd(d), &ev))
+		return -errno;
 	return coll_setup(d);
 }
 
@@ -201,6 +207,7 @@ void mem_teardown(struct dsmd *d)
 	free_faults(m->slot_wait);
 	m->slot_wait = NULL;
 	coll_teardown(d);
+	lock_teardown(d);
 	home_teardown(d);
 	dir_teardown(d);
 	free_list(m->deferred);

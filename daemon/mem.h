@@ -125,8 +125,10 @@ struct pending {
 	uint64_t req_id;
 	size_t len;
 	uint64_t not_before_us;
-	unsigned char body[sizeof(struct wire_region_op)];
+	unsigned char body[sizeof(struct wire_lock_op)];
 };
+_Static_assert(sizeof(struct wire_lock_op) >= sizeof(struct wire_region_op),
+	       "a kept message holds the largest body sent to self");
 
 struct coll;
 struct region;

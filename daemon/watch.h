@@ -3,7 +3,7 @@
 #define DSMD_WATCH_H
 
 enum watch_kind { W_XPORT, W_LISTEN, W_TIMER, W_SIGNAL, W_CLIENT, W_UFFD,
-		  W_HOLD };
+		  W_HOLD, W_LOCK };
 
 struct watch {
 	enum watch_kind kind;

@@ -205,10 +205,143 @@ struct dsm_stats {
 				      failed */
 	uint64_t who_has_broadcasts; /* times this node asked every node who
 					masters an entry */
-	uint64_t reserved[6];
+	uint64_t lock_requests;    /* lock requests and conversions this
+				      node's processes made */
+	uint64_t lock_remote;      /* ... whose master was another node */
+	uint64_t lock_basts;       /* blocking notifications delivered */
+	uint64_t lock_deadlocks;   /* victims chosen on this node */
+	uint64_t lock_rebuilt;     /* resources this node rebuilt as the
+				      new master after a node died */
+	uint64_t reserved[1];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);
+
+/* ---- the lock manager ----
+ *
+ * Named locks in the manner of the VMS distributed lock manager.  A lock
+ * is held on a resource, named by up to DSM_LOCK_NAME_MAX bytes; a
+ * resource opened under a parent lock (parent = that lock's lkid) is the
+ * parent's child, and its name is scoped by the parent: "a" under lock P
+ * and "a" at the top are different resources.  Every resource is mastered
+ * by one node, which moves to the node that uses it most, like a page's
+ * directory entry (struct dsm_policy's cluster defaults apply).
+ *
+ * Modes, weakest first, and which may be held together:
+ *
+ *        NL CR CW PR PW EX
+ *    NL  y  y  y  y  y  y
+ *    CR  y  y  y  y  y  -
+ *    CW  y  y  y  -  -  -
+ *    PR  y  y  -  y  -  -
+ *    PW  y  y  -  -  -  -
+ *    EX  y  -  -  -  -  -
+ *
+ * A resource's master keeps three queues: granted, converting and waiting.
+ * A conversion is granted as soon as it is compatible with the granted
+ * locks, before any new request; conversions and new requests are each
+ * granted in the order they came.
+ *
+ * Completion: without DSM_LKF_ASYNC a call returns when the request is
+ * over.  With it, the call returns 0 once the request is accepted, and the
+ * result is given later: lksb->status (and lksb->lvb, lksb->flags) are
+ * filled, then ast(arg) is called.  A holder that passed a bast is called
+ * bast(arg, mode) when its lock blocks a request for `mode`, so it can
+ * release or down-convert.  Callbacks run on a thread of libdsm, one at a
+ * time, never inside a signal handler, and may call the lock API
+ * themselves (a blocking call from a callback waits for its own answer).
+ *
+ * Value block: 16 bytes per resource.  With DSM_LKF_VALBLK, a grant in
+ * PR, PW or EX copies it into lksb->lvb, and a release or down-conversion
+ * of a PW or EX lock writes lksb->lvb back.  If a node or process holding
+ * the resource in PW or EX dies, the block is marked invalid: grants then
+ * set DSM_SBF_VALNOTVALID in lksb->flags until a PW or EX holder writes it.
+ *
+ * Deadlocks: a request that waits longer than dsmd's --deadlock-ms starts
+ * a search of the wait-for graph across nodes; of the requests that form a
+ * cycle, exactly one fails with -EDEADLK (a conversion that fails keeps
+ * its granted mode).
+ *
+ * Failures: a process that dies releases its locks.  When a node dies,
+ * its locks are released, and the resources it mastered are rebuilt by the
+ * survivors from the locks they hold; lock requests pause while that runs.
+ */
+enum dsm_lock_mode {
+	DSM_LK_NL = 0, /* null: holds the resource, blocks nobody */
+	DSM_LK_CR = 1, /* concurrent read */
+	DSM_LK_CW = 2, /* concurrent write */
+	DSM_LK_PR = 3, /* protected read */
+	DSM_LK_PW = 4, /* protected write */
+	DSM_LK_EX = 5, /* exclusive */
+};
+
+#define DSM_LOCK_NAME_MAX 64 /* longest resource name, in bytes */
+#define DSM_LVB_LEN 16       /* bytes in a value block */
+
+/* dsm_lock flags */
+#define DSM_LKF_NOQUEUE 0x01 /* not grantable now: fail with -EAGAIN */
+#define DSM_LKF_CONVERT 0x02 /* convert the lock lksb->lkid (up or down) */
+#define DSM_LKF_ASYNC   0x04 /* return at once; ast() tells the result */
+#define DSM_LKF_VALBLK  0x08 /* read the value block on grant; with
+				dsm_unlock or a down-conversion of PW or EX:
+				write it */
+/* dsm_unlock flags (and DSM_LKF_VALBLK) */
+#define DSM_LKF_CANCEL  0x10 /* cancel the lock's waiting request or
+				conversion: it fails with -ECANCELED */
+
+/* lksb->flags */
+#define DSM_SBF_VALNOTVALID 0x1 /* the value block was lost with a holder */
+
+/* The lock status block: names the lock and receives its results. */
+struct dsm_lksb {
+	int32_t status;   /* the request's result: 0 or a negative errno */
+	uint32_t flags;   /* DSM_SBF_* */
+	uint64_t lkid;    /* set by dsm_lock: the lock, for converting and
+			     unlocking it and as a parent */
+	char lvb[DSM_LVB_LEN];
+};
+
+typedef void (*dsm_ast_fn)(void *arg);
+typedef void (*dsm_bast_fn)(void *arg, int mode);
+
+/* Request a lock on resource `name` in `mode` (enum dsm_lock_mode), or,
+ * with DSM_LKF_CONVERT, change the mode of the lock lksb->lkid (name and
+ * parent are then ignored).  parent: 0 for a top-level resource, else the
+ * lkid of a lock this process holds (granted, in any mode), under which
+ * `name` is opened.  timeout_ms: 0 waits for ever, else the request is
+ * cancelled (-ETIMEDOUT) if it is not granted by then.  ast and bast may
+ * be NULL (not with DSM_LKF_ASYNC); the lksb must stay valid until the
+ * lock is unlocked.  The request's result, also in lksb->status:
+ *   0            granted
+ *   -EAGAIN      DSM_LKF_NOQUEUE and not grantable now
+ *   -ETIMEDOUT   timeout_ms passed
+ *   -EDEADLK     chosen to break a deadlock
+ *   -ECANCELED   cancelled with dsm_unlock(DSM_LKF_CANCEL)
+ *   -ENOTUNIQ    another name of the same parent hashes to the same
+ *                resource (rename one)
+ * Refused at once, with no callback:
+ *   -EINVAL      lksb NULL, mode out of range, unknown flags, ASYNC
+ *                without ast, name NULL or empty (new requests)
+ *   -ENAMETOOLONG  name longer than DSM_LOCK_NAME_MAX
+ *   -ENOLCK      CONVERT of, or parent, a lkid this process does not hold
+ *   -EBUSY       CONVERT of a lock whose request is still in progress
+ *   -ENOTCONN    dsm_init() not called
+ *   -ENOMEM, -EIO (the daemon failed)
+ */
+DSM_API int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
+		     const char *name, uint64_t parent, unsigned timeout_ms,
+		     dsm_ast_fn ast, dsm_bast_fn bast, void *arg);
+/* Release the lock lksb->lkid (with DSM_LKF_VALBLK, after writing lksb->lvb
+ * as the value block if it is held in PW or EX), or with DSM_LKF_CANCEL
+ * cancel its waiting request or conversion.  Returns when done; lksb
+ * stays the caller's.  -EINVAL (lksb NULL, unknown flags), -ENOLCK (no
+ * such lock; CANCEL: nothing of it waits), -EBUSY (its request is still in
+ * progress: cancel it first), -ENOTEMPTY (locks opened under it are still
+ * held), -ENOTCONN, -EIO. */
+DSM_API int dsm_unlock(struct dsm_lksb *lksb, uint32_t flags);
+/* The node that masters the resource of the lock lksb->lkid now, or
+ * -ENOLCK, -ENOTCONN, -EHOSTDOWN. */
+DSM_API int dsm_lock_master(const struct dsm_lksb *lksb);
 
 /* The arena: where it starts and how long it is, for tools.  -ENOTCONN. */
 DSM_API int dsm_arena(void **base, size_t *size);

@@ -28,6 +28,7 @@
 
 #include "ipc.h"
 #include "kver.h"
+#include "locks.h"
 
 #define DSM_STR2(x) #x
 #define DSM_STR(x) DSM_STR2(x)
@@ -425,10 +426,23 @@ int dsm_init(void)
 	return ret;
 }
 
+bool libdsm_up(void)
+{
+	bool up;
+
+	pthread_mutex_lock(&g.lock);
+	up = g.up;
+	pthread_mutex_unlock(&g.lock);
+	return up;
+}
+
 int dsm_finalize(void)
 {
 	struct wire_ipc_result r;
 
+	/* Locks first: they are released as the connection closes. */
+	if (libdsm_up())
+		libdsm_locks_close();
 	pthread_mutex_lock(&g.lock);
 	if (!g.up) {
 		pthread_mutex_unlock(&g.lock);

@@ -67,6 +67,14 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			     sizeof(struct wire_dir_policy), 0},
 	[WIRE_DIR_POLICY_ACK] = {"DIR_POLICY_ACK", WIRE_CH_NODE,
 				 sizeof(struct wire_dir_policy), 0},
+	[WIRE_LOCK_OP] = {"LOCK_OP", WIRE_CH_NODE,
+			  sizeof(struct wire_lock_op), 0},
+	[WIRE_LOCK_REPLY] = {"LOCK_REPLY", WIRE_CH_NODE,
+			     sizeof(struct wire_lock_reply), 0},
+	[WIRE_LOCK_PROBE] = {"LOCK_PROBE", WIRE_CH_NODE,
+			     sizeof(struct wire_lock_probe), 0},
+	[WIRE_LOCK_RECOVERED] = {"LOCK_RECOVERED", WIRE_CH_NODE,
+				 sizeof(struct wire_lock_recovered), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,
@@ -103,6 +111,10 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			     sizeof(struct wire_ipc_policy), 0},
 	[WIRE_IPC_POLICY_REPLY] = {"IPC_POLICY_REPLY", WIRE_CH_IPC,
 				   sizeof(struct wire_ipc_policy_reply), 0},
+	[WIRE_IPC_LOCK] = {"IPC_LOCK", WIRE_CH_IPC,
+			   sizeof(struct wire_ipc_lock), 0},
+	[WIRE_IPC_LOCK_EVENT] = {"IPC_LOCK_EVENT", WIRE_CH_IPC,
+				 sizeof(struct wire_ipc_lock_event), 0},
 };
 
 static const char *const wire_errors[WIRE_NERRORS] = {

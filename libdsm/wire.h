@@ -19,7 +19,7 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 2u /* 2: entries move between nodes */
+#define WIRE_VERSION 3u /* 2: entries move between nodes; 3: locks */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -99,6 +99,14 @@ enum wire_type {
 	WIRE_DIR_WHO_HAS_REPLY = 26,
 	WIRE_DIR_POLICY = 27,  /* node -> every node: a region's policy */
 	WIRE_DIR_POLICY_ACK = 28,
+	/* The lock manager (daemon/lock.c).  OP: owner -> master, routed
+	 * like DSM_REQ; REPLY: master -> owner; PROBE: a deadlock search
+	 * visiting the node of a lock's owner; RECOVERED: node -> every node,
+	 * it rebuilt what it holds of a dead node's resources. */
+	WIRE_LOCK_OP = 29,
+	WIRE_LOCK_REPLY = 30,
+	WIRE_LOCK_PROBE = 31,
+	WIRE_LOCK_RECOVERED = 32,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -133,8 +141,14 @@ enum wire_type {
 	 * range; answered with POLICY_REPLY (status, the policy in force). */
 	WIRE_IPC_POLICY = 82,
 	WIRE_IPC_POLICY_REPLY = 83,
+	/* libdsm -> dsmd on a lock connection (kind LOCK): a lock request,
+	 * conversion, release, cancel or master query.  dsmd answers each
+	 * with LOCK_EVENT (COMPLETE, same req_id), and sends blocking
+	 * notifications as LOCK_EVENT (BAST, req_id 0). */
+	WIRE_IPC_LOCK = 84,
+	WIRE_IPC_LOCK_EVENT = 85,
 
-	WIRE_TYPE_MAX = 84,
+	WIRE_TYPE_MAX = 86,
 };
 
 /* ---- bodies ---- */
@@ -181,7 +195,8 @@ struct wire_check_end {
 static inline int wire_is_coherence(unsigned type)
 {
 	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
-	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY);
+	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY) ||
+	       (type >= WIRE_LOCK_OP && type <= WIRE_LOCK_PROBE);
 }
 
 /* A heartbeat may carry the sender's load: how many entries it masters
@@ -320,7 +335,7 @@ struct wire_coll_done {
 
 /* ---- where directory entries live ---- */
 
-enum wire_entry_kind { WIRE_ENTRY_PAGE = 1 };
+enum wire_entry_kind { WIRE_ENTRY_PAGE = 1, WIRE_ENTRY_LOCK = 2 };
 #define WIRE_NO_NODE UINT32_MAX
 
 /* Recent requests per node, kept for the few busiest nodes. */
@@ -398,6 +413,127 @@ struct wire_ipc_policy_reply {
 	struct wire_policy p;
 } __attribute__((packed));
 
+/* ---- the lock manager ---- */
+
+#define WIRE_LOCK_NAME_MAX 64 /* DSM_LOCK_NAME_MAX */
+#define WIRE_LVB_LEN 16
+#define WIRE_LK_MODES 6       /* NL..EX */
+#define WIRE_LK_NONE 0xffu    /* no mode */
+
+enum wire_lock_opcode {
+	WIRE_LOCK_NEW = 1,   /* grant a new lock in rqmode */
+	WIRE_LOCK_CONVERT,   /* change a granted lock's mode to rqmode */
+	WIRE_LOCK_UNLOCK,    /* release it (answered with UNLOCKED) */
+	WIRE_LOCK_CANCEL,    /* stop its wait: it ends with `status` */
+	WIRE_LOCK_REBUILD,   /* its master died: the lock as its owner has it */
+	WIRE_LOCK_SEARCH,    /* deadlock search: who blocks this lock? */
+	WIRE_LOCK_OPCODE_MAX,
+};
+
+#define WIRE_LKF_NOQUEUE 0x1u  /* not grantable now: fail */
+#define WIRE_LKF_VALBLK  0x2u  /* read (grant) or write (release) the block */
+#define WIRE_LKF_BAST    0x4u  /* the owner wants blocking notifications */
+#define WIRE_LKF_DIED    0x8u  /* UNLOCK: its process died */
+#define WIRE_LKF_LVB     0x10u /* REBUILD: lvb is the owner's valid copy */
+#define WIRE_LKF_ALL     0x1fu
+
+/* A lock, cluster wide: its owner's node, the process (a lock connection
+ * of that node) and the node's handle for it. */
+struct wire_lock_id {
+	uint64_t handle;
+	uint32_t owner;
+	uint16_t node;
+	uint16_t reserved;
+} __attribute__((packed));
+
+struct wire_lock_op {
+	uint64_t key;        /* the resource: a hash of parent key and name */
+	uint64_t parent;     /* the parent resource's key, 0 at the top */
+	struct wire_lock_id id;
+	uint32_t op;         /* enum wire_lock_opcode */
+	uint32_t flags;      /* WIRE_LKF_* */
+	uint8_t grmode;      /* REBUILD: held mode, or WIRE_LK_NONE */
+	uint8_t rqmode;      /* NEW, CONVERT; REBUILD: wanted, or NONE */
+	uint8_t name_len;    /* 1..WIRE_LOCK_NAME_MAX */
+	uint8_t reserved;
+	int32_t status;      /* CANCEL: the error the request ends with */
+	uint32_t seq;        /* SEARCH: the initiator's search number */
+	uint32_t hops;       /* SEARCH: lock owners visited so far */
+	struct wire_lock_id origin; /* SEARCH: the lock that started it */
+	uint8_t lvb[WIRE_LVB_LEN];
+	struct wire_route route;
+	char name[WIRE_LOCK_NAME_MAX]; /* not NUL terminated */
+} __attribute__((packed));
+
+enum wire_lock_reply_kind {
+	WIRE_LKR_DONE = 1,   /* the request or conversion ended: status */
+	WIRE_LKR_BAST,       /* your lock blocks a request for `mode` */
+	WIRE_LKR_UNLOCKED,   /* the release is done */
+	WIRE_LKR_DEADLOCK,   /* SEARCH came back: your lock closes a cycle */
+	WIRE_LKR_KIND_MAX,
+};
+
+#define WIRE_LKR_LVB      0x1u /* lvb carries the value block */
+#define WIRE_LKR_LVB_BAD  0x2u /* the value block is not valid */
+
+struct wire_lock_reply {
+	uint64_t key;
+	struct wire_lock_id id;
+	uint32_t kind;       /* enum wire_lock_reply_kind */
+	int32_t status;      /* DONE: 0 or a negative errno */
+	uint8_t mode;        /* DONE: granted mode; BAST: the mode wanted */
+	uint8_t flags;       /* WIRE_LKR_* */
+	uint16_t reserved;
+	uint32_t epoch;      /* the master's epoch of the resource */
+	uint32_t seq;        /* DEADLOCK: the search that came back */
+	uint32_t reserved2;
+	uint8_t lvb[WIRE_LVB_LEN];
+} __attribute__((packed));
+
+/* A deadlock search visiting the node of lock owner `target`. */
+struct wire_lock_probe {
+	struct wire_lock_id origin;
+	uint32_t seq;
+	uint32_t hops;
+	uint32_t target;     /* the owner (lock connection) on that node */
+	uint32_t reserved;
+} __attribute__((packed));
+
+struct wire_lock_recovered {
+	uint32_t dead;       /* the node that died */
+	uint32_t reserved;
+} __attribute__((packed));
+
+/* IPC_LOCK */
+enum wire_ipc_lock_op { WIRE_IPC_LK_LOCK = 1, WIRE_IPC_LK_UNLOCK,
+			WIRE_IPC_LK_MASTER };
+struct wire_ipc_lock {
+	uint32_t op;         /* enum wire_ipc_lock_op */
+	uint32_t flags;      /* DSM_LKF_* */
+	uint32_t mode;
+	uint32_t timeout_ms;
+	uint64_t lkid;       /* the process's name for the lock */
+	uint64_t parent;     /* lkid of the parent lock, 0: none */
+	uint32_t name_len;
+	uint32_t bast;       /* 1: the process wants blocking notifications */
+	uint8_t lvb[WIRE_LVB_LEN];
+	char name[WIRE_LOCK_NAME_MAX];
+} __attribute__((packed));
+
+enum wire_ipc_lock_event_kind { WIRE_IPC_LKE_COMPLETE = 1,
+				WIRE_IPC_LKE_BAST };
+struct wire_ipc_lock_event {
+	uint32_t kind;
+	int32_t status;      /* COMPLETE: 0 or negative errno (MASTER: the
+				node, when >= 0) */
+	uint64_t lkid;
+	uint32_t mode;       /* COMPLETE: granted; BAST: wanted */
+	uint32_t sbflags;    /* DSM_SBF_* */
+	uint32_t has_lvb;    /* lvb carries the value block */
+	uint32_t reserved;
+	uint8_t lvb[WIRE_LVB_LEN];
+} __attribute__((packed));
+
 #define WIRE_NAME_MAX 64 /* a region name with its NUL */
 enum wire_region_kind { WIRE_REGION_OPEN = 1, WIRE_REGION_CLOSE };
 
@@ -416,6 +552,7 @@ struct wire_reset {
 
 #define WIRE_IPC_KIND_CTL 1u
 #define WIRE_IPC_KIND_APP 2u
+#define WIRE_IPC_KIND_LOCK 3u /* a process's lock connection */
 #define WIRE_IPC_MAGIC "DSMIPC01"
 
 struct wire_ipc_hello {

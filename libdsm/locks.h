@@ -1,0 +1,12 @@
+/* Between the lock API (locks.c) and the rest of libdsm (api.c). */
+#ifndef LIBDSM_LOCKS_H
+#define LIBDSM_LOCKS_H
+
+#include <stdbool.h>
+
+/* Whether dsm_init() succeeded and dsm_finalize() has not run. */
+bool libdsm_up(void);
+/* Close the lock connection: dsmd releases the process's locks. */
+void libdsm_locks_close(void);
+
+#endif
