@@ -178,7 +178,7 @@ static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
 		refuse(d, c, "bad handshake");
 		return;
 	}
-	if (h.kind == WIRE_IPC_KIND_LOCK && !(c->lk = lock_client_new(d, c))) {
+	if (h.kind == WIRE_IPC_KIND_LOCK && !(c->lk = lock_client_new(d, c->fd))) {
 		refuse(d, c, "out of memory");
 		return;
 	}

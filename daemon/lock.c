@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../libdsm/ipc.h"
 #include "../libdsm/log.h"
 #include "dsmd.h"
 #include "lock.h"
@@ -122,7 +123,7 @@ struct llock {
 
 struct lclient {
 	struct lclient *next;
-	struct client *c;
+	int fd;                  /* its connection: events go there */
 	uint32_t id;
 	struct llock *locks;
 	struct wire_lock_id seen[LK_SEEN]; /* searches passed on (handle,
@@ -393,8 +394,8 @@ static void owner_send(struct dsmd *d, struct llock *l, unsigned op,
 static void event(struct lclient *lc, uint64_t req_id,
 		  const struct wire_ipc_lock_event *ev)
 {
-	if (lc && lc->c)
-		ctl_reply(lc->c, WIRE_IPC_LOCK_EVENT, req_id, ev, sizeof(*ev));
+	if (lc && lc->fd >= 0)
+		ipc_send(lc->fd, WIRE_IPC_LOCK_EVENT, req_id, ev, sizeof(*ev));
 }
 
 static void complete(struct lclient *lc, uint64_t req_id, uint64_t lkid,
@@ -1481,14 +1482,14 @@ int lock_timer_fd(const struct dsmd *d)
 /* ---------------------------------------------------------------------- */
 /* Processes                                                              */
 
-struct lclient *lock_client_new(struct dsmd *d, struct client *c)
+struct lclient *lock_client_new(struct dsmd *d, int fd)
 {
 	struct lockmgr *lk = LK(d);
 	struct lclient *lc = calloc(1, sizeof(*lc));
 
 	if (!lc)
 		return NULL;
-	lc->c = c;
+	lc->fd = fd;
 	lc->id = ++lk->next_client;
 	lc->next = lk->clients;
 	lk->clients = lc;

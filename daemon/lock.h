@@ -17,7 +17,6 @@
 #include "home.h"
 
 struct dsmd;
-struct client;
 struct lclient;
 
 #define LOCK_DEADLOCK_MS 1000 /* default wait before a deadlock search */
@@ -30,8 +29,9 @@ void lock_teardown(struct dsmd *d);
 int lock_timer_fd(const struct dsmd *d);
 void *lock_watch(struct dsmd *d);
 void lock_on_timer(struct dsmd *d);
-/* A process opened a lock connection; NULL when out of memory. */
-struct lclient *lock_client_new(struct dsmd *d, struct client *c);
+/* A process opened a lock connection (events are sent on fd); NULL when
+ * out of memory. */
+struct lclient *lock_client_new(struct dsmd *d, int fd);
 /* Its connection closed: its locks are released, its waits cancelled. */
 void lock_client_gone(struct dsmd *d, struct lclient *lc);
 /* A request on a lock connection; false if the type is not one. */

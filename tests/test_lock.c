@@ -1,0 +1,719 @@
+/* The lock manager over the in-memory transport (unit test "lock"): dsmd
+ * cores joined by the mock fabric, processes stood in for by socket pairs
+ * whose dsmd end is a lock connection.  The test sends IPC_LOCK requests
+ * as libdsm would, pumps the fabric until nothing moves, and reads the
+ * events dsmd sent the process.  The clock is the test's (timeouts and
+ * deadlock searches run when it says).
+ */
+#include "dsm_harness.h"
+
+#include <sys/socket.h>
+
+#include "../libdsm/ipc.h"
+
+#define NPROC 8
+
+struct proc {
+	int node;
+	struct lclient *lc;
+	int fd[2];             /* dsmd's end, the process's end */
+	unsigned basts;
+	int bast_mode;
+	uint64_t next_lkid;
+};
+
+static struct proc P[NPROC];
+static unsigned nprocs;
+static uint64_t next_req;
+
+static struct proc *proc_new(int node)
+{
+	struct proc *p = &P[nprocs++];
+
+	*p = (struct proc){.node = node, .bast_mode = -1};
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->fd))
+		abort();
+	p->lc = lock_client_new(&tc.d[node], p->fd[0]);
+	if (!p->lc)
+		abort();
+	return p;
+}
+
+static void procs_close(void)
+{
+	for (unsigned i = 0; i < nprocs; i++) {
+		close(P[i].fd[0]);
+		close(P[i].fd[1]);
+	}
+	nprocs = 0;
+}
+
+static void lsetup(int n)
+{
+	tc_policy = (struct wire_policy){0};
+	if (setup(n, 0))
+		abort();
+	pump();
+}
+
+static void lteardown(void)
+{
+	procs_close();
+	teardown();
+}
+
+/* One IPC_LOCK from process p, as libdsm sends it; the request id. */
+static uint64_t ipc(struct proc *p, struct wire_ipc_lock *q)
+{
+	unsigned char buf[sizeof(struct wire_hdr) + sizeof(*q)];
+	struct wire_msg m;
+	uint64_t id = ++next_req;
+
+	wire_build(buf, sizeof(buf), WIRE_IPC_LOCK, id, q, sizeof(*q));
+	if (wire_decode(buf, sizeof(buf), WIRE_CH_IPC, &m) != WIRE_OK ||
+	    !lock_ipc(&tc.d[p->node], p->lc, &m))
+		abort();
+	return id;
+}
+
+/* A new lock of p on name (under parent lkid), or a conversion of lkid
+ * when flags has DSM_LKF_CONVERT.  *lkid gets the lock's id. */
+static uint64_t lock_req(struct proc *p, uint64_t *lkid, int mode,
+			 uint32_t flags, const char *name, uint64_t parent,
+			 unsigned timeout_ms, bool bast)
+{
+	struct wire_ipc_lock q = {.op = WIRE_IPC_LK_LOCK, .flags = flags,
+				  .mode = (uint32_t)mode,
+				  .timeout_ms = timeout_ms, .parent = parent,
+				  .bast = bast};
+
+	if (!(flags & DSM_LKF_CONVERT)) {
+		*lkid = ++p->next_lkid;
+		q.name_len = (uint32_t)strlen(name);
+		memcpy(q.name, name, q.name_len > WIRE_LOCK_NAME_MAX ?
+			       WIRE_LOCK_NAME_MAX : q.name_len);
+	}
+	q.lkid = *lkid;
+	return ipc(p, &q);
+}
+
+static uint64_t unlock_req(struct proc *p, uint64_t lkid, uint32_t flags,
+			   const char *lvb)
+{
+	struct wire_ipc_lock q = {.op = WIRE_IPC_LK_UNLOCK, .flags = flags,
+				  .lkid = lkid};
+
+	if (lvb)
+		memcpy(q.lvb, lvb, strlen(lvb) + 1);
+	return ipc(p, &q);
+}
+
+/* Stashed completions, read off a process's socket. */
+struct done {
+	uint64_t req;
+	struct wire_ipc_lock_event ev;
+};
+static struct done dones[256];
+static unsigned ndones;
+
+static void drain(struct proc *p)
+{
+	char buf[256];
+	struct wire_msg m;
+	struct wire_ipc_lock_event ev;
+
+	while (ipc_recv(p->fd[1], buf, sizeof(buf), 0, &m, NULL) == 0) {
+		memcpy(&ev, m.body, sizeof(ev));
+		if (ev.kind == WIRE_IPC_LKE_BAST) {
+			p->basts++;
+			p->bast_mode = (int)ev.mode;
+		} else if (ndones < 256) {
+			dones[ndones++] = (struct done){m.hdr->req_id, ev};
+		}
+	}
+}
+
+/* The completion of request req of p: 1 if none came yet, else its status
+ * (and the event in *out). */
+static int result(struct proc *p, uint64_t req, struct wire_ipc_lock_event *out)
+{
+	pump();
+	for (unsigned i = 0; i < nprocs; i++)
+		drain(&P[i]);
+	for (unsigned i = 0; i < ndones; i++) {
+		if (dones[i].req == req) {
+			if (out)
+				*out = dones[i].ev;
+			return dones[i].ev.status;
+		}
+	}
+	(void)p;
+	return 1;
+}
+
+/* Lock and expect status right away. */
+static int lock_now(struct proc *p, uint64_t *lkid, int mode, uint32_t flags,
+		    const char *name)
+{
+	return result(p, lock_req(p, lkid, mode, flags, name, 0, 0, false),
+		      NULL);
+}
+
+static int unlock_now(struct proc *p, uint64_t lkid)
+{
+	return result(p, unlock_req(p, lkid, 0, NULL), NULL);
+}
+
+/* The node that masters name (a top-level resource) as node 0 knows it. */
+static int master_of(const char *name)
+{
+	uint64_t key = lock_key(0, name, strlen(name));
+
+	for (int i = 0; i < tc.n; i++) {
+		struct home *h = home_lock_kind.get(&tc.d[i], key, false);
+
+		if (home_is_master(&tc.d[i], key, h))
+			return i;
+	}
+	return -1;
+}
+
+/* A name whose placement puts its master on node m. */
+static const char *name_on(int m, const char *prefix)
+{
+	static char names[8][32];
+	static unsigned next;
+	char *s = names[next++ % 8];
+
+	for (unsigned i = 0;; i++) {
+		snprintf(s, 32, "%s%u", prefix, i);
+		if ((int)(lock_key(0, s, strlen(s)) % (uint64_t)tc.n) == m)
+			return s;
+	}
+}
+
+static uint64_t sum_stat(size_t off)
+{
+	uint64_t s = 0;
+
+	for (int i = 0; i < tc.n; i++)
+		s += *(const uint64_t *)((const char *)st(i) + off);
+	return s;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const bool matrix[6][6] = {
+	/*        NL CR CW PR PW EX */
+	/* NL */ {1, 1, 1, 1, 1, 1},
+	/* CR */ {1, 1, 1, 1, 1, 0},
+	/* CW */ {1, 1, 1, 0, 0, 0},
+	/* PR */ {1, 1, 0, 1, 0, 0},
+	/* PW */ {1, 1, 0, 0, 0, 0},
+	/* EX */ {1, 0, 0, 0, 0, 0},
+};
+
+/* Every pair of modes, held on one node and asked with NOQUEUE from
+ * another, against the standard matrix. */
+static int test_matrix(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb;
+	char name[32];
+
+	lsetup(2);
+	a = proc_new(0);
+	b = proc_new(1);
+	for (int x = 0; x < 6; x++) {
+		for (int y = 0; y < 6; y++) {
+			int ret;
+
+			snprintf(name, sizeof(name), "m%d%d", x, y);
+			CHECK(lock_now(a, &la, x, 0, name) == 0);
+			ret = lock_now(b, &lb, y, DSM_LKF_NOQUEUE, name);
+			CHECKF(ret == (matrix[x][y] ? 0 : -EAGAIN),
+			       "held %d asked %d: %d", x, y, ret);
+			CHECK(lock_compatible((unsigned)x, (unsigned)y) ==
+			      matrix[x][y]);
+			CHECK(unlock_now(a, la) == 0);
+			if (!ret)
+				CHECK(unlock_now(b, lb) == 0);
+		}
+	}
+	lteardown();
+	return 0;
+}
+
+/* Waiters are granted in the order they came, one EX at a time. */
+static int test_queue_order(void)
+{
+	struct proc *p[4];
+	uint64_t lk[4], req[4];
+	const char *r;
+
+	lsetup(3);
+	r = name_on(2, "q");
+	for (int i = 0; i < 4; i++)
+		p[i] = proc_new(i % 3);
+	CHECK(lock_now(p[0], &lk[0], DSM_LK_EX, 0, r) == 0);
+	for (int i = 1; i < 4; i++) {
+		req[i] = lock_req(p[i], &lk[i], DSM_LK_EX, 0, r, 0, 0, false);
+		CHECK(result(p[i], req[i], NULL) == 1);
+	}
+	for (int i = 1; i < 4; i++) {
+		CHECK(unlock_now(p[i - 1], lk[i - 1]) == 0);
+		CHECK(result(p[i], req[i], NULL) == 0);
+		for (int j = i + 1; j < 4; j++)
+			CHECK(result(p[j], req[j], NULL) == 1);
+	}
+	lteardown();
+	return 0;
+}
+
+/* A conversion waits only for the granted modes; a new request behind it,
+ * even a compatible one, waits for the conversion. */
+static int test_conversion_first(void)
+{
+	struct proc *a, *b, *c;
+	uint64_t la, lb, lc, conv, late;
+	const char *r;
+
+	lsetup(3);
+	r = name_on(0, "c");
+	a = proc_new(0);
+	b = proc_new(1);
+	c = proc_new(2);
+	CHECK(lock_now(a, &la, DSM_LK_PR, 0, r) == 0);
+	CHECK(lock_now(b, &lb, DSM_LK_PR, 0, r) == 0);
+	conv = lock_req(b, &lb, DSM_LK_EX, DSM_LKF_CONVERT, NULL, 0, 0, false);
+	CHECK(result(b, conv, NULL) == 1);
+	late = lock_req(c, &lc, DSM_LK_PR, 0, r, 0, 0, false);
+	CHECK(result(c, late, NULL) == 1); /* PR fits, but a conversion waits */
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(result(b, conv, NULL) == 0);
+	CHECK(result(c, late, NULL) == 1);
+	/* Down to PR: the late reader fits beside it now. */
+	conv = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_CONVERT, NULL, 0, 0, false);
+	CHECK(result(b, conv, NULL) == 0);
+	CHECK(result(c, late, NULL) == 0);
+	/* Converting up with NOQUEUE while c reads: refused, PR kept. */
+	conv = lock_req(b, &lb, DSM_LK_EX, DSM_LKF_CONVERT | DSM_LKF_NOQUEUE,
+			NULL, 0, 0, false);
+	CHECK(result(b, conv, NULL) == -EAGAIN);
+	CHECK(lock_now(a, &la, DSM_LK_PW, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	CHECK(lock_now(a, &la, DSM_LK_CR, DSM_LKF_NOQUEUE, r) == 0);
+	lteardown();
+	return 0;
+}
+
+/* Holders in a mode that blocks a request are told the mode wanted;
+ * holders that do not block it are not. */
+static int test_blocking_notes(void)
+{
+	struct proc *a, *b, *c;
+	uint64_t la, lb, lc, req;
+	const char *r;
+
+	lsetup(3);
+	r = name_on(1, "b");
+	a = proc_new(0);
+	b = proc_new(1);
+	c = proc_new(2);
+	CHECK(result(a, lock_req(a, &la, DSM_LK_PR, 0, r, 0, 0, true), NULL) == 0);
+	CHECK(result(b, lock_req(b, &lb, DSM_LK_NL, 0, r, 0, 0, true), NULL) == 0);
+	req = lock_req(c, &lc, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(c, req, NULL) == 1);
+	CHECK(a->basts == 1 && a->bast_mode == DSM_LK_EX && b->basts == 0);
+	CHECK(st(0)->lock_basts == 1);
+	/* Nothing new: nobody is told again. */
+	pump();
+	drain(a);
+	CHECK(a->basts == 1);
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(result(c, req, NULL) == 0);
+	lteardown();
+	return 0;
+}
+
+/* The value block: written by an EX release and a PW down-conversion,
+ * read by PR grants on other nodes; invalid after its writer's process
+ * died holding it. */
+static int test_value_block(void)
+{
+	struct proc *a, *b, *c;
+	struct wire_ipc_lock_event ev;
+	uint64_t la, lb, lc, req;
+	const char *r;
+
+	lsetup(3);
+	r = name_on(2, "v");
+	a = proc_new(0);
+	b = proc_new(1);
+	c = proc_new(2);
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	CHECK(result(a, unlock_req(a, la, DSM_LKF_VALBLK, "hello-1"), NULL) == 0);
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, &ev) == 0);
+	CHECK(ev.has_lvb && !strcmp((char *)ev.lvb, "hello-1") && !ev.sbflags);
+	CHECK(unlock_now(b, lb) == 0);
+	/* PW, down to NL with the block: written. */
+	CHECK(lock_now(c, &lc, DSM_LK_PW, DSM_LKF_VALBLK, r) == 0);
+	{
+		struct wire_ipc_lock q = {.op = WIRE_IPC_LK_LOCK,
+					  .flags = DSM_LKF_CONVERT |
+						   DSM_LKF_VALBLK,
+					  .mode = DSM_LK_NL, .lkid = lc};
+
+		memcpy(q.lvb, "hello-2", 8);
+		CHECK(result(c, ipc(c, &q), NULL) == 0);
+	}
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, &ev) == 0 && !strcmp((char *)ev.lvb, "hello-2"));
+	CHECK(unlock_now(b, lb) == 0);
+	/* A writer dies holding EX: the block is not valid any more. */
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, NULL) == 1);
+	lock_client_gone(&tc.d[0], a->lc);
+	CHECK(result(b, req, &ev) == 0);
+	CHECK(ev.has_lvb && (ev.sbflags & DSM_SBF_VALNOTVALID));
+	CHECK(unlock_now(b, lb) == 0);
+	/* The next writer makes it valid again. */
+	CHECK(lock_now(c, &lc, DSM_LK_EX, DSM_LKF_VALBLK | DSM_LKF_CONVERT,
+		       NULL) == 0);
+	CHECK(result(c, unlock_req(c, lc, DSM_LKF_VALBLK, "hello-3"), NULL) == 0);
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, &ev) == 0 && !ev.sbflags &&
+	      !strcmp((char *)ev.lvb, "hello-3"));
+	lteardown();
+	return 0;
+}
+
+/* A timeout cancels a wait; a cancel does too; neither ends a lock that
+ * was granted. */
+static int test_timeout_and_cancel(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, lb2, req, req2;
+	const char *r;
+
+	lsetup(2);
+	r = name_on(1, "t");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_EX, 0, r) == 0);
+	req = lock_req(b, &lb, DSM_LK_PR, 0, r, 0, 300, false);
+	CHECK(result(b, req, NULL) == 1);
+	fake_now += 200;
+	lock_on_timer(&tc.d[1]);
+	CHECK(result(b, req, NULL) == 1);
+	fake_now += 101;
+	lock_on_timer(&tc.d[1]);
+	CHECK(result(b, req, NULL) == -ETIMEDOUT);
+	/* Cancel a waiting request. */
+	req = lock_req(b, &lb, DSM_LK_PR, 0, r, 0, 0, false);
+	CHECK(result(b, req, NULL) == 1);
+	CHECK(result(b, unlock_req(b, lb, DSM_LKF_CANCEL, NULL), NULL) == 0);
+	CHECK(result(b, req, NULL) == -ECANCELED);
+	/* Nothing waits any more: cancelling again is refused. */
+	CHECK(result(b, unlock_req(b, lb, DSM_LKF_CANCEL, NULL), NULL) ==
+	      -ENOLCK);
+	/* A granted lock with a timeout is not cancelled later. */
+	CHECK(unlock_now(a, la) == 0);
+	req2 = lock_req(b, &lb2, DSM_LK_EX, 0, r, 0, 50, false);
+	CHECK(result(b, req2, NULL) == 0);
+	fake_now += 100;
+	lock_on_timer(&tc.d[1]);
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	lteardown();
+	return 0;
+}
+
+/* Bad requests are refused at once with the documented errors. */
+static int test_bad_requests(void)
+{
+	struct proc *a;
+	uint64_t lk, parent, child;
+	char long_name[WIRE_LOCK_NAME_MAX + 2];
+
+	lsetup(2);
+	a = proc_new(0);
+	CHECK(lock_now(a, &lk, 6, 0, "x") == -EINVAL);
+	CHECK(lock_now(a, &lk, DSM_LK_EX, 0x100, "x") == -EINVAL);
+	CHECK(lock_now(a, &lk, DSM_LK_EX, 0, "") == -EINVAL);
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	{
+		struct wire_ipc_lock q = {.op = WIRE_IPC_LK_LOCK,
+					  .mode = DSM_LK_EX, .lkid = 99,
+					  .name_len = WIRE_LOCK_NAME_MAX + 1};
+
+		CHECK(result(a, ipc(a, &q), NULL) == -ENAMETOOLONG);
+	}
+	lk = 12345;
+	CHECK(result(a, lock_req(a, &lk, DSM_LK_EX, DSM_LKF_CONVERT, NULL, 0,
+				 0, false), NULL) == -ENOLCK);
+	CHECK(unlock_now(a, 777) == -ENOLCK);
+	CHECK(result(a, lock_req(a, &child, DSM_LK_EX, 0, "c", 4242, 0, false),
+		      NULL) == -ENOLCK);
+	/* Hierarchy: a parent with a child cannot go; names are scoped. */
+	CHECK(lock_now(a, &parent, DSM_LK_NL, 0, "p") == 0);
+	CHECK(result(a, lock_req(a, &child, DSM_LK_EX, 0, "c", parent, 0,
+				 false), NULL) == 0);
+	CHECK(unlock_now(a, parent) == -ENOTEMPTY);
+	CHECK(lock_now(a, &lk, DSM_LK_EX, DSM_LKF_NOQUEUE, "c") == 0);
+	CHECK(unlock_now(a, child) == 0);
+	CHECK(unlock_now(a, parent) == 0);
+	/* Converting a lock whose request is in progress. */
+	{
+		struct proc *b = proc_new(1);
+		uint64_t lb, req;
+
+		req = lock_req(b, &lb, DSM_LK_EX, 0, "c", 0, 0, false);
+		CHECK(result(b, req, NULL) == 1);
+		CHECK(result(b, lock_req(b, &lb, DSM_LK_NL, DSM_LKF_CONVERT,
+					 NULL, 0, 0, false), NULL) == -EBUSY);
+		CHECK(unlock_now(b, lb) == -EBUSY);
+	}
+	lteardown();
+	return 0;
+}
+
+/* Two owners each hold what the other wants: after the deadlock wait,
+ * exactly one request fails with EDEADLK and the other is granted once
+ * the victim lets go. */
+static int run_cycle(int n)
+{
+	struct proc *p[4];
+	const char *r[4];
+	uint64_t held[4], want[4], req[4];
+	int victims = 0, granted = 0, victim = -1;
+
+	lsetup(n);
+	for (int i = 0; i < n; i++) {
+		p[i] = proc_new(i);
+		r[i] = name_on(i, i == 0 ? "da" : i == 1 ? "db" : "dc");
+		CHECK(lock_now(p[i], &held[i], DSM_LK_EX, 0, r[i]) == 0);
+	}
+	for (int i = 0; i < n; i++)
+		req[i] = lock_req(p[i], &want[i], DSM_LK_EX, 0,
+				  r[(i + 1) % n], 0, 0, false);
+	for (int i = 0; i < n; i++)
+		CHECK(result(p[i], req[i], NULL) == 1);
+	/* Searches start once a request waited the deadlock time. */
+	fake_now += LOCK_DEADLOCK_MS + 1;
+	for (int i = 0; i < n; i++)
+		lock_on_timer(&tc.d[i]);
+	pump();
+	for (int i = 0; i < n; i++) {
+		int ret = result(p[i], req[i], NULL);
+
+		if (ret == -EDEADLK) {
+			victims++;
+			victim = i;
+		}
+	}
+	CHECKF(victims == 1, "%d victims", victims);
+	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 1);
+	/* A second round of searches finds nothing more. */
+	fake_now += LOCK_DEADLOCK_MS + 1;
+	for (int i = 0; i < n; i++)
+		lock_on_timer(&tc.d[i]);
+	pump();
+	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 1);
+	CHECK(unlock_now(p[victim], held[victim]) == 0);
+	for (int i = 0; i < n; i++)
+		if (i != victim && result(p[i], req[i], NULL) == 0)
+			granted++;
+	/* The victim's release lets its predecessor on; the chain then
+	 * drains as each releases. */
+	CHECK(granted == 1);
+	lteardown();
+	return 0;
+}
+
+static int test_deadlock_two(void)
+{
+	return run_cycle(2);
+}
+
+static int test_deadlock_three(void)
+{
+	return run_cycle(3);
+}
+
+/* Waiting is not a deadlock: a chain of waiters with no cycle has no
+ * victim, however often it is searched. */
+static int test_no_false_deadlock(void)
+{
+	struct proc *p[3];
+	uint64_t lk[3], req[3];
+	const char *a, *b;
+
+	lsetup(3);
+	a = name_on(0, "na");
+	b = name_on(1, "nb");
+	for (int i = 0; i < 3; i++)
+		p[i] = proc_new(i);
+	CHECK(lock_now(p[0], &lk[0], DSM_LK_EX, 0, a) == 0);
+	CHECK(lock_now(p[1], &lk[1], DSM_LK_EX, 0, b) == 0);
+	req[1] = lock_req(p[1], &lk[2], DSM_LK_EX, 0, a, 0, 0, false);
+	req[2] = lock_req(p[2], &lk[2], DSM_LK_PR, 0, b, 0, 0, false);
+	for (int round = 0; round < 3; round++) {
+		fake_now += LOCK_DEADLOCK_MS + 1;
+		for (int i = 0; i < 3; i++)
+			lock_on_timer(&tc.d[i]);
+		pump();
+	}
+	CHECK(result(p[1], req[1], NULL) == 1 && result(p[2], req[2], NULL) == 1);
+	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 0);
+	lteardown();
+	return 0;
+}
+
+/* A master dies: the survivors' locks are rebuilt at the recovery master;
+ * what was held is still held, what waited still waits, and the value
+ * block is kept from a reader (valid) or lost with a dead writer. */
+static int test_master_dies(void)
+{
+	struct proc *a, *b, *c;
+	struct wire_ipc_lock_event ev;
+	uint64_t la, lb, lc, lw, req, rq2;
+	const char *r, *w;
+
+	lsetup(3);
+	r = name_on(2, "rb");
+	w = name_on(2, "wr");
+	a = proc_new(0);
+	b = proc_new(1);
+	c = proc_new(2);
+	/* r: a writes the block, then reads; b waits for EX. */
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	CHECK(result(a, unlock_req(a, la, DSM_LKF_VALBLK, "keep"), NULL) == 0);
+	CHECK(lock_now(a, &la, DSM_LK_PR, DSM_LKF_VALBLK, r) == 0);
+	req = lock_req(b, &lb, DSM_LK_EX, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, NULL) == 1);
+	/* w: held EX by the node that dies; a waits for it. */
+	CHECK(lock_now(c, &lc, DSM_LK_EX, DSM_LKF_VALBLK, w) == 0);
+	rq2 = lock_req(a, &lw, DSM_LK_PR, DSM_LKF_VALBLK, w, 0, 0, false);
+	CHECK(result(a, rq2, NULL) == 1);
+	CHECK(master_of(r) == 2 && master_of(w) == 2);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	/* Rebuilt at node 0 (the first live node after 2). */
+	CHECK(master_of(r) == 0 && master_of(w) == 0);
+	CHECK(st(0)->lock_rebuilt == 2);
+	/* a still reads r, b still waits. */
+	CHECK(result(b, req, NULL) == 1);
+	CHECK(lock_now(c = proc_new(1), &lc, DSM_LK_EX, DSM_LKF_NOQUEUE, r) ==
+	      -EAGAIN);
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(result(b, req, &ev) == 0);
+	CHECK(ev.has_lvb && !ev.sbflags && !strcmp((char *)ev.lvb, "keep"));
+	/* w: its holder died in EX: granted to a, the block invalid. */
+	CHECK(result(a, rq2, &ev) == 0);
+	CHECK(ev.has_lvb && (ev.sbflags & DSM_SBF_VALNOTVALID));
+	lteardown();
+	return 0;
+}
+
+/* A resource used from one node moves there; its next requests are
+ * local, and a lock held across the move is still held. */
+static int test_moves_to_user(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, before;
+	const char *r;
+
+	tc_policy = (struct wire_policy){.migrate = 1, .share_pct = 60,
+					 .min_requests = 4, .window_ms = 1000,
+					 .load_pct = 200};
+	CHECK(setup(2, 0) == 0);
+	pump();
+	r = name_on(0, "mv");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_NL, 0, r) == 0);
+	fake_now += 2000;
+	for (int i = 0; i < 6 && master_of(r) != 1; i++) {
+		CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
+		CHECK(unlock_now(b, lb) == 0);
+	}
+	CHECK(master_of(r) == 1);
+	before = st(1)->lock_remote;
+	CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
+	CHECK(st(1)->lock_remote == before);
+	/* a's NL lock came along: converting it to EX waits for b. */
+	{
+		uint64_t req = lock_req(a, &la, DSM_LK_EX, DSM_LKF_CONVERT,
+					NULL, 0, 0, false);
+
+		CHECK(result(a, req, NULL) == 1);
+		CHECK(unlock_now(b, lb) == 0);
+		CHECK(result(a, req, NULL) == 0);
+	}
+	lteardown();
+	return 0;
+}
+
+/* Malformed lock messages are dropped and counted; locking goes on. */
+static int test_bad_messages(void)
+{
+	struct wire_lock_op o = {0};
+	struct wire_lock_reply rp = {.kind = 99};
+	struct wire_lock_probe pb = {.origin = {.node = 9}};
+	struct wire_lock_recovered rc = {.dead = 1};
+	struct proc *a;
+	uint64_t bad, lk;
+
+	lsetup(2);
+	bad = st(1)->bad_msgs;
+	o = (struct wire_lock_op){.op = WIRE_LOCK_NEW, .rqmode = DSM_LK_EX,
+				  .name_len = 1, .name = "x",
+				  .key = lock_key(0, "y", 1)};  /* key lies */
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	o.key = lock_key(0, "x", 1);
+	o.rqmode = 7;                                          /* bad mode */
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	o.rqmode = DSM_LK_EX;
+	o.op = 42;                                             /* bad op */
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	o.op = WIRE_LOCK_NEW;
+	o.name_len = 200;                                      /* too long */
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	o.name_len = 1;
+	o.id.node = 40;                                        /* no node */
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	rp.id.node = 1;
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_REPLY, 0, &rp, sizeof(rp));
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_PROBE, 0, &pb, sizeof(pb));
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_RECOVERED, 0, &rc, sizeof(rc));
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 8);
+	a = proc_new(1);
+	CHECK(lock_now(a, &lk, DSM_LK_EX, 0, "x") == 0);
+	lteardown();
+	return 0;
+}
+
+static const struct test_case tests[] = {
+	{"matrix", test_matrix},
+	{"queue_order", test_queue_order},
+	{"conversion_first", test_conversion_first},
+	{"blocking_notes", test_blocking_notes},
+	{"value_block", test_value_block},
+	{"timeout_and_cancel", test_timeout_and_cancel},
+	{"bad_requests", test_bad_requests},
+	{"deadlock_two", test_deadlock_two},
+	{"deadlock_three", test_deadlock_three},
+	{"no_false_deadlock", test_no_false_deadlock},
+	{"master_dies", test_master_dies},
+	{"moves_to_user", test_moves_to_user},
+	{"bad_messages", test_bad_messages},
+};
+
+int main(int argc, char **argv)
+{
+	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
+	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
