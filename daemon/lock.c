@@ -236,6 +236,7 @@ static struct lres *res_get(struct dsmd *d, uint64_t key, bool create)
 	}
 	r->key = key;
 	r->rebuilt_mode = LK_NONE;
+	r->lvb_valid = true; /* a new resource's block: zeros, and valid */
 	r->hnext = *pp;
 	*pp = r;
 	return r;
@@ -1229,6 +1230,10 @@ static void lk_located(struct dsmd *d, uint64_t key, uint64_t token,
 				 r->name_len, r->name);
 			r->h.flags = HOME_KNOWN | HOME_MASTER;
 			r->h.hint = (uint16_t)d->cfg.node;
+			/* The block died with its master unless a holder
+			 * brings it back (op_rebuild). */
+			r->lvb_valid = false;
+			r->rebuilt_mode = LK_NONE;
 			r->h.epoch = e + 1;
 			r->h.arrived_ms = r->h.decay_ms =
 				(uint32_t)dsmd_now_ms();

@@ -350,7 +350,10 @@ static int test_value_block(void)
 	a = proc_new(0);
 	b = proc_new(1);
 	c = proc_new(2);
-	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	/* A new resource's block: valid zeros. */
+	req = lock_req(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(a, req, &ev) == 0);
+	CHECK(ev.has_lvb && !ev.sbflags && !ev.lvb[0]);
 	CHECK(result(a, unlock_req(a, la, DSM_LKF_VALBLK, "hello-1"), NULL) == 0);
 	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
 	CHECK(result(b, req, &ev) == 0);
