@@ -126,6 +126,7 @@ struct lclient {
 	int fd;                  /* its connection: events go there */
 	uint32_t id;
 	struct llock *locks;
+	bool lost_logged;
 	struct wire_lock_id seen[LK_SEEN]; /* searches passed on (handle,
 					      node, and seq in owner) */
 	unsigned seen_next;
@@ -395,8 +396,14 @@ static void owner_send(struct dsmd *d, struct llock *l, unsigned op,
 static void event(struct lclient *lc, uint64_t req_id,
 		  const struct wire_ipc_lock_event *ev)
 {
-	if (lc && lc->fd >= 0)
-		ipc_send(lc->fd, WIRE_IPC_LOCK_EVENT, req_id, ev, sizeof(*ev));
+	/* A process that does not read its connection loses events, and
+	 * its blocked callers wait: say so once. */
+	if (lc && lc->fd >= 0 &&
+	    ipc_send(lc->fd, WIRE_IPC_LOCK_EVENT, req_id, ev, sizeof(*ev)) &&
+	    !lc->lost_logged) {
+		lc->lost_logged = true;
+		log_warn("a process's lock connection is full: events lost");
+	}
 }
 
 static void complete(struct lclient *lc, uint64_t req_id, uint64_t lkid,
@@ -1302,7 +1309,6 @@ void lock_peer_down(struct dsmd *d, int node)
 {
 	struct lockmgr *lk = LK(d);
 	struct lpend *p, *keep = NULL;
-	bool was = recovering(d);
 	unsigned i;
 	int n;
 
@@ -1401,7 +1407,7 @@ void lock_peer_down(struct dsmd *d, int node)
 	lk->early = keep;
 	if (recovering(d))
 		log_info("node %d died: rebuilding its lock resources", node);
-	else if (was || !recovering(d))
+	else
 		end_recovery(d);
 }
 
