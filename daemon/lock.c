@@ -1228,7 +1228,12 @@ static void lk_located(struct dsmd *d, uint64_t key, uint64_t token,
 	if (!r || !r->asking)
 		return;
 	r->asking = false;
-	if (master < 0 || master == d->cfg.node) {
+	if (master >= 0 && master != d->cfg.node && orphaned(d, r)) {
+		/* What this node knew names a dead node: any live answer is
+		 * better, whatever its epoch (else it would ask forever). */
+		r->h.flags = HOME_KNOWN;
+		r->h.hint = (uint16_t)master;
+	} else if (master < 0 || master == d->cfg.node) {
 		if (recovery_master(d, key) == d->cfg.node) {
 			uint32_t e = r->h.epoch > r->seen_epoch ? r->h.epoch
 								 : r->seen_epoch;
