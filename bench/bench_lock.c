@@ -10,7 +10,9 @@
  * DSM_MIGRATE=off (dsmd reads it), and the case fails if the master moved
  * anyway.  Each result carries rank 0's node's coherence messages per
  * operation (sent and received): 0 with a local master, 2 and 2 with a
- * remote one (request, grant, release, its answer).
+ * remote one (request, grant, release, its answer), counted between two
+ * conversions of an NL lock held on the same resource, which come back
+ * only after every earlier answer.
  */
 #define _GNU_SOURCE
 #include <dsm.h>
@@ -25,6 +27,7 @@ struct lcase {
 	int master;              /* the node that must master the resource */
 	char name[32];
 	unsigned long prepared;  /* operations set up so far */
+	struct dsm_lksb nl;      /* held in NL around the measured ones */
 	struct dsm_stats before;
 };
 
@@ -58,9 +61,34 @@ static int pick(struct lcase *c)
 static int c_begin(void *arg)
 {
 	struct lcase *c = arg;
+	int ret;
 
 	c->prepared = 0;
-	return pick(c);
+	ret = pick(c);
+	if (!ret)
+		ret = dsm_lock(DSM_LK_NL, &c->nl, 0, c->name, 0, 0, NULL, NULL,
+			       NULL);
+	return ret;
+}
+
+/* A release's answer reaches the node after dsm_unlock() has returned.
+ * Converting the NL lock to NL (one request, one answer with a remote
+ * master, none with a local one) comes back after every answer the
+ * master sent before it: the counters are then complete. */
+static int settle(struct lcase *c, struct dsm_stats *out)
+{
+	int ret = dsm_lock(DSM_LK_NL, &c->nl, DSM_LKF_CONVERT, NULL, 0, 0,
+			   NULL, NULL, NULL);
+
+	*out = job_stats();
+	return ret;
+}
+
+static int c_end(void *arg)
+{
+	struct lcase *c = arg;
+
+	return dsm_unlock(&c->nl, 0);
 }
 
 /* The counters cover the measured operations only: they start before
@@ -70,7 +98,7 @@ static int c_prepare(void *arg)
 	struct lcase *c = arg;
 
 	if (++c->prepared == warmup + 1)
-		c->before = job_stats();
+		return settle(c, &c->before);
 	return 0;
 }
 
@@ -86,18 +114,17 @@ static int c_op(void *arg)
 static int c_counters(void *arg, struct bench_result *r)
 {
 	struct lcase *c = arg;
-	struct dsm_stats now = job_stats();
 	double n = (double)(c->prepared - warmup);
-	struct dsm_lksb sb = {0};
-	int m, ret;
+	struct dsm_stats now;
+	int m, ret, own;
 
-	/* Still where it was put?  Else the figures are not what the name
-	 * says. */
-	ret = dsm_lock(DSM_LK_NL, &sb, 0, c->name, 0, 0, NULL, NULL, NULL);
+	ret = settle(c, &now);
 	if (ret)
 		return ret;
-	m = dsm_lock_master(&sb);
-	dsm_unlock(&sb, 0);
+	/* Still where it was put?  Else the figures are not what the name
+	 * says. */
+	m = dsm_lock_master(&c->nl);
+	own = m == dsm_node() ? 0 : 1; /* the settling conversion's */
 	if (n <= 0)
 		return -EINVAL;
 	if (m != c->master) {
@@ -106,13 +133,14 @@ static int c_counters(void *arg, struct bench_result *r)
 		return -EAGAIN;
 	}
 	bench_result_add_counter(r, "msgs_sent",
-				 (double)(now.msgs_sent - c->before.msgs_sent) / n);
+				 (double)(now.msgs_sent - c->before.msgs_sent -
+					  own) / n);
 	bench_result_add_counter(r, "msgs_received",
 				 (double)(now.msgs_received -
-					  c->before.msgs_received) / n);
+					  c->before.msgs_received - own) / n);
 	bench_result_add_counter(r, "lock_requests",
 				 (double)(now.lock_requests -
-					  c->before.lock_requests) / n);
+					  c->before.lock_requests - 1) / n);
 	return 0;
 }
 
@@ -146,7 +174,8 @@ int main(int argc, char **argv)
 				  : "dsm_lock(EX) + dsm_unlock(), master on "
 				    "this node",
 			.divisor = 1, .begin = c_begin, .prepare = c_prepare,
-			.op = c_op, .counters = c_counters, .ctx = &lcases[i],
+			.op = c_op, .counters = c_counters, .end = c_end,
+			.ctx = &lcases[i],
 		};
 	warmup = o.cfg.warmup;
 	job_barrier();

@@ -85,6 +85,8 @@ struct lres {
 	uint64_t key, parent;
 	bool named;              /* name and parent are known */
 	bool asking;             /* an adoption lookup is out */
+	bool replaying;          /* parked operations are being replayed:
+				    grant once they all are in */
 	bool lvb_valid;
 	uint8_t name_len;
 	uint8_t rebuilt_mode;    /* the strongest mode a REBUILD brought the
@@ -418,6 +420,15 @@ static void complete(struct lclient *lc, uint64_t req_id, uint64_t lkid,
 
 static void arm_timer(struct dsmd *d);
 
+/* A release is done (its master answered, or died): the process's
+ * dsm_unlock() returns. */
+static void released(struct dsmd *d, struct llock *l)
+{
+	if (l->req_id)
+		complete(l->lc, l->req_id, l->lkid, 0, LK_NONE);
+	llock_free(d, l);
+}
+
 /* A request or conversion of l ended with status. */
 static void finish(struct dsmd *d, struct llock *l, int status,
 		   const struct wire_lock_reply *rp)
@@ -489,7 +500,7 @@ static void on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 		break;
 	case WIRE_LKR_UNLOCKED:
 		if (l->state == LS_UNLOCKING)
-			llock_free(d, l);
+			released(d, l);
 		break;
 	case WIRE_LKR_DEADLOCK:
 		if ((l->state == LS_WAITING || l->state == LS_CONVERTING) &&
@@ -630,7 +641,7 @@ static void grant_pass(struct dsmd *d, struct lres *r)
 {
 	struct lkb *b;
 
-	if (recovering(d) || !home_is_master(d, r->key, &r->h))
+	if (recovering(d) || r->replaying || !home_is_master(d, r->key, &r->h))
 		return;
 	while ((b = r->converting) && fits(r, b, b->rqmode)) {
 		r->converting = b->next;
@@ -925,6 +936,8 @@ static void park(struct lres *r, int from, const struct wire_lock_op *o)
 {
 	struct lpend *p = pend_new(from, o);
 
+	if (!r->named)
+		name_matches(r, o); /* the key is the name's: checked */
 	if (p)
 		pend_append(&r->parked, p);
 	if (o->route.epoch > r->seen_epoch)
@@ -933,11 +946,15 @@ static void park(struct lres *r, int from, const struct wire_lock_op *o)
 
 static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o);
 
+/* Replay what was parked, in order, as one batch: a resource rebuilt
+ * from its survivors' locks must have every one of them before anything
+ * is granted from it. */
 static void replay_parked(struct dsmd *d, struct lres *r)
 {
 	struct lpend *p = r->parked;
 
 	r->parked = NULL;
+	r->replaying = true;
 	while (p) {
 		struct lpend *next = p->next;
 
@@ -945,6 +962,9 @@ static void replay_parked(struct dsmd *d, struct lres *r)
 		free(p);
 		p = next;
 	}
+	r->replaying = false;
+	grant_pass(d, r);
+	settle(d, r);
 }
 
 /* This node is not the master, and what it knows names a dead node (or
@@ -1361,7 +1381,7 @@ void lock_peer_down(struct dsmd *d, int node)
 			if (where != node && l->master != node)
 				continue;
 			if (l->state == LS_UNLOCKING) {
-				llock_free(d, l);
+				released(d, l);
 				continue;
 			}
 			if (r && !home_is_master(d, l->key, &r->h)) {
@@ -1528,7 +1548,8 @@ void lock_client_gone(struct dsmd *d, struct lclient *lc)
 			l->parent->children--;
 		l->parent = NULL;
 		if (l->state == LS_UNLOCKING) {
-			l->lc = NULL;
+			l->lc = NULL; /* nobody to answer any more */
+			l->req_id = 0;
 			continue;
 		}
 		l->flags = WIRE_LKF_DIED;
@@ -1620,7 +1641,7 @@ static int ipc_convert(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	return 0;
 }
 
-static int ipc_unlock(struct dsmd *d, struct lclient *lc,
+static int ipc_unlock(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 		      const struct wire_ipc_lock *q)
 {
 	struct llock *l = by_lkid(lc, q->lkid);
@@ -1645,9 +1666,13 @@ static int ipc_unlock(struct dsmd *d, struct lclient *lc,
 	l->flags = q->flags & DSM_LKF_VALBLK ? WIRE_LKF_VALBLK : 0;
 	memcpy(l->lvb, q->lvb, sizeof(l->lvb));
 	l->state = LS_UNLOCKING;
+	l->req_id = req_id;
+	if (l->parent) {
+		l->parent->children--; /* the parent may go as this one does */
+		l->parent = NULL;
+	}
 	owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
-	unlink_owner(l); /* the process's lkid is free again */
-	return 0;
+	return 1; /* answered when the master answers */
 }
 
 static int ipc_master(struct dsmd *d, struct lclient *lc,
@@ -1696,7 +1721,9 @@ bool lock_ipc(struct dsmd *d, struct lclient *lc, const struct wire_msg *m)
 		}
 		break;
 	case WIRE_IPC_LK_UNLOCK:
-		ret = ipc_unlock(d, lc, &q);
+		ret = ipc_unlock(d, lc, id, &q);
+		if (ret > 0)
+			return true;
 		break;
 	case WIRE_IPC_LK_MASTER:
 		ret = ipc_master(d, lc, &q);

@@ -333,8 +333,10 @@ DSM_API int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 		     dsm_ast_fn ast, dsm_bast_fn bast, void *arg);
 /* Release the lock lksb->lkid (with DSM_LKF_VALBLK, after writing lksb->lvb
  * as the value block if it is held in PW or EX), or with DSM_LKF_CANCEL
- * cancel its waiting request or conversion.  Returns when done; lksb
- * stays the caller's.  -EINVAL (lksb NULL, unknown flags), -ENOLCK (no
+ * cancel its waiting request or conversion.  A release returns once the
+ * resource's master has released the lock; a cancel once it is on its
+ * way (the request then ends with -ECANCELED, or is granted if the grant
+ * came first).  lksb stays the caller's.  -EINVAL (lksb NULL, unknown flags), -ENOLCK (no
  * such lock; CANCEL: nothing of it waits), -EBUSY (its request is still in
  * progress: cancel it first), -ENOTEMPTY (locks opened under it are still
  * held), -ENOTCONN, -EIO. */
