@@ -23,6 +23,8 @@
  *   errors    bad arguments are refused at once.
  *   deadlock  a cycle of two and of three nodes: exactly one victim each,
  *             the others are granted once it gives way.
+ *   move      a resource used by one node only moves there: its requests
+ *             then send nothing; another node is forwarded and learns.
  *   death     (last) node 3's dsmd is killed while it masters a resource a
  *             survivor holds in EX and another waits for, and while it
  *             holds another resource in EX: the survivors rebuild the first
@@ -978,6 +980,57 @@ static void phase_deadlock(struct shared *s)
 	barrier();
 }
 
+/* A resource used by one node only moves there (the cluster's default
+ * policy: 4 requests and 60% of the recent ones): its next requests need
+ * no message, and a node that still names the old master is forwarded and
+ * learns the new one. */
+static void phase_move(struct shared *s)
+{
+	struct dsm_lksb sb;
+	struct dsm_stats before;
+	int i, m;
+
+	if (rank == 0)
+		pick_name("mv", 2, s->names[0]);
+	barrier();
+	if (rank == 1) {
+		for (i = 0; i < 12; i++) {
+			lock_ok(DSM_LK_EX, &sb, 0, s->names[0], 0);
+			unlock_ok(&sb, 0, s->names[0]);
+		}
+		lock_ok(DSM_LK_NL, &sb, 0, s->names[0], 0);
+		m = dsm_lock_master(&sb);
+		if (m != 1)
+			FAIL("%s used by node 1 only: master %d", s->names[0],
+			     m);
+		before = stats();
+		for (i = 0; i < 5; i++) {
+			struct dsm_lksb ex;
+
+			lock_ok(DSM_LK_EX, &ex, 0, s->names[0], 0);
+			unlock_ok(&ex, 0, s->names[0]);
+		}
+		if (stats().lock_remote != before.lock_remote ||
+		    stats().msgs_sent != before.msgs_sent)
+			FAIL("%s mastered here: requests still went out",
+			     s->names[0]);
+		unlock_ok(&sb, 0, s->names[0]);
+	}
+	barrier();
+	if (rank == 0) {
+		lock_ok(DSM_LK_PR, &sb, 0, s->names[0], 0);
+		m = dsm_lock_master(&sb);
+		unlock_ok(&sb, 0, s->names[0]);
+		if (m != 1)
+			FAIL("node 0 still names node %d as %s's master", m,
+			     s->names[0]);
+		printf("move: a resource of node 2 used by node 1 only moved "
+		       "there; 5 more lock+unlock sent nothing; node 0 was "
+		       "forwarded and learnt it\n");
+	}
+	barrier();
+}
+
 /* The first page of the region that `node` masters. */
 static void *page_of(char *base, int npages, int node)
 {
@@ -1195,6 +1248,7 @@ int main(int argc, char **argv)
 	phase_tree(s);
 	phase_errors();
 	phase_deadlock(s);
+	phase_move(s);
 	phase_death(s, sp);
 	if (rank == 0)
 		printf("PASS: exclusion, sharing, the matrix, queue order, "
