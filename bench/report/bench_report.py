@@ -46,6 +46,10 @@ FLOORS = {
     "dsm_minor_fault": ["uffd_minor"],
     "dsm_barrier": ["verbs_send_64*2"],
     "dsm_scan_64": ["verbs_read_4k*64", "uffd_minor*64"],
+    # A lock and an unlock with a remote master: two message round trips
+    # (request and grant, release and its answer).  With a local master
+    # nothing crosses the network: no floor is measured for it.
+    "lock_ex_remote_master": ["verbs_send_64*4"],
 }
 
 # Application-shaped benchmarks: their samples are whole iterations of a
