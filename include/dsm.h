@@ -341,8 +341,10 @@ DSM_API int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
  * progress: cancel it first), -ENOTEMPTY (locks opened under it are still
  * held), -ENOTCONN, -EIO. */
 DSM_API int dsm_unlock(struct dsm_lksb *lksb, uint32_t flags);
-/* The node that masters the resource of the lock lksb->lkid now, or
- * -ENOLCK, -ENOTCONN, -EHOSTDOWN. */
+/* The node that masters the resource of the lock lksb->lkid, as this
+ * node last learnt it (every answer from a master tells it; a resource
+ * that moved since is found at its next request), or -ENOLCK,
+ * -ENOTCONN. */
 DSM_API int dsm_lock_master(const struct dsm_lksb *lksb);
 
 /* The arena: where it starts and how long it is, for tools.  -ENOTCONN. */
