@@ -124,7 +124,7 @@ static int cmd_stats(int fd, int timeout_ms)
 		"bad_msgs", "wp_faults", "stale_faults", "held_back",
 		"lost_faults", "holder_forwards", "migrations_in",
 		"migrations_out", "hint_hits", "hint_misses",
-		"who_has_broadcasts",
+		"who_has_broadcasts", "wakeups", "poll_hits",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

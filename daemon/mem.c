@@ -524,6 +524,7 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 			  .master = -1, .sent_to = -1,
 			  .id = (++m->txn_gen << 16) | i};
 	m->nfree_slots--;
+	m->nwaiting++;
 	pg->busy = 1;
 	pg->slot = (uint16_t)i;
 	if (!write)
@@ -666,23 +667,31 @@ enum txn_end {
 	TXN_ORPHANED, /* the master is dead: tell nobody; keep the slot */
 };
 
-/* End transaction t: tell its master, free its slot or keep it out of use
- * (an abandoned slot could still receive a late page), and return the
- * faults that waited on the page, for the caller to run again or fail. */
+static void send_done(struct dsmd *d, int master, uint64_t id,
+		      uint64_t page, bool aborted)
+{
+	struct wire_dsm_done done = {.page = page, .aborted = aborted};
+
+	if (master >= 0)
+		mem_send(d, master, WIRE_DSM_DONE, id, &done, sizeof(done));
+}
+
+/* End transaction t: tell its master (unless `tell` is false: the caller
+ * does it later), free its slot or keep it out of use (an abandoned slot
+ * could still receive a late page), and return the faults that waited on
+ * the page, for the caller to run again or fail. */
 static struct fault *txn_close(struct dsmd *d, struct txn *t,
-			       enum txn_end how)
+			       enum txn_end how, bool tell)
 {
 	struct mem *m = &d->mem;
-	struct wire_dsm_done done = {.page = t->page,
-				     .aborted = how == TXN_ABORTED};
 	struct page *pg = ptab_get(&m->pages, t->page, true);
 	struct fault *list = pg->waiters;
 
 	pg->busy = 0;
 	pg->waiters = NULL;
-	if (how != TXN_ORPHANED && t->master >= 0)
-		mem_send(d, t->master, WIRE_DSM_DONE, t->id, &done,
-			 sizeof(done));
+	m->nwaiting--;
+	if (how != TXN_ORPHANED && tell)
+		send_done(d, t->master, t->id, t->page, how == TXN_ABORTED);
 	if (how == TXN_DONE) {
 		t->used = false;
 		m->nfree_slots++;
@@ -704,8 +713,9 @@ static void run_slot_wait(struct dsmd *d)
 static void txn_maybe_done(struct dsmd *d, struct txn *t)
 {
 	struct mem *m = &d->mem;
-	struct page *pg = ptab_get(&m->pages, t->page, true);
-	int ret;
+	uint64_t pg_no = t->page, id;
+	struct page *pg = ptab_get(&m->pages, pg_no, true);
+	int master, ret;
 
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed)
@@ -727,14 +737,23 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	pg->state = t->state;
 	pg->version = t->version;
 	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
-	run_faults(d, txn_close(d, t, TXN_DONE));
+	/* Map the page for the waiting faults first, DONE after: posting a
+	 * send is a system call that, on rxe, also wakes the kernel's send
+	 * worker, and on a busy machine that cost would stand between the
+	 * page's arrival and the process running again.  The master needs
+	 * DONE only before it serves the page's next request, and a request
+	 * the waiting faults start meanwhile queues there behind it. */
+	master = t->master;
+	id = t->id;
+	run_faults(d, txn_close(d, t, TXN_DONE, false));
+	send_done(d, master, id, pg_no, false);
 	run_slot_wait(d);
 }
 
 /* The page is lost: every fault waiting for it gets SIGBUS. */
 static void fail_txn(struct dsmd *d, struct txn *t, enum txn_end how)
 {
-	struct fault *list = txn_close(d, t, how), *f;
+	struct fault *list = txn_close(d, t, how, true), *f;
 
 	while ((f = list)) {
 		list = f->next;
@@ -818,7 +837,7 @@ static void on_ack(struct dsmd *d, int from, uint64_t id,
  * another copy is left). */
 static void abort_txn(struct dsmd *d, struct txn *t)
 {
-	run_faults(d, txn_close(d, t, TXN_ABORTED));
+	run_faults(d, txn_close(d, t, TXN_ABORTED, true));
 }
 
 static void on_lost(struct dsmd *d, int from, uint64_t id,
@@ -1068,7 +1087,7 @@ void mem_peer_down(struct dsmd *d, int node)
 		if (t->master == node) {
 			/* The entry died with its master: every waiter
 			 * learns so (SIGBUS) when it looks again. */
-			run_faults(d, txn_close(d, t, TXN_ORPHANED));
+			run_faults(d, txn_close(d, t, TXN_ORPHANED, true));
 		} else if (t->master < 0 && t->sent_to == node) {
 			/* It may have passed the request on, or not: ask
 			 * again (the master drops a second copy). */

@@ -205,7 +205,12 @@ struct dsm_stats {
 				      failed */
 	uint64_t who_has_broadcasts; /* times this node asked every node who
 					masters an entry */
-	uint64_t reserved[6];
+	uint64_t wakeups;          /* times dsmd slept and was woken (a
+				      fault, a message, a timer...) */
+	uint64_t poll_hits;        /* times dsmd, polling instead of sleeping
+				      while a fault waited for the network,
+				      found work: each a wake-up saved */
+	uint64_t reserved[4];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);
