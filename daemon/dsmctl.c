@@ -125,6 +125,7 @@ static int cmd_stats(int fd, int timeout_ms)
 		"lost_faults", "holder_forwards", "migrations_in",
 		"migrations_out", "hint_hits", "hint_misses",
 		"who_has_broadcasts", "wakeups", "poll_hits",
+		"direct_installs",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

@@ -587,6 +587,7 @@ void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 void mem_on_uffd(struct dsmd *d, struct app *a)
 {
 	struct uffd_msg msgs[16];
+	bool drained;
 	ssize_t n;
 	size_t i;
 
@@ -596,6 +597,11 @@ void mem_on_uffd(struct dsmd *d, struct app *a)
 			continue;
 		if (n <= 0)
 			break;
+		/* A read returns every fault pending when it ran (it blocks
+		 * for none on a nonblocking fd): a short one drained it, and
+		 * a fault raised since makes epoll report the fd again, so
+		 * the read that would only say EAGAIN is not made. */
+		drained = (size_t)n < sizeof(msgs);
 		for (i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 			const struct uffd_msg *u = &msgs[i];
 			uint64_t addr = u->arg.pagefault.address &
@@ -607,6 +613,8 @@ void mem_on_uffd(struct dsmd *d, struct app *a)
 				continue;
 			mem_fault(d, a, addr, (uint32_t)u->arg.pagefault.flags);
 		}
+		if (drained)
+			break;
 	}
 }
 
@@ -640,17 +648,53 @@ static struct txn *find_txn(struct dsmd *d, uint64_t id, uint64_t page)
 	return t;
 }
 
-static int install(struct dsmd *d, struct txn *t, const struct page *pg)
+/* Copy a received page into process f's mapping with UFFDIO_COPY, which
+ * on the node's memfd also puts it in the page cache, where every other
+ * process finds it: one system call and one copy instead of pwrite, then
+ * UFFDIO_CONTINUE.  Only for a fault the grant resolves (not a write to a
+ * page granted S).  Returns 0 when f is resolved. */
+static int install_into(struct dsmd *d, const struct fault *f,
+			const char *src, uint8_t state)
+{
+	bool m = state == WIRE_PS_M;
+	struct uffdio_copy c = {
+		.dst = f->addr, .src = (uint64_t)(uintptr_t)src,
+		.len = WIRE_PAGE_SIZE,
+		.mode = m ? 0 : UFFDIO_COPY_MODE_WP,
+	};
+
+	if (f->app->uffd < 0 || (!m && (f->flags & UFFD_PAGEFAULT_FLAG_WRITE)))
+		return -EINVAL;
+	if (ioctl(f->app->uffd, UFFDIO_COPY, &c))
+		return -errno;
+	if (c.copy != WIRE_PAGE_SIZE)
+		return c.copy < 0 ? (int)c.copy : -EIO;
+	d->mem.st.direct_installs++;
+	return 0;
+}
+
+/* Put the transaction's page into the node's memory.  A page that came
+ * with data goes straight into the first waiting fault's process when it
+ * can (install_into); *done then says that fault is resolved.  Otherwise
+ * (that process is gone, EEXIST, ...) pwrite puts it in the page cache and
+ * every fault maps it from there. */
+static int install(struct dsmd *d, struct txn *t, const struct page *pg,
+		   bool *done)
 {
 	struct mem *m = &d->mem;
 	off_t off = (off_t)(t->page * WIRE_PAGE_SIZE);
 	unsigned slot = (unsigned)(t->id & 0xffff);
+	const char *src = (char *)m->recv_buf + (size_t)slot * SLOT_STRIDE;
 	ssize_t n;
 
+	*done = false;
 	if (t->data_got) {
-		n = pwrite(m->memfd, (char *)m->recv_buf + (size_t)slot *
-						   SLOT_STRIDE,
-			   WIRE_PAGE_SIZE, off);
+		if (pg->waiters &&
+		    install_into(d, pg->waiters, src, t->state) == 0) {
+			*done = true;
+			return 0;
+		}
+		n = pwrite(m->memfd, src, WIRE_PAGE_SIZE, off);
 		return n == WIRE_PAGE_SIZE ? 0 : -EIO;
 	}
 	if (t->zero && pg->state == WIRE_PS_I) {
@@ -715,7 +759,9 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	struct mem *m = &d->mem;
 	uint64_t pg_no = t->page, id;
 	struct page *pg = ptab_get(&m->pages, pg_no, true);
+	struct fault *list, *f;
 	int master, ret;
+	bool done;
 
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed)
@@ -725,7 +771,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		  t->state == WIRE_PS_M ? "M" : "S",
 		  t->data_got ? " data" : "", t->zero ? " zero" : "",
 		  t->acks_got);
-	ret = install(d, t, pg);
+	ret = install(d, t, pg, &done);
 	if (ret)
 		log_err("installing page %llu: %s",
 			(unsigned long long)t->page, strerror(-ret));
@@ -745,7 +791,15 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	 * the waiting faults start meanwhile queues there behind it. */
 	master = t->master;
 	id = t->id;
-	run_faults(d, txn_close(d, t, TXN_DONE, false));
+	list = txn_close(d, t, TXN_DONE, false);
+	if (done) {
+		/* install() mapped it for the first fault already. */
+		f = list;
+		list = f->next;
+		app_put(f->app);
+		free(f);
+	}
+	run_faults(d, list);
 	send_done(d, master, id, pg_no, false);
 	run_slot_wait(d);
 }

@@ -210,7 +210,10 @@ struct dsm_stats {
 	uint64_t poll_hits;        /* times dsmd, polling instead of sleeping
 				      while a fault waited for the network,
 				      found work: each a wake-up saved */
-	uint64_t reserved[4];
+	uint64_t direct_installs;  /* received pages copied straight into
+				      the faulting process (UFFDIO_COPY),
+				      not through pwrite and a second call */
+	uint64_t reserved[3];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -325,6 +325,7 @@ const struct stat_field coh_stat_fields[] = {
 	F(stale_faults), F(held_back), F(lost_faults), F(holder_forwards),
 	F(migrations_in), F(migrations_out), F(hint_hits), F(hint_misses),
 	F(who_has_broadcasts), F(wakeups), F(poll_hits),
+	F(direct_installs),
 };
 #undef F
 const size_t coh_nstat_fields =
