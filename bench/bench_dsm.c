@@ -284,9 +284,11 @@ static int c_counters(void *arg, struct bench_result *r)
 					  c->sum.minor_faults) / n);
 	/* How often rank 0's dsmd waited for events and got some: the
 	 * fault, each message that woke it, the helpers' barrier traffic,
-	 * and the stats request that ends the operation; and pages that
-	 * went straight into the faulting process. */
+	 * and the stats request that ends the operation; its polling rounds
+	 * that found work (--txn-poll-us); and pages that went straight into
+	 * the faulting process. */
 	bench_result_add_counter(r, "wakeups", (double)c->sum.wakeups / n);
+	bench_result_add_counter(r, "poll_hits", (double)c->sum.poll_hits / n);
 	bench_result_add_counter(r, "direct_installs",
 				 (double)c->sum.direct_installs / n);
 	return 0;
