@@ -784,9 +784,9 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	pg->version = t->version;
 	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
 	/* Map the page for the waiting faults first, DONE after: posting a
-	 * send is a system call that, on rxe, also wakes the kernel's send
-	 * worker, and on a busy machine that cost would stand between the
-	 * page's arrival and the process running again.  The master needs
+	 * send is a system call that on rxe carries the message through the
+	 * kernel's RDMA stack (about 500 us in the emulated guest), and it
+	 * stood between the page's arrival and the process running again.  The master needs
 	 * DONE only before it serves the page's next request, and a request
 	 * the waiting faults start meanwhile queues there behind it. */
 	master = t->master;
