@@ -32,7 +32,8 @@
  *
  * Each result carries, per operation, rank 0's node's counters around the
  * operations only: messages each way, bytes on the network (net_bytes),
- * pages received, faults.
+ * pages received, faults, its dsmd's wake-ups, pages installed straight
+ * into the faulting process.
  */
 #define _GNU_SOURCE
 #include <dsm.h>
@@ -281,6 +282,15 @@ static int c_counters(void *arg, struct bench_result *r)
 					  c->sum.write_faults +
 					  c->sum.upgrade_faults +
 					  c->sum.minor_faults) / n);
+	/* How often rank 0's dsmd waited for events and got some: the
+	 * fault, each message that woke it, the helpers' barrier traffic,
+	 * and the stats request that ends the operation; its polling rounds
+	 * that found work (--txn-poll-us); and pages that went straight into
+	 * the faulting process. */
+	bench_result_add_counter(r, "wakeups", (double)c->sum.wakeups / n);
+	bench_result_add_counter(r, "poll_hits", (double)c->sum.poll_hits / n);
+	bench_result_add_counter(r, "direct_installs",
+				 (double)c->sum.direct_installs / n);
 	return 0;
 }
 

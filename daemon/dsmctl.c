@@ -125,7 +125,8 @@ static int cmd_stats(int fd, int timeout_ms)
 		"lost_faults", "holder_forwards", "migrations_in",
 		"migrations_out", "hint_hits", "hint_misses",
 		"who_has_broadcasts", "lock_requests", "lock_remote",
-		"lock_basts", "lock_deadlocks", "lock_rebuilt",
+		"lock_basts", "lock_deadlocks", "lock_rebuilt", "wakeups",
+		"poll_hits", "direct_installs",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

@@ -30,6 +30,12 @@
  * --arena-base moves it. */
 #define DSMD_ARENA_BASE 0x200000000000ull
 
+/* The loop's polling state (want_poll). */
+struct poll_state {
+	bool on;               /* polling since a fault started waiting */
+	uint64_t last_work_us; /* when polling or a wake-up last found work */
+};
+
 static struct watch watch_xport = {W_XPORT}, watch_listen = {W_LISTEN},
 		    watch_timer = {W_TIMER}, watch_signal = {W_SIGNAL};
 
@@ -58,6 +64,10 @@ static void usage(FILE *f)
 "      --recv-depth N      receive credits per peer, default 32 (DSM_RECV_DEPTH)\n"
 "      --poll-us US        busy-poll the CQ before blocking, default 0\n"
 "                                                             (DSM_POLL_US)\n"
+"      --txn-poll-us US    while a fault of this node waits for the network,\n"
+"                          poll instead of sleeping until nothing has come\n"
+"                          for US; default 0 (sleep: see docs/architecture.md)\n"
+"                                                             (DSM_TXN_POLL_US)\n"
 "      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
 "      --arena-mb MB       size of the shared arena, default 1024 (DSM_ARENA_MB)\n"
 "      --arena-base ADDR   its address in every process, default 0x200000000000\n"
@@ -151,6 +161,7 @@ static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
 
 struct raw_opts {
 	const char *node, *nnodes, *hb, *dead, *join, *depth, *poll, *ready;
+	const char *txn_poll;
 	const char *arena, *hold, *base;
 	const char *placement, *migrate, *share, *min, *window, *load;
 	const char *deadlock;
@@ -166,6 +177,7 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->dead = env_str("DSM_DEAD_AFTER_MS");
 	r->depth = env_str("DSM_RECV_DEPTH");
 	r->poll = env_str("DSM_POLL_US");
+	r->txn_poll = env_str("DSM_TXN_POLL_US");
 	r->arena = env_str("DSM_ARENA_MB");
 	r->base = env_str("DSM_ARENA_BASE");
 	r->hold = env_str("DSM_HOLD_US");
@@ -286,6 +298,11 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->poll)
 		c->poll_us = (unsigned)v;
+	if (r->txn_poll && parse_uint("txn poll", r->txn_poll, 0, 1000000,
+				      &v))
+		return -EINVAL;
+	if (r->txn_poll)
+		c->txn_poll_us = (unsigned)v;
 	if (r->ready && parse_uint("ready fd", r->ready, 0, 1 << 20, &v))
 		return -EINVAL;
 	if (r->ready)
@@ -326,7 +343,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
 	       O_HOLD, O_BASE, O_PLACE, O_MIGRATE, O_SHARE, O_MIN, O_WINDOW,
-	       O_LOAD, O_DEADLOCK };
+	       O_LOAD, O_DEADLOCK, O_TXN_POLL };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -340,6 +357,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"join-timeout-ms", required_argument, NULL, O_JOIN},
 		{"recv-depth", required_argument, NULL, O_DEPTH},
 		{"poll-us", required_argument, NULL, O_POLL},
+		{"txn-poll-us", required_argument, NULL, O_TXN_POLL},
 		{"ready-fd", required_argument, NULL, O_READY},
 		{"arena-mb", required_argument, NULL, O_ARENA},
 		{"hold-us", required_argument, NULL, O_HOLD},
@@ -384,6 +402,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_JOIN: r.join = optarg; break;
 		case O_DEPTH: r.depth = optarg; break;
 		case O_POLL: r.poll = optarg; break;
+		case O_TXN_POLL: r.txn_poll = optarg; break;
 		case O_READY: r.ready = optarg; break;
 		case O_ARENA: r.arena = optarg; break;
 		case O_HOLD: r.hold = optarg; break;
@@ -520,9 +539,67 @@ static void on_timer(struct dsmd *d)
 	check_tick(d);
 }
 
+/* Whether the loop should poll rather than sleep: --txn-poll-us is set, a
+ * fault of this node waits for the network (only then: an idle daemon
+ * sleeps), and something came within the last txn_poll_us.  Polling saves
+ * the requester's wake-up when the page comes.  It is off by default: on
+ * the emulated 2-vCPU guest the poller took a core from the master, the
+ * holder and rxe's kernel workers that the miss waits for, and read
+ * misses got slower, not faster (docs/architecture.md). */
+static bool want_poll(struct dsmd *d, struct poll_state *ps)
+{
+	uint64_t now;
+
+	if (!d->cfg.txn_poll_us || !mem_waiting(&d->mem)) {
+		ps->on = false;
+		return false;
+	}
+	now = mem_now_us();
+	if (!ps->on) {
+		ps->on = true;
+		ps->last_work_us = now;
+	}
+	return now - ps->last_work_us < d->cfg.txn_poll_us;
+}
+
+/* One turn of the loop's wait: poll (return at once) or sleep.  Returns
+ * the number of ready events, or a negative errno. */
+static int wait_events(struct dsmd *d, struct poll_state *ps,
+		       struct epoll_event *evs, int max)
+{
+	struct dsm_stats *st = &d->mem.st;
+	int n, ret;
+
+	if (want_poll(d, ps)) {
+		ret = xport_progress(d->x);
+		if (ret < 0)
+			return ret;
+		n = epoll_wait(d->epfd, evs, max, 0);
+		if (n < 0)
+			return -errno;
+		if (ret > 0 || n > 0) {
+			st->poll_hits++;
+			ps->last_work_us = mem_now_us();
+		}
+		return n;
+	}
+	ret = xport_arm(d->x);
+	if (ret < 0)
+		return ret;
+	n = epoll_wait(d->epfd, evs, max, ret > 0 ? 0 : -1);
+	if (n < 0)
+		return -errno;
+	if (ret == 0 && n > 0) {
+		st->wakeups++;
+		ps->last_work_us = mem_now_us();
+	}
+	return n;
+}
+
 static int run(struct dsmd *d)
 {
 	struct epoll_event evs[32];
+	struct poll_state ps = {0};
 	int n, i, ret;
 
 	cluster_start(d);
@@ -533,15 +610,12 @@ static int run(struct dsmd *d)
 		 * rather than sleep on an fd that will not fire for them. */
 		while (mem_run_local(d))
 			;
-		ret = xport_arm(d->x);
-		if (ret < 0)
-			return ret;
-		n = epoll_wait(d->epfd, evs, 32, ret > 0 ? 0 : -1);
-		if (n < 0 && errno == EINTR)
+		n = wait_events(d, &ps, evs, 32);
+		if (n == -EINTR)
 			continue;
 		if (n < 0) {
-			log_err("epoll_wait: %s", strerror(errno));
-			return -errno;
+			log_err("waiting for events: %s", strerror(-n));
+			return n;
 		}
 		for (i = 0; i < n && !d->stop; i++) {
 			struct watch *w = evs[i].data.ptr;

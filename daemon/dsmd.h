@@ -23,6 +23,7 @@ struct dsmd_config {
 	unsigned join_timeout_ms;
 	unsigned recv_depth;
 	unsigned poll_us;
+	unsigned txn_poll_us;   /* poll, not sleep, while a fault waits */
 	int ready_fd;           /* written once the mesh is up, -1: none */
 	bool test_hooks;        /* DSM_TEST_HOOKS=1: honour IPC_INJECT */
 	uint64_t arena_base;    /* the arena's address in every process */

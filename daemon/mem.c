@@ -531,6 +531,7 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 			  .master = -1, .sent_to = -1,
 			  .id = (++m->txn_gen << 16) | i};
 	m->nfree_slots--;
+	m->nwaiting++;
 	pg->busy = 1;
 	pg->slot = (uint16_t)i;
 	if (!write)
@@ -593,6 +594,7 @@ void mem_fault(struct dsmd *d, struct app *a, uint64_t addr,
 void mem_on_uffd(struct dsmd *d, struct app *a)
 {
 	struct uffd_msg msgs[16];
+	bool drained;
 	ssize_t n;
 	size_t i;
 
@@ -602,6 +604,11 @@ void mem_on_uffd(struct dsmd *d, struct app *a)
 			continue;
 		if (n <= 0)
 			break;
+		/* A read returns every fault pending when it ran (it blocks
+		 * for none on a nonblocking fd): a short one drained it, and
+		 * a fault raised since makes epoll report the fd again, so
+		 * the read that would only say EAGAIN is not made. */
+		drained = (size_t)n < sizeof(msgs);
 		for (i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 			const struct uffd_msg *u = &msgs[i];
 			uint64_t addr = u->arg.pagefault.address &
@@ -613,6 +620,8 @@ void mem_on_uffd(struct dsmd *d, struct app *a)
 				continue;
 			mem_fault(d, a, addr, (uint32_t)u->arg.pagefault.flags);
 		}
+		if (drained)
+			break;
 	}
 }
 
@@ -646,17 +655,53 @@ static struct txn *find_txn(struct dsmd *d, uint64_t id, uint64_t page)
 	return t;
 }
 
-static int install(struct dsmd *d, struct txn *t, const struct page *pg)
+/* Copy a received page into process f's mapping with UFFDIO_COPY, which
+ * on the node's memfd also puts it in the page cache, where every other
+ * process finds it: one system call and one copy instead of pwrite, then
+ * UFFDIO_CONTINUE.  Only for a fault the grant resolves (not a write to a
+ * page granted S).  Returns 0 when f is resolved. */
+static int install_into(struct dsmd *d, const struct fault *f,
+			const char *src, uint8_t state)
+{
+	bool m = state == WIRE_PS_M;
+	struct uffdio_copy c = {
+		.dst = f->addr, .src = (uint64_t)(uintptr_t)src,
+		.len = WIRE_PAGE_SIZE,
+		.mode = m ? 0 : UFFDIO_COPY_MODE_WP,
+	};
+
+	if (f->app->uffd < 0 || (!m && (f->flags & UFFD_PAGEFAULT_FLAG_WRITE)))
+		return -EINVAL;
+	if (ioctl(f->app->uffd, UFFDIO_COPY, &c))
+		return -errno;
+	if (c.copy != WIRE_PAGE_SIZE)
+		return c.copy < 0 ? (int)c.copy : -EIO;
+	d->mem.st.direct_installs++;
+	return 0;
+}
+
+/* Put the transaction's page into the node's memory.  A page that came
+ * with data goes straight into the first waiting fault's process when it
+ * can (install_into); *done then says that fault is resolved.  Otherwise
+ * (that process is gone, EEXIST, ...) pwrite puts it in the page cache and
+ * every fault maps it from there. */
+static int install(struct dsmd *d, struct txn *t, const struct page *pg,
+		   bool *done)
 {
 	struct mem *m = &d->mem;
 	off_t off = (off_t)(t->page * WIRE_PAGE_SIZE);
 	unsigned slot = (unsigned)(t->id & 0xffff);
+	const char *src = (char *)m->recv_buf + (size_t)slot * SLOT_STRIDE;
 	ssize_t n;
 
+	*done = false;
 	if (t->data_got) {
-		n = pwrite(m->memfd, (char *)m->recv_buf + (size_t)slot *
-						   SLOT_STRIDE,
-			   WIRE_PAGE_SIZE, off);
+		if (pg->waiters &&
+		    install_into(d, pg->waiters, src, t->state) == 0) {
+			*done = true;
+			return 0;
+		}
+		n = pwrite(m->memfd, src, WIRE_PAGE_SIZE, off);
 		return n == WIRE_PAGE_SIZE ? 0 : -EIO;
 	}
 	if (t->zero && pg->state == WIRE_PS_I) {
@@ -673,23 +718,31 @@ enum txn_end {
 	TXN_ORPHANED, /* the master is dead: tell nobody; keep the slot */
 };
 
-/* End transaction t: tell its master, free its slot or keep it out of use
- * (an abandoned slot could still receive a late page), and return the
- * faults that waited on the page, for the caller to run again or fail. */
+static void send_done(struct dsmd *d, int master, uint64_t id,
+		      uint64_t page, bool aborted)
+{
+	struct wire_dsm_done done = {.page = page, .aborted = aborted};
+
+	if (master >= 0)
+		mem_send(d, master, WIRE_DSM_DONE, id, &done, sizeof(done));
+}
+
+/* End transaction t: tell its master (unless `tell` is false: the caller
+ * does it later), free its slot or keep it out of use (an abandoned slot
+ * could still receive a late page), and return the faults that waited on
+ * the page, for the caller to run again or fail. */
 static struct fault *txn_close(struct dsmd *d, struct txn *t,
-			       enum txn_end how)
+			       enum txn_end how, bool tell)
 {
 	struct mem *m = &d->mem;
-	struct wire_dsm_done done = {.page = t->page,
-				     .aborted = how == TXN_ABORTED};
 	struct page *pg = ptab_get(&m->pages, t->page, true);
 	struct fault *list = pg->waiters;
 
 	pg->busy = 0;
 	pg->waiters = NULL;
-	if (how != TXN_ORPHANED && t->master >= 0)
-		mem_send(d, t->master, WIRE_DSM_DONE, t->id, &done,
-			 sizeof(done));
+	m->nwaiting--;
+	if (how != TXN_ORPHANED && tell)
+		send_done(d, t->master, t->id, t->page, how == TXN_ABORTED);
 	if (how == TXN_DONE) {
 		t->used = false;
 		m->nfree_slots++;
@@ -711,8 +764,11 @@ static void run_slot_wait(struct dsmd *d)
 static void txn_maybe_done(struct dsmd *d, struct txn *t)
 {
 	struct mem *m = &d->mem;
-	struct page *pg = ptab_get(&m->pages, t->page, true);
-	int ret;
+	uint64_t pg_no = t->page, id;
+	struct page *pg = ptab_get(&m->pages, pg_no, true);
+	struct fault *list, *f;
+	int master, ret;
+	bool done;
 
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed)
@@ -722,7 +778,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		  t->state == WIRE_PS_M ? "M" : "S",
 		  t->data_got ? " data" : "", t->zero ? " zero" : "",
 		  t->acks_got);
-	ret = install(d, t, pg);
+	ret = install(d, t, pg, &done);
 	if (ret)
 		log_err("installing page %llu: %s",
 			(unsigned long long)t->page, strerror(-ret));
@@ -734,14 +790,31 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	pg->state = t->state;
 	pg->version = t->version;
 	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
-	run_faults(d, txn_close(d, t, TXN_DONE));
+	/* Map the page for the waiting faults first, DONE after: posting a
+	 * send is a system call that on rxe carries the message through the
+	 * kernel's RDMA stack (about 500 us in the emulated guest), and it
+	 * stood between the page's arrival and the process running again.  The master needs
+	 * DONE only before it serves the page's next request, and a request
+	 * the waiting faults start meanwhile queues there behind it. */
+	master = t->master;
+	id = t->id;
+	list = txn_close(d, t, TXN_DONE, false);
+	if (done) {
+		/* install() mapped it for the first fault already. */
+		f = list;
+		list = f->next;
+		app_put(f->app);
+		free(f);
+	}
+	run_faults(d, list);
+	send_done(d, master, id, pg_no, false);
 	run_slot_wait(d);
 }
 
 /* The page is lost: every fault waiting for it gets SIGBUS. */
 static void fail_txn(struct dsmd *d, struct txn *t, enum txn_end how)
 {
-	struct fault *list = txn_close(d, t, how), *f;
+	struct fault *list = txn_close(d, t, how, true), *f;
 
 	while ((f = list)) {
 		list = f->next;
@@ -825,7 +898,7 @@ static void on_ack(struct dsmd *d, int from, uint64_t id,
  * another copy is left). */
 static void abort_txn(struct dsmd *d, struct txn *t)
 {
-	run_faults(d, txn_close(d, t, TXN_ABORTED));
+	run_faults(d, txn_close(d, t, TXN_ABORTED, true));
 }
 
 static void on_lost(struct dsmd *d, int from, uint64_t id,
@@ -1075,7 +1148,7 @@ void mem_peer_down(struct dsmd *d, int node)
 		if (t->master == node) {
 			/* The entry died with its master: every waiter
 			 * learns so (SIGBUS) when it looks again. */
-			run_faults(d, txn_close(d, t, TXN_ORPHANED));
+			run_faults(d, txn_close(d, t, TXN_ORPHANED, true));
 		} else if (t->master < 0 && t->sent_to == node) {
 			/* It may have passed the request on, or not: ask
 			 * again (the master drops a second copy). */

@@ -146,6 +146,7 @@ struct mem {
 	struct txn txns[MEM_NSLOTS];
 	uint64_t txn_gen;
 	unsigned nfree_slots;
+	unsigned nwaiting;         /* transactions waiting for the network */
 	struct fault *slot_wait;   /* faults waiting for a free slot */
 	/* Send slots. */
 	void *send_buf;
@@ -187,6 +188,12 @@ void mem_on_hold_timer(struct dsmd *d);
 /* A node died: faults that need its directory entries fail (SIGBUS). */
 void mem_peer_down(struct dsmd *d, int node);
 bool mem_run_local(struct dsmd *d);
+/* Whether a transaction of this node waits for the network (dsmd's loop
+ * polls rather than sleeps then). */
+static inline bool mem_waiting(const struct mem *m)
+{
+	return m->nwaiting > 0;
+}
 int mem_page_state(struct dsmd *d, uint64_t page);
 void mem_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
 int mem_send(struct dsmd *d, int node, unsigned type, uint64_t req_id,

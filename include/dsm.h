@@ -212,7 +212,15 @@ struct dsm_stats {
 	uint64_t lock_deadlocks;   /* victims chosen on this node */
 	uint64_t lock_rebuilt;     /* resources this node rebuilt as the
 				      new master after a node died */
-	uint64_t reserved[1];
+	uint64_t wakeups;          /* times dsmd slept and was woken (a
+				      fault, a message, a timer...) */
+	uint64_t poll_hits;        /* times dsmd, polling instead of sleeping
+				      while a fault waited for the network,
+				      found work: each a wake-up saved */
+	uint64_t direct_installs;  /* received pages copied straight into
+				      the faulting process (UFFDIO_COPY),
+				      not through pwrite and a second call */
+	uint64_t reserved[4];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -77,6 +77,8 @@ struct xport_stats {
 	uint64_t progress_calls; /* xport_progress() calls */
 	uint64_t cq_arms;        /* completion notifications requested */
 	uint64_t cq_events;      /* completion channel events taken */
+	uint64_t lazy_writes;    /* RDMA WRITEs posted unsignalled: their end
+				    came with a later completion */
 };
 
 struct xport_ops {

@@ -38,6 +38,10 @@
  * the unsignalled sends before it too (a QP completes its sends in order).
  * Fewer completions, fewer wake-ups of a blocked owner. */
 #define XR_SIGNAL_EVERY  8u
+/* RDMA WRITEs posted without asking for a completion, at most, over all
+ * peers (see xr_post_rdma).  It bounds the caller's buffers (and ours)
+ * whose release waits for a later completion on the same queue pair. */
+#define XR_LAZY_MAX      16u
 #define XR_CONNECT_TRIES 8
 #define XR_CONN_MAGIC    0x44534d43u /* "DSMC" */
 
@@ -58,7 +62,10 @@ struct xr_wr {
 	struct xr_peer *peer;
 	unsigned index;   /* buffer slot (RECV, SEND) */
 	uint64_t cookie;  /* READ, WRITE */
+	uint64_t seq;     /* SEND, READ, WRITE: its place in the send queue */
 	bool credit_only; /* SEND of a credit-only message */
+	bool posted;      /* READ, WRITE: posted, its end not yet reported */
+	bool lazy;        /* WRITE posted unsignalled */
 };
 
 enum xr_op_kind { XR_OP_SEND, XR_OP_READ, XR_OP_WRITE };
@@ -104,6 +111,10 @@ struct xr_peer {
 	unsigned shead, stail; /* ring indices, modulo nsend + 1 */
 	unsigned unsignaled;   /* sends posted since the last signalled one */
 	unsigned reads, writes; /* outstanding */
+	uint64_t sq_seq;        /* send-queue work requests ever posted */
+	unsigned lazy[XR_WRITES_MAX]; /* unsignalled WRITEs (rdwr indices),
+					 in post order */
+	unsigned lhead, nlazy;  /* ring of lazy[] */
 	struct xr_wr *rdwr;     /* pool for READ/WRITE work requests */
 	unsigned *rdfree;
 	unsigned nrdfree;
@@ -132,7 +143,8 @@ struct xport_rdma {
 	char devname[64];
 	int numa_node; /* the device's NUMA node, -1 if unknown */
 	bool armed;    /* CQ armed and its event not yet drained */
-	uint64_t progress_calls, cq_arms, cq_events;
+	unsigned nlazy; /* unsignalled WRITEs over all peers */
+	uint64_t progress_calls, cq_arms, cq_events, lazy_writes;
 	struct xr_peer *peers;
 };
 
@@ -382,6 +394,7 @@ static int xr_post_send_slot(struct xr_peer *p, const void *msg, size_t len,
 	if (len >= sizeof(h))
 		memcpy(buf, &h, sizeof(h));
 	p->swr[slot].credit_only = credit_only;
+	p->swr[slot].seq = p->sq_seq;
 	ret = -ibv_post_send(p->id->qp, &wr, &bad);
 	if (ret) {
 		p->sfree[p->nsfree++] = slot;
@@ -389,6 +402,7 @@ static int xr_post_send_slot(struct xr_peer *p, const void *msg, size_t len,
 			p->credit.owed += h.credits;
 		return ret;
 	}
+	p->sq_seq++;
 	p->sring[p->stail] = slot;
 	p->stail = (p->stail + 1) % (p->nsend + 1);
 	p->unsignaled = signal ? 0 : p->unsignaled + 1;
@@ -396,6 +410,18 @@ static int xr_post_send_slot(struct xr_peer *p, const void *msg, size_t len,
 	p->c.msgs_sent++;
 	p->c.bytes_sent += len;
 	return 0;
+}
+
+/* Whether a WRITE may go unsignalled.  Its end is then known only when a
+ * later signalled work request of the queue pair completes (a QP completes
+ * them in order, xr_lazy_done), which saves the owner a completion and the
+ * wake-up that comes with it: a holder that sent a page sleeps on.  The
+ * caller's buffer stays in use until then, so they are bounded, and the
+ * peer's last free WRITE asks for a completion, so a full queue of WRITEs
+ * always ends. */
+static bool xr_write_lazy(struct xr_peer *p)
+{
+	return p->x->nlazy < XR_LAZY_MAX && p->writes + 2 < XR_WRITES_MAX;
 }
 
 static int xr_post_rdma(struct xr_peer *p, struct xr_op *op)
@@ -414,6 +440,8 @@ static int xr_post_rdma(struct xr_peer *p, struct xr_op *op)
 	int ret;
 
 	w->cookie = op->cookie;
+	w->seq = p->sq_seq;
+	w->lazy = false;
 	if (op->kind == XR_OP_READ) {
 		w->kind = XR_WR_READ;
 		wr.opcode = IBV_WR_RDMA_READ;
@@ -421,11 +449,21 @@ static int xr_post_rdma(struct xr_peer *p, struct xr_op *op)
 		w->kind = XR_WR_WRITE;
 		wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 		wr.imm_data = htonl(op->imm);
+		w->lazy = xr_write_lazy(p);
+		if (w->lazy)
+			wr.send_flags = 0;
 	}
 	ret = -ibv_post_send(p->id->qp, &wr, &bad);
 	if (ret) {
 		p->rdfree[p->nrdfree++] = i;
 		return ret;
+	}
+	p->sq_seq++;
+	w->posted = true;
+	if (w->lazy) {
+		p->lazy[(p->lhead + p->nlazy++) % XR_WRITES_MAX] = i;
+		p->x->nlazy++;
+		p->x->lazy_writes++;
 	}
 	if (op->kind == XR_OP_READ) {
 		p->reads++;
@@ -644,6 +682,9 @@ static int xr_write_imm(struct xport *xp, int peer, struct xport_mr *mr,
 			  len, imm, cookie);
 }
 
+static void xr_on_rdma_done(struct xport_rdma *x, struct xr_peer *p,
+			    struct xr_wr *w, int status);
+
 /* Fail every queued READ/WRITE of a peer that went down, so the owner is not
  * left waiting; queued messages are simply dropped. */
 static void xr_fail_ops(struct xr_peer *p)
@@ -665,6 +706,16 @@ static void xr_fail_ops(struct xr_peer *p)
 		free(op);
 	}
 	p->tail = NULL;
+	/* Lazy WRITEs whose later signalled request may never come: end
+	 * them now (their flush completions are then ignored). */
+	while (p->nlazy) {
+		struct xr_wr *w = &p->rdwr[p->lazy[p->lhead]];
+
+		p->lhead = (p->lhead + 1) % XR_WRITES_MAX;
+		p->nlazy--;
+		p->x->nlazy--;
+		xr_on_rdma_done(p->x, p, w, -ECONNRESET);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -744,12 +795,36 @@ static void xr_on_rdma_done(struct xport_rdma *x, struct xr_peer *p,
 		.peer = p->node, .status = status, .cookie = w->cookie,
 	};
 
+	/* A lazy WRITE of a dead peer was ended by xr_fail_ops; its flush
+	 * completion may still come. */
+	if (!w->posted)
+		return;
+	w->posted = false;
 	if (w->kind == XR_WR_READ)
 		p->reads--;
 	else
 		p->writes--;
 	p->rdfree[p->nrdfree++] = w->index;
 	xr_emit(x, &ev);
+}
+
+/* Work request `seq` of p's send queue completed (or was flushed): every
+ * unsignalled WRITE posted before it is done, and succeeded, or it would
+ * have completed with an error itself.  `upto` includes seq itself, for a
+ * flushed lazy WRITE's own completion. */
+static void xr_lazy_done(struct xport_rdma *x, struct xr_peer *p,
+			 uint64_t seq, bool upto, int status)
+{
+	while (p->nlazy) {
+		struct xr_wr *w = &p->rdwr[p->lazy[p->lhead]];
+
+		if (w->seq > seq || (w->seq == seq && !upto))
+			return;
+		p->lhead = (p->lhead + 1) % XR_WRITES_MAX;
+		p->nlazy--;
+		x->nlazy--;
+		xr_on_rdma_done(x, p, w, w->seq == seq ? status : 0);
+	}
 }
 
 /* The send in `slot` completed, and with it every send posted before it:
@@ -780,12 +855,16 @@ static void xr_on_wc(struct xport_rdma *x, struct ibv_wc *wc)
 				 ibv_wc_status_str(wc->status));
 			xr_peer_down(p, why);
 		}
+		if (w->kind != XR_WR_RECV)
+			xr_lazy_done(x, p, w->seq, true, -EIO);
 		if (w->kind == XR_WR_SEND)
 			xr_free_sends(p, w->index);
 		else if (w->kind != XR_WR_RECV)
 			xr_on_rdma_done(x, p, w, -EIO);
 		return;
 	}
+	if (w->kind != XR_WR_RECV)
+		xr_lazy_done(x, p, w->seq, false, 0);
 	switch (w->kind) {
 	case XR_WR_RECV:
 		xr_on_recv(x, p, w, wc);
@@ -841,13 +920,15 @@ static int xr_progress_cq(struct xport_rdma *x)
 	return total;
 }
 
-/* The completion channel fired: the CQ is no longer armed. */
+/* The completion channel fired: the CQ is no longer armed.  One arm
+ * raises at most one event (the CQ is the channel's only one), so one read
+ * takes it; a loop would pay a second system call for its EAGAIN. */
 static void xr_drain_comp_channel(struct xport_rdma *x)
 {
 	struct ibv_cq *cq;
 	void *cq_ctx;
 
-	while (ibv_get_cq_event(x->comp_ch, &cq, &cq_ctx) == 0) {
+	if (ibv_get_cq_event(x->comp_ch, &cq, &cq_ctx) == 0) {
 		ibv_ack_cq_events(cq, 1);
 		x->cq_events++;
 	}
@@ -1436,7 +1517,8 @@ static int xr_stats(struct xport *xp, struct xport_stats *out)
 
 	*out = (struct xport_stats){.progress_calls = x->progress_calls,
 				    .cq_arms = x->cq_arms,
-				    .cq_events = x->cq_events};
+				    .cq_events = x->cq_events,
+				    .lazy_writes = x->lazy_writes};
 	return 0;
 }
 

@@ -34,6 +34,8 @@ expect "usage" --no-such-option
 expect "bad arena size" -r 0 -n 1 --arena-mb 0
 expect "bad arena size" -r 0 -n 1 --arena-mb 2000000
 expect "bad hold time" -r 0 -n 1 --hold-us -5
+expect "bad txn poll" -r 0 -n 1 --txn-poll-us 2000000
+DSM_TXN_POLL_US=soon expect "bad txn poll" -r 0 -n 1
 DSM_ARENA_MB=lots expect "bad arena size" -r 0 -n 1
 expect "bad arena base" -r 0 -n 1 --arena-base 0x200000000001
 expect "bad arena base" -r 0 -n 1 --arena-base 0x7fffffff0000

@@ -324,7 +324,8 @@ const struct stat_field coh_stat_fields[] = {
 	F(msgs_sent), F(msgs_received), F(bad_msgs), F(wp_faults),
 	F(stale_faults), F(held_back), F(lost_faults), F(holder_forwards),
 	F(migrations_in), F(migrations_out), F(hint_hits), F(hint_misses),
-	F(who_has_broadcasts),
+	F(who_has_broadcasts), F(wakeups), F(poll_hits),
+	F(direct_installs),
 };
 #undef F
 const size_t coh_nstat_fields =
