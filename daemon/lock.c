@@ -1568,13 +1568,32 @@ void lock_client_gone(struct dsmd *d, struct lclient *lc)
 	free(lc);
 }
 
+/* What a process's request asks of the master, as WIRE_LKF_* flags. */
+static uint32_t request_flags(const struct wire_ipc_lock *q)
+{
+	return (q->flags & DSM_LKF_NOQUEUE ? WIRE_LKF_NOQUEUE : 0) |
+	       (q->flags & DSM_LKF_VALBLK ? WIRE_LKF_VALBLK : 0) |
+	       (q->bast ? WIRE_LKF_BAST : 0);
+}
+
+/* Count a request or conversion (remote when its master is elsewhere)
+ * and send it. */
+static void send_request(struct dsmd *d, struct llock *l, unsigned op)
+{
+	uint32_t epoch;
+	int dead;
+
+	d->mem.st.lock_requests++;
+	if (target(d, l->key, &epoch, &dead) != d->cfg.node)
+		d->mem.st.lock_remote++;
+	owner_send(d, l, op, 0);
+}
+
 static int ipc_new(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 		   const struct wire_ipc_lock *q)
 {
 	struct lockmgr *lk = LK(d);
 	struct llock *l, *parent = NULL;
-	uint32_t epoch;
-	int dead;
 
 	if (!q->name_len)
 		return -EINVAL;
@@ -1600,19 +1619,14 @@ static int ipc_new(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	};
 	memcpy(l->name, q->name, q->name_len);
 	l->key = lock_key(l->parent_key, l->name, l->name_len);
-	l->flags = (q->flags & DSM_LKF_NOQUEUE ? WIRE_LKF_NOQUEUE : 0) |
-		   (q->flags & DSM_LKF_VALBLK ? WIRE_LKF_VALBLK : 0) |
-		   (q->bast ? WIRE_LKF_BAST : 0);
+	l->flags = request_flags(q);
 	if (parent)
 		parent->children++;
 	l->next = lc->locks;
 	lc->locks = l;
 	l->hnext = lk->byh[l->handle % LK_BUCKETS];
 	lk->byh[l->handle % LK_BUCKETS] = l;
-	d->mem.st.lock_requests++;
-	if (target(d, l->key, &epoch, &dead) != d->cfg.node)
-		d->mem.st.lock_remote++;
-	owner_send(d, l, WIRE_LOCK_NEW, 0);
+	send_request(d, l, WIRE_LOCK_NEW);
 	return 0;
 }
 
@@ -1620,8 +1634,6 @@ static int ipc_convert(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 		       const struct wire_ipc_lock *q)
 {
 	struct llock *l = by_lkid(lc, q->lkid);
-	uint32_t epoch;
-	int dead;
 
 	if (!l || l->state == LS_UNLOCKING)
 		return -ENOLCK;
@@ -1630,14 +1642,9 @@ static int ipc_convert(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	l->state = LS_CONVERTING;
 	l->rqmode = (uint8_t)q->mode;
 	l->req_id = req_id;
-	l->flags = (q->flags & DSM_LKF_NOQUEUE ? WIRE_LKF_NOQUEUE : 0) |
-		   (q->flags & DSM_LKF_VALBLK ? WIRE_LKF_VALBLK : 0) |
-		   (q->bast ? WIRE_LKF_BAST : 0);
+	l->flags = request_flags(q);
 	memcpy(l->lvb, q->lvb, sizeof(l->lvb));
-	d->mem.st.lock_requests++;
-	if (target(d, l->key, &epoch, &dead) != d->cfg.node)
-		d->mem.st.lock_remote++;
-	owner_send(d, l, WIRE_LOCK_CONVERT, 0);
+	send_request(d, l, WIRE_LOCK_CONVERT);
 	return 0;
 }
 
