@@ -105,6 +105,9 @@ struct llock {
 	struct llock *next;      /* the owner's list */
 	struct llock *hnext;     /* by handle */
 	struct lclient *lc;      /* NULL once its process is gone */
+	uint32_t owner;          /* its process's connection, for good: a
+				    release sent again after the process
+				    died must still name the lock */
 	uint64_t handle, lkid, key, parent_key;
 	struct llock *parent;
 	unsigned children;
@@ -112,7 +115,8 @@ struct llock {
 	uint8_t grmode, rqmode;
 	uint8_t name_len;
 	uint32_t flags;          /* WIRE_LKF_* of the request in progress */
-	bool cancelling;         /* a CANCEL is on its way */
+	int32_t cancel;          /* a CANCEL is on its way: the error it
+				    ends the request with, else 0 */
 	bool lvb_ok;             /* lvb is the block as last granted */
 	int16_t master;          /* the node that last answered, or -1 */
 	uint32_t seq;            /* deadlock searches of this wait */
@@ -265,6 +269,15 @@ static struct llock *by_lkid(struct lclient *lc, uint64_t lkid)
 	return NULL;
 }
 
+/* l no longer counts as its parent's child. */
+static void drop_parent(struct llock *l)
+{
+	if (l->parent) {
+		l->parent->children--;
+		l->parent = NULL;
+	}
+}
+
 static void unlink_owner(struct llock *l)
 {
 	struct llock **pp;
@@ -278,10 +291,7 @@ static void unlink_owner(struct llock *l)
 		}
 	}
 	l->lc = NULL;
-	if (l->parent) {
-		l->parent->children--;
-		l->parent = NULL;
-	}
+	drop_parent(l);
 }
 
 static void llock_free(struct dsmd *d, struct llock *l)
@@ -365,7 +375,7 @@ static void fill_op(struct dsmd *d, const struct llock *l, unsigned op,
 {
 	*o = (struct wire_lock_op){
 		.key = l->key, .parent = l->parent_key,
-		.id = {.handle = l->handle, .owner = l->lc ? l->lc->id : 0,
+		.id = {.handle = l->handle, .owner = l->owner,
 		       .node = (uint16_t)d->cfg.node},
 		.op = op, .flags = l->flags, .grmode = l->grmode,
 		.rqmode = l->rqmode, .name_len = l->name_len,
@@ -395,6 +405,19 @@ static void owner_send(struct dsmd *d, struct llock *l, unsigned op,
 	send_op(d, &o);
 }
 
+/* Whether l's request or conversion is in progress. */
+static bool waits(const struct llock *l)
+{
+	return l->state == LS_WAITING || l->state == LS_CONVERTING;
+}
+
+/* End l's wait with status (sent again with it if the CANCEL is lost). */
+static void cancel(struct dsmd *d, struct llock *l, int32_t status)
+{
+	l->cancel = status;
+	owner_send(d, l, WIRE_LOCK_CANCEL, status);
+}
+
 static void event(struct lclient *lc, uint64_t req_id,
 		  const struct wire_ipc_lock_event *ev)
 {
@@ -417,8 +440,6 @@ static void complete(struct lclient *lc, uint64_t req_id, uint64_t lkid,
 
 	event(lc, req_id, &ev);
 }
-
-static void arm_timer(struct dsmd *d);
 
 /* A release is done (its master answered, or died): the process's
  * dsm_unlock() returns. */
@@ -448,7 +469,7 @@ static void finish(struct dsmd *d, struct llock *l, int status,
 	}
 	l->req_id = 0;
 	l->deadline_ms = l->search_ms = 0;
-	l->cancelling = false;
+	l->cancel = 0;
 	l->rqmode = LK_NONE;
 	if (l->state == LS_WAITING && status) {
 		/* A new lock that was not granted does not exist. */
@@ -484,7 +505,7 @@ static void on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 	}
 	switch (rp->kind) {
 	case WIRE_LKR_DONE:
-		if (l->state == LS_WAITING || l->state == LS_CONVERTING)
+		if (waits(l))
 			finish(d, l, rp->status, rp);
 		break;
 	case WIRE_LKR_BAST:
@@ -503,13 +524,11 @@ static void on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 			released(d, l);
 		break;
 	case WIRE_LKR_DEADLOCK:
-		if ((l->state == LS_WAITING || l->state == LS_CONVERTING) &&
-		    !l->cancelling && rp->seq == l->seq) {
+		if (waits(l) && !l->cancel && rp->seq == l->seq) {
 			log_info("lock %.*s: deadlock, this request is the "
 				 "victim", l->name_len, l->name);
 			d->mem.st.lock_deadlocks++;
-			l->cancelling = true;
-			owner_send(d, l, WIRE_LOCK_CANCEL, -EDEADLK);
+			cancel(d, l, -EDEADLK);
 		}
 		break;
 	}
@@ -537,7 +556,7 @@ static void on_probe(struct dsmd *d, const struct wire_lock_probe *pb)
 	for (l = lc->locks; l; l = l->next) {
 		struct wire_lock_op o;
 
-		if (l->state != LS_WAITING && l->state != LS_CONVERTING)
+		if (!waits(l))
 			continue;
 		fill_op(d, l, WIRE_LOCK_SEARCH, &o);
 		o.origin = pb->origin;
@@ -573,12 +592,54 @@ static struct lkb **find_in(struct lkb **pp, const struct wire_lock_id *id)
 	return NULL;
 }
 
+/* The lock id names in any of the resource's queues, or NULL. */
+static struct lkb **find_any(struct lres *r, const struct wire_lock_id *id)
+{
+	struct lkb **pp = find_in(&r->granted, id);
+
+	if (!pp)
+		pp = find_in(&r->converting, id);
+	return pp ? pp : find_in(&r->waiting, id);
+}
+
+/* A lock block as the master keeps it; NULL when out of memory. */
+static struct lkb *new_lkb(const struct wire_lock_id *id, unsigned grmode,
+			   unsigned rqmode, uint32_t flags)
+{
+	struct lkb *b = calloc(1, sizeof(*b));
+
+	if (b)
+		*b = (struct lkb){.id = *id, .grmode = (uint8_t)grmode,
+				  .rqmode = (uint8_t)rqmode,
+				  .flags = (uint8_t)(flags & (WIRE_LKF_BAST |
+							      WIRE_LKF_VALBLK)),
+				  .bast_mode = LK_NONE};
+	return b;
+}
+
 static void append(struct lkb **pp, struct lkb *b)
 {
 	while (*pp)
 		pp = &(*pp)->next;
 	b->next = NULL;
 	*pp = b;
+}
+
+static void free_lkbs(struct lkb **pp)
+{
+	struct lkb *b;
+
+	while ((b = *pp)) {
+		*pp = b->next;
+		free(b);
+	}
+}
+
+static void free_queues(struct lres *r)
+{
+	free_lkbs(&r->granted);
+	free_lkbs(&r->converting);
+	free_lkbs(&r->waiting);
 }
 
 /* Whether mode may be granted beside every granted mode but skip's. */
@@ -711,24 +772,17 @@ static void op_new(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 {
 	struct lkb *b;
 
-	if (find_in(&r->granted, &o->id) || find_in(&r->converting, &o->id) ||
-	    find_in(&r->waiting, &o->id))
+	if (find_any(r, &o->id))
 		return; /* sent again after a refusal; the first got here */
 	if (!name_matches(r, o)) {
-		struct wire_lock_id id = o->id;
-
-		reply(d, r, &id, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
+		reply(d, r, &o->id, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
 		return;
 	}
-	b = calloc(1, sizeof(*b));
+	b = new_lkb(&o->id, LK_NONE, o->rqmode, o->flags);
 	if (!b) {
 		reply(d, r, &o->id, WIRE_LKR_DONE, -ENOMEM, LK_NONE, false);
 		return;
 	}
-	*b = (struct lkb){.id = o->id, .grmode = LK_NONE, .rqmode = o->rqmode,
-			  .flags = (uint8_t)(o->flags & (WIRE_LKF_BAST |
-							 WIRE_LKF_VALBLK)),
-			  .bast_mode = LK_NONE};
 	if ((o->flags & WIRE_LKF_NOQUEUE) &&
 	    (recovering(d) || r->converting || r->waiting ||
 	     !fits(r, NULL, b->rqmode))) {
@@ -777,12 +831,8 @@ static void op_convert(struct dsmd *d, struct lres *r,
 static void op_unlock(struct dsmd *d, struct lres *r,
 		      const struct wire_lock_op *o)
 {
-	struct lkb **lists[3] = {&r->granted, &r->converting, &r->waiting};
-	struct lkb **pp = NULL, *b;
-	int i;
+	struct lkb **pp = find_any(r, &o->id), *b;
 
-	for (i = 0; i < 3 && !pp; i++)
-		pp = find_in(lists[i], &o->id);
 	if (pp) {
 		b = *pp;
 		*pp = b->next;
@@ -822,18 +872,12 @@ static void op_rebuild(struct lres *r, const struct wire_lock_op *o)
 {
 	struct lkb *b;
 
-	if (find_in(&r->granted, &o->id) || find_in(&r->converting, &o->id) ||
-	    find_in(&r->waiting, &o->id))
+	if (find_any(r, &o->id))
 		return;
 	name_matches(r, o);
-	b = calloc(1, sizeof(*b));
+	b = new_lkb(&o->id, o->grmode, o->rqmode, o->flags);
 	if (!b)
 		return;
-	*b = (struct lkb){.id = o->id, .grmode = o->grmode,
-			  .rqmode = o->rqmode,
-			  .flags = (uint8_t)(o->flags & (WIRE_LKF_BAST |
-							 WIRE_LKF_VALBLK)),
-			  .bast_mode = LK_NONE};
 	if (b->grmode == LK_NONE)
 		append(&r->waiting, b);
 	else if (b->rqmode != LK_NONE)
@@ -889,8 +933,7 @@ static void search(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 		if (!lock_compatible(x->grmode, b->rqmode))
 			visit(d, o, x);
 	for (x = r->converting; x; x = x->next) {
-		bool ahead = !converting || x->next == b ||
-			     find_in(&x->next, &b->id);
+		bool ahead = !converting || find_in(&x->next, &b->id);
 
 		if (x != b && (ahead || !lock_compatible(x->grmode, b->rqmode)))
 			visit(d, o, x);
@@ -899,8 +942,7 @@ static void search(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 		visit(d, o, x);
 }
 
-static void serve(struct dsmd *d, struct lres *r, int from,
-		  const struct wire_lock_op *o)
+static void serve(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 {
 	if (o->route.chain)
 		home_tell_chain(d, &home_lock_kind, r->key, &r->h,
@@ -927,7 +969,6 @@ static void serve(struct dsmd *d, struct lres *r, int from,
 		search(d, r, o);
 		return;
 	}
-	(void)from;
 	grant_pass(d, r);
 	settle(d, r);
 }
@@ -1006,7 +1047,7 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 			  o->id.handle);
 		return;
 	case HOME_SERVE:
-		serve(d, r, from, o);
+		serve(d, r, o);
 		return;
 	}
 }
@@ -1142,18 +1183,10 @@ static int lk_unpack(struct dsmd *d, uint64_t key, struct home *h,
 
 		memcpy(&w, p, sizeof(w));
 		if (w.grmode >= WIRE_LK_MODES || w.id.node >= d->cfg.nnodes ||
-		    !(b = calloc(1, sizeof(*b)))) {
-			while ((b = list)) {
-				list = b->next;
-				free(b);
-			}
+		    !(b = new_lkb(&w.id, w.grmode, LK_NONE, w.flags))) {
+			free_lkbs(&list);
 			return -EINVAL;
 		}
-		*b = (struct lkb){.id = w.id, .grmode = w.grmode,
-				  .rqmode = LK_NONE,
-				  .flags = w.flags & (WIRE_LKF_BAST |
-						      WIRE_LKF_VALBLK),
-				  .bast_mode = LK_NONE};
 		append(&list, b);
 	}
 	r->granted = list;
@@ -1166,25 +1199,13 @@ static int lk_unpack(struct dsmd *d, uint64_t key, struct home *h,
 	return 0;
 }
 
-static void free_lkbs(struct lkb **pp)
-{
-	struct lkb *b;
-
-	while ((b = *pp)) {
-		*pp = b->next;
-		free(b);
-	}
-}
-
 static void lk_left(struct dsmd *d, uint64_t key, struct home *h, int to)
 {
 	struct lres *r = (struct lres *)h;
 	struct lpend *p;
 
 	(void)key;
-	free_lkbs(&r->granted);
-	free_lkbs(&r->converting);
-	free_lkbs(&r->waiting);
+	free_queues(r);
 	/* Whatever waited for it follows it, in order. */
 	while ((p = r->parked)) {
 		r->parked = p->next;
@@ -1227,8 +1248,8 @@ static void resend(struct dsmd *d, struct llock *l)
 	default:
 		return;
 	}
-	if (l->cancelling)
-		owner_send(d, l, WIRE_LOCK_CANCEL, -ETIMEDOUT);
+	if (l->cancel)
+		owner_send(d, l, WIRE_LOCK_CANCEL, l->cancel);
 }
 
 static void lk_located(struct dsmd *d, uint64_t key, uint64_t token,
@@ -1400,6 +1421,8 @@ void lock_peer_down(struct dsmd *d, int node)
 					o.flags |= WIRE_LKF_LVB;
 				send_op(d, &o);
 			}
+			if (l->cancel) /* it may have died with the master */
+				owner_send(d, l, WIRE_LOCK_CANCEL, l->cancel);
 		}
 	}
 	/* Tell everyone we are done; wait for the others to say so. */
@@ -1478,19 +1501,14 @@ void lock_on_timer(struct dsmd *d)
 		struct llock *l;
 
 		for (l = lk->byh[i]; l; l = l->hnext) {
-			if (l->state != LS_WAITING &&
-			    l->state != LS_CONVERTING)
+			if (!waits(l))
 				continue;
 			if (l->deadline_ms && now >= l->deadline_ms) {
 				l->deadline_ms = 0;
-				if (!l->cancelling) {
-					l->cancelling = true;
-					owner_send(d, l, WIRE_LOCK_CANCEL,
-						   -ETIMEDOUT);
-				}
+				if (!l->cancel)
+					cancel(d, l, -ETIMEDOUT);
 			}
-			if (l->search_ms && now >= l->search_ms &&
-			    !l->cancelling) {
+			if (l->search_ms && now >= l->search_ms && !l->cancel) {
 				struct wire_lock_op o;
 
 				l->seq++;
@@ -1544,9 +1562,7 @@ void lock_client_gone(struct dsmd *d, struct lclient *lc)
 	while ((l = lc->locks)) {
 		lc->locks = l->next;
 		l->next = NULL;
-		if (l->parent)
-			l->parent->children--;
-		l->parent = NULL;
+		drop_parent(l);
 		if (l->state == LS_UNLOCKING) {
 			l->lc = NULL; /* nobody to answer any more */
 			l->req_id = 0;
@@ -1611,7 +1627,8 @@ static int ipc_new(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	if (!l)
 		return -ENOMEM;
 	*l = (struct llock){
-		.lc = lc, .handle = ++lk->next_handle, .lkid = q->lkid,
+		.lc = lc, .owner = lc->id, .handle = ++lk->next_handle,
+		.lkid = q->lkid,
 		.parent_key = parent ? parent->key : 0, .parent = parent,
 		.state = LS_WAITING, .grmode = LK_NONE,
 		.rqmode = (uint8_t)q->mode, .name_len = (uint8_t)q->name_len,
@@ -1658,12 +1675,10 @@ static int ipc_unlock(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	if (!l || l->state == LS_UNLOCKING)
 		return -ENOLCK;
 	if (q->flags & DSM_LKF_CANCEL) {
-		if (l->state != LS_WAITING && l->state != LS_CONVERTING)
+		if (!waits(l))
 			return -ENOLCK;
-		if (!l->cancelling) {
-			l->cancelling = true;
-			owner_send(d, l, WIRE_LOCK_CANCEL, -ECANCELED);
-		}
+		if (!l->cancel)
+			cancel(d, l, -ECANCELED);
 		return 0;
 	}
 	if (l->state != LS_GRANTED)
@@ -1674,10 +1689,7 @@ static int ipc_unlock(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	memcpy(l->lvb, q->lvb, sizeof(l->lvb));
 	l->state = LS_UNLOCKING;
 	l->req_id = req_id;
-	if (l->parent) {
-		l->parent->children--; /* the parent may go as this one does */
-		l->parent = NULL;
-	}
+	drop_parent(l); /* the parent may go as this one does */
 	owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
 	return 1; /* answered when the master answers */
 }
@@ -1687,12 +1699,11 @@ static int ipc_master(struct dsmd *d, struct lclient *lc,
 {
 	struct llock *l = by_lkid(lc, q->lkid);
 	uint32_t epoch;
-	int dead, to;
+	int dead;
 
 	if (!l || l->state == LS_UNLOCKING)
 		return -ENOLCK;
-	to = target(d, l->key, &epoch, &dead);
-	return to;
+	return target(d, l->key, &epoch, &dead);
 }
 
 bool lock_ipc(struct dsmd *d, struct lclient *lc, const struct wire_msg *m)
@@ -1834,9 +1845,7 @@ void lock_teardown(struct dsmd *d)
 			struct lres *r = lk->res[i];
 
 			lk->res[i] = r->hnext;
-			free_lkbs(&r->granted);
-			free_lkbs(&r->converting);
-			free_lkbs(&r->waiting);
+			free_queues(r);
 			free_pends(r->parked);
 			free(r);
 		}
