@@ -6,9 +6,10 @@
  * lclient).  Its locks (struct llock) live here: their mode, what they
  * wait for, the IPC request to answer, the timeout.  Every change is one
  * LOCK_OP to the resource's master; the master answers with LOCK_REPLY.
- * A release is answered too (UNLOCKED), but the process is not made to
- * wait for it: the lock stays here, UNLOCKING, so that a release lost with
- * a dead master or refused on the way can be sent again.
+ * A release is answered too (UNLOCKED), and the process's dsm_unlock()
+ * returns then; until then the lock stays here, UNLOCKING, so that a
+ * release refused on the way can be sent again (one lost with a dead
+ * master is done: the master's locks died with it).
  *
  * Master side.  A resource (struct lres, a directory entry of kind
  * WIRE_ENTRY_LOCK) keeps granted, converting and waiting queues of lock
