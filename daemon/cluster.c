@@ -94,6 +94,7 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DSM_INV_ACK:
 	case WIRE_DSM_GRANT:
 	case WIRE_DSM_LOST:
+	case WIRE_DSM_PEER_REQ:
 		mem_on_msg(d, peer, m);
 		break;
 	case WIRE_DIR_MIGRATE:

@@ -181,8 +181,10 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		break;
 	default:
 		if (e->owner == r) {
-			log_warn("page %llu: write miss by its owner %d",
-				 (unsigned long long)q->page, r);
+			/* Its copy went S when it gave readers the page
+			 * directly (mem.c); it takes their copies itself. */
+			log_debug("page %llu: write by its owner %d",
+				  (unsigned long long)q->page, r);
 			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0);
 			break;
 		}
@@ -286,7 +288,7 @@ static void settle(struct dsmd *d, uint64_t page, struct dentry *e,
 
 /* A request reached this node: serve it, queue it, park it for the entry
  * on its way here, forward it to where the entry went, or refuse it. */
-static void on_req(struct dsmd *d, int from, uint64_t id,
+void dir_on_req(struct dsmd *d, int from, uint64_t id,
 		   const struct wire_dsm_req *q)
 {
 	struct wire_dsm_req fw = *q;
@@ -368,7 +370,7 @@ void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
 			d->mem.st.bad_msgs++;
 			return;
 		}
-		on_req(d, from, m->hdr->req_id, &q);
+		dir_on_req(d, from, m->hdr->req_id, &q);
 	} else {
 		memcpy(&done, m->body, sizeof(done));
 		if (done.page >= d->mem.npages) {

@@ -74,6 +74,8 @@ static void usage(FILE *f)
 "                                                             (DSM_ARENA_BASE)\n"
 "      --hold-us US        keep a page granted to a fault at least this long\n"
 "                          before giving it up, default 200     (DSM_HOLD_US)\n"
+"      --peer-reads on|off a read miss asks the node last heard to write the\n"
+"                          page before the master, default on (DSM_PEER_READS)\n"
 "Where directory entries live (dsm_set_policy overrides them per range):\n"
 "      --placement P       static (page i at node i %% nodes) or first-touch,\n"
 "                          default static                   (DSM_PLACEMENT)\n"
@@ -164,7 +166,7 @@ struct raw_opts {
 	const char *txn_poll;
 	const char *arena, *hold, *base;
 	const char *placement, *migrate, *share, *min, *window, *load;
-	const char *deadlock;
+	const char *deadlock, *peer;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -188,6 +190,7 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->window = env_str("DSM_MIGRATE_WINDOW_MS");
 	r->load = env_str("DSM_MIGRATE_LOAD");
 	r->deadlock = env_str("DSM_DEADLOCK_MS");
+	r->peer = env_str("DSM_PEER_READS");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
 	c->addr = env_str("DSM_RDMA_ADDR");
@@ -318,6 +321,14 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->hold)
 		c->hold_us = (unsigned)v;
+	if (r->peer) {
+		static const char *const onoff[] = {"off", "on", NULL};
+		uint32_t on;
+
+		if (parse_word("--peer-reads (on, off)", r->peer, onoff, &on))
+			return -EINVAL;
+		c->peer_reads_off = !on;
+	}
 	if (parse_policy(&c->policy, r))
 		return -EINVAL;
 	if (r->deadlock && parse_uint("deadlock wait (ms)", r->deadlock, 1,
@@ -343,7 +354,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
 	       O_HOLD, O_BASE, O_PLACE, O_MIGRATE, O_SHARE, O_MIN, O_WINDOW,
-	       O_LOAD, O_DEADLOCK, O_TXN_POLL };
+	       O_LOAD, O_DEADLOCK, O_TXN_POLL, O_PEER };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -361,6 +372,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"ready-fd", required_argument, NULL, O_READY},
 		{"arena-mb", required_argument, NULL, O_ARENA},
 		{"hold-us", required_argument, NULL, O_HOLD},
+		{"peer-reads", required_argument, NULL, O_PEER},
 		{"arena-base", required_argument, NULL, O_BASE},
 		{"placement", required_argument, NULL, O_PLACE},
 		{"migrate", required_argument, NULL, O_MIGRATE},
@@ -406,6 +418,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_READY: r.ready = optarg; break;
 		case O_ARENA: r.arena = optarg; break;
 		case O_HOLD: r.hold = optarg; break;
+		case O_PEER: r.peer = optarg; break;
 		case O_BASE: r.base = optarg; break;
 		case O_PLACE: r.placement = optarg; break;
 		case O_MIGRATE: r.migrate = optarg; break;

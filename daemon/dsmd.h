@@ -29,6 +29,8 @@ struct dsmd_config {
 	uint64_t arena_base;    /* the arena's address in every process */
 	uint64_t arena_size;
 	unsigned hold_us;       /* keep a granted page this long */
+	bool peer_reads_off;    /* --peer-reads off: read misses go to the
+				   master only */
 	struct wire_policy policy; /* where entries live, when they move */
 	unsigned deadlock_ms;   /* a lock waits this long, then a deadlock
 				   search starts */

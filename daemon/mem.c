@@ -16,6 +16,18 @@
  * DSM_FWD (send the page, then keep it S or drop it) and DSM_INV (drop it).
  * A freshly granted page is held for hold_us before it is given up, so that
  * the faulting thread runs before its page is taken away.
+ *
+ * Reads from a holder: a read miss goes straight to the node last heard to
+ * write the page (the requester of the invalidation that took our copy),
+ * skipping the master: one hand-off fewer.  A node holding the page with
+ * the master's knowledge serves it with an S grant and remembers the
+ * reader in pg->given; nobody tells the master, which still lists the
+ * holder alone.  That is enough: every write to the page invalidates or
+ * forwards to that holder (or is its own), and a holder losing its copy
+ * or writing invalidates its `given` readers in turn (WIRE_INV_RELAYED),
+ * announcing them to the writer, which waits for their acks as well.  A
+ * copy obtained so is never given on.  A holder that cannot serve (no
+ * copy, busy, its own copy came so) passes the request to the master.
  */
 #define _GNU_SOURCE
 #include "mem.h"
@@ -133,6 +145,7 @@ int mem_setup(struct dsmd *d)
 	m->size = d->cfg.arena_size;
 	m->npages = m->size / WIRE_PAGE_SIZE;
 	m->hold_us = d->cfg.hold_us;
+	m->peer_reads = !d->cfg.peer_reads_off;
 	m->local_tail = &m->local_q;
 	home_setup(d);
 	m->memfd = memfd_create("dsm-node-memory", MFD_CLOEXEC);
@@ -483,7 +496,8 @@ static void queue_fault(struct fault **list, struct app *a, uint64_t addr,
 
 /* Send t's request to `node`, which this node believes masters the page
  * (at `epoch`); the same transaction id every time it is sent. */
-static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch)
+static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch,
+		     unsigned type)
 {
 	struct mem *m = &d->mem;
 	unsigned i = (unsigned)(t->id & 0xffff);
@@ -496,7 +510,8 @@ static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch)
 	};
 
 	t->sent_to = (int16_t)node;
-	mem_send(d, node, WIRE_DSM_REQ, t->id, &r, sizeof(r));
+	t->peer = type == WIRE_DSM_PEER_REQ;
+	mem_send(d, node, type, t->id, &r, sizeof(r));
 }
 
 /* Nobody on the way knew the master: ask every node. */
@@ -507,7 +522,45 @@ static void txn_ask(struct dsmd *d, struct txn *t)
 		d->mem.st.hint_misses++;
 	}
 	t->asking = true;
+	t->peer = false;
 	home_ask(d, &home_page_kind, t->page, t->id);
+}
+
+/* Invalidate the readers we gave the page directly, for `to`'s
+ * transaction `id` (to may be this node: a write of ours).  They ack to
+ * `to`; returns the set `to` must wait for. */
+static uint64_t relay_inv(struct dsmd *d, uint64_t page, struct page *pg,
+			  int to, uint64_t id)
+{
+	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
+				   .flags = WIRE_INV_RELAYED};
+	uint64_t set = pg->given & ~(1ull << to), sent = 0;
+
+	pg->given = 0;
+	while (set) {
+		int n = __builtin_ctzll(set);
+
+		set &= set - 1;
+		if (!cluster_peer_alive(d, n) ||
+		    mem_send(d, n, WIRE_DSM_INV, id, &inv, sizeof(inv)))
+			continue; /* a dead node holds nothing */
+		sent |= 1ull << n;
+	}
+	return sent;
+}
+
+/* The holder a read miss may ask instead of the master, or -1.  Only
+ * when that saves a hop: the master is elsewhere, and not the holder. */
+static int peer_for(struct dsmd *d, const struct page *pg, bool write,
+		    int master)
+{
+	int p = (int)pg->peer - 1, me = d->cfg.node;
+
+	if (!d->mem.peer_reads || write || pg->state != WIRE_PS_I ||
+	    p < 0 || p >= d->cfg.nnodes || p == me || master == me ||
+	    p == master || !cluster_peer_alive(d, p))
+		return -1;
+	return p;
 }
 
 static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
@@ -519,6 +572,7 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 	bool hinted;
 	unsigned i;
 	int master = dir_where(d, page, &epoch, &hinted);
+	int peer = peer_for(d, pg, write, master);
 
 	for (i = 0; i < MEM_NSLOTS && !t; i++)
 		if (!m->txns[i].used)
@@ -544,10 +598,19 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 		m->st.directory_local++;
 	else
 		m->st.directory_remote++;
-	if (master == d->cfg.node || cluster_peer_alive(d, master))
-		send_req(d, t, master, epoch);
-	else
+	if (write && pg->given)
+		/* Readers we gave it directly: the master knows nothing of
+		 * them, so we take their copies ourselves. */
+		t->also = relay_inv(d, page, pg, d->cfg.node, t->id);
+	if (peer >= 0) {
+		t->hinted = false;
+		m->st.peer_requests++;
+		send_req(d, t, peer, 0, WIRE_DSM_PEER_REQ);
+	} else if (master == d->cfg.node || cluster_peer_alive(d, master)) {
+		send_req(d, t, master, epoch, WIRE_DSM_REQ);
+	} else {
 		txn_ask(d, t);
+	}
 }
 
 /* The page cannot be had: its directory entry died with its master, or
@@ -771,7 +834,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	bool done;
 
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
-	    t->acks_got < t->acks_needed)
+	    t->acks_got < t->acks_needed || (t->also & ~t->also_acked))
 		return;
 	log_debug("mem: page %llu txn %llx done: %s%s%s, acks %u",
 		  (unsigned long long)t->page, (unsigned long long)t->id,
@@ -789,6 +852,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 			 (unsigned long long)pg->version);
 	pg->state = t->state;
 	pg->version = t->version;
+	pg->peer_copy = t->peer;
 	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
 	/* Map the page for the waiting faults first, DONE after: posting a
 	 * send is a system call that on rxe carries the message through the
@@ -837,6 +901,7 @@ static int served_by(struct dsmd *d, struct txn *t, int master,
 	if (master < 0 || master >= d->cfg.nnodes)
 		return -EINVAL;
 	t->master = (int16_t)master;
+	t->peer = false; /* a holder passed it on: the master serves it */
 	if (t->hinted && !t->missed) {
 		if (master == t->sent_to)
 			d->mem.st.hint_hits++;
@@ -881,13 +946,31 @@ static void count_ack(struct dsmd *d, struct txn *t, uint32_t node)
 	txn_maybe_done(d, t);
 }
 
+/* Relayed acks t must wait for too; a node already dead owes none. */
+static void owe_also(struct dsmd *d, struct txn *t, uint64_t set)
+{
+	uint64_t n;
+
+	set &= home_all_nodes(d) & ~(1ull << d->cfg.node);
+	for (n = set; n; n &= n - 1)
+		if (!cluster_peer_alive(d, __builtin_ctzll(n)))
+			set &= ~(n & -n);
+	t->also |= set;
+}
+
 static void on_ack(struct dsmd *d, int from, uint64_t id,
 		   const struct wire_dsm_ack *a)
 {
 	struct txn *t = find_txn(d, id, a->page);
 
-	if (!t || a->node != (uint32_t)from) {
+	if (!t || a->node != (uint32_t)from || (a->flags & ~WIRE_ACK_RELAYED)) {
 		d->mem.st.bad_msgs++;
+		return;
+	}
+	owe_also(d, t, a->also);
+	if (a->flags & WIRE_ACK_RELAYED) {
+		t->also_acked |= 1ull << from;
+		txn_maybe_done(d, t);
 		return;
 	}
 	count_ack(d, t, a->node);
@@ -940,9 +1023,23 @@ static void on_page_data(struct dsmd *d, const struct xport_event *ev)
 	    tr.master >= (uint32_t)d->cfg.nnodes ||
 	    (tr.grant && (t->grant_seen || tr.state < WIRE_PS_S ||
 			  tr.state > WIRE_PS_M)) ||
-	    served_by(d, t, (int)tr.master, tr.epoch)) {
+	    (tr.flags & ~WIRE_TR_PEER)) {
 		m->st.bad_msgs++;
 		return;
+	}
+	if (tr.flags & WIRE_TR_PEER) {
+		/* The holder we asked answered itself: an S grant, no
+		 * master, no DONE. */
+		if (!t->peer || !tr.grant || tr.state != WIRE_PS_S ||
+		    tr.src != (uint32_t)t->sent_to || tr.also) {
+			m->st.bad_msgs++;
+			return;
+		}
+	} else if (served_by(d, t, (int)tr.master, tr.epoch)) {
+		m->st.bad_msgs++;
+		return;
+	} else {
+		owe_also(d, t, tr.also);
 	}
 	m->st.pages_received++;
 	m->st.bytes_received += WIRE_PAGE_SIZE;
@@ -990,20 +1087,62 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 
 	memcpy(&inv, msg->body, sizeof(inv));
 	pg = ptab_get(&d->mem.pages, inv.page, true);
-	if (!pg || inv.requester >= (uint32_t)d->cfg.nnodes) {
+	if (!pg || inv.requester >= (uint32_t)d->cfg.nnodes ||
+	    (int)inv.requester == d->cfg.node ||
+	    (inv.flags & ~WIRE_INV_RELAYED)) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
-	home_learn(d, &home_page_kind, inv.page, from, inv.epoch);
+	if (!(inv.flags & WIRE_INV_RELAYED)) /* a holder is no master */
+		home_learn(d, &home_page_kind, inv.page, from, inv.epoch);
 	if (held(d, from, msg, pg))
 		return;
-	log_debug("mem: page %llu invalidated for %u (state %u)",
-		  (unsigned long long)inv.page, inv.requester, pg->state);
+	log_debug("mem: page %llu invalidated for %u (state %u)%s",
+		  (unsigned long long)inv.page, inv.requester, pg->state,
+		  inv.flags & WIRE_INV_RELAYED ? " by its holder" : "");
 	drop_page(d, inv.page, pg);
-	ack = (struct wire_dsm_ack){.page = inv.page,
-				    .node = (uint32_t)d->cfg.node};
+	pg->peer = (uint16_t)(inv.requester + 1); /* it is writing */
+	ack = (struct wire_dsm_ack){
+		.page = inv.page, .node = (uint32_t)d->cfg.node,
+		.flags = inv.flags & WIRE_INV_RELAYED ? WIRE_ACK_RELAYED : 0,
+		.also = relay_inv(d, inv.page, pg, (int)inv.requester,
+				  msg->hdr->req_id),
+	};
 	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
 		 &ack, sizeof(ack));
+}
+
+/* Write page (which we hold) into `to`'s slot with trailer *tr, from a
+ * free send slot (the caller made sure of one).  From M, the page is
+ * write-protected in every process first: no process changes it while,
+ * or after, it is read. */
+static void send_page(struct dsmd *d, uint64_t page, struct page *pg,
+		      int to, const struct wire_slot *slot,
+		      const struct wire_trailer *tr)
+{
+	struct mem *m = &d->mem;
+	unsigned s = m->send_free[--m->nsend_free];
+	char *buf = (char *)m->send_buf + (size_t)s * SLOT_STRIDE;
+	int ret;
+
+	if (pg->state == WIRE_PS_M)
+		protect_all(d, page);
+	if (pread(m->memfd, buf, WIRE_PAGE_SIZE,
+		  (off_t)(page * WIRE_PAGE_SIZE)) != WIRE_PAGE_SIZE)
+		log_err("reading page %llu: %s", (unsigned long long)page,
+			strerror(errno));
+	memcpy(buf + WIRE_PAGE_SIZE, tr, sizeof(*tr));
+	ret = xport_write_imm(d->x, to, &m->send_mr, (size_t)s * SLOT_STRIDE,
+			      slot->addr, slot->rkey, WIRE_SLOT_SIZE,
+			      MEM_IMM_BIT | slot->index, MEM_COOKIE_BIT | s);
+	if (ret) {
+		log_warn("sending page %llu to node %d: %s",
+			 (unsigned long long)page, to, strerror(-ret));
+		m->send_free[m->nsend_free++] = (uint16_t)s;
+		return;
+	}
+	m->st.pages_sent++;
+	m->st.bytes_sent += WIRE_PAGE_SIZE;
 }
 
 static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
@@ -1012,9 +1151,7 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 	struct wire_dsm_fwd f;
 	struct wire_trailer tr;
 	struct page *pg;
-	unsigned s;
-	char *buf;
-	int ret;
+	bool inv;
 
 	memcpy(&f, msg->body, sizeof(f));
 	pg = ptab_get(&m->pages, f.page, true);
@@ -1034,21 +1171,12 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 		defer(d, from, msg, 0);
 		return;
 	}
-	s = m->send_free[--m->nsend_free];
+	inv = f.flags & WIRE_FWD_INVALIDATE;
 	log_debug("mem: page %llu sent to %u%s (state %u)",
 		  (unsigned long long)f.page, f.requester,
-		  f.flags & WIRE_FWD_INVALIDATE ? " and dropped" : "",
-		  pg->state);
-	buf = (char *)m->send_buf + (size_t)s * SLOT_STRIDE;
-	if (pg->state == WIRE_PS_M) {
-		protect_all(d, f.page);
-		if (!(f.flags & WIRE_FWD_INVALIDATE))
-			m->st.downgrades++;
-	}
-	if (pread(m->memfd, buf, WIRE_PAGE_SIZE,
-		  (off_t)(f.page * WIRE_PAGE_SIZE)) != WIRE_PAGE_SIZE)
-		log_err("reading page %llu: %s", (unsigned long long)f.page,
-			strerror(errno));
+		  inv ? " and dropped" : "", pg->state);
+	if (pg->state == WIRE_PS_M && !inv)
+		m->st.downgrades++;
 	tr = (struct wire_trailer){
 		.page = f.page, .req_id = msg->hdr->req_id,
 		.version = f.version, .state = f.state,
@@ -1056,24 +1184,62 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 		.src = (uint32_t)d->cfg.node, .magic = WIRE_TRAILER_MAGIC,
 		.master = (uint32_t)from, .epoch = f.epoch,
 	};
-	memcpy(buf + WIRE_PAGE_SIZE, &tr, sizeof(tr));
-	ret = xport_write_imm(d->x, (int)f.requester, &m->send_mr,
-			      (size_t)s * SLOT_STRIDE, f.slot.addr,
-			      f.slot.rkey, WIRE_SLOT_SIZE,
-			      MEM_IMM_BIT | f.slot.index, MEM_COOKIE_BIT | s);
-	if (ret) {
-		log_warn("sending page %llu to node %u: %s",
-			 (unsigned long long)f.page, f.requester,
-			 strerror(-ret));
-		m->send_free[m->nsend_free++] = (uint16_t)s;
-	} else {
-		m->st.pages_sent++;
-		m->st.bytes_sent += WIRE_PAGE_SIZE;
+	if (inv) {
+		tr.also = relay_inv(d, f.page, pg, (int)f.requester,
+				    msg->hdr->req_id);
+		pg->peer = (uint16_t)(f.requester + 1); /* it is writing */
 	}
-	if (f.flags & WIRE_FWD_INVALIDATE)
+	send_page(d, f.page, pg, (int)f.requester, &f.slot, &tr);
+	if (inv)
 		drop_page(d, f.page, pg);
 	else
 		pg->state = WIRE_PS_S;
+}
+
+/* A read miss sent to us as the page's last writer (DSM_PEER_REQ).  We
+ * serve it if our copy is one the master knows of and nothing of ours is
+ * under way on the page; else the master does, as if R had asked it. */
+static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct mem *m = &d->mem;
+	struct wire_dsm_req q;
+	struct wire_trailer tr;
+	struct page *pg;
+
+	memcpy(&q, msg->body, sizeof(q));
+	pg = ptab_get(&m->pages, q.page, true);
+	if (!pg || q.access != WIRE_ACC_READ || q.route.origin != from ||
+	    q.route.hops || q.route.chain || q.route.epoch ||
+	    from == d->cfg.node) {
+		m->st.bad_msgs++;
+		return;
+	}
+	if (pg->state == WIRE_PS_I || pg->busy || pg->peer_copy ||
+	    dir_master(d, q.page) == d->cfg.node) {
+		m->st.peer_passed++;
+		dir_on_req(d, from, msg->hdr->req_id, &q);
+		return;
+	}
+	if (held(d, from, msg, pg))
+		return;
+	if (!m->nsend_free) {
+		defer(d, from, msg, 0);
+		return;
+	}
+	log_debug("mem: page %llu given to %d directly (state %u)",
+		  (unsigned long long)q.page, from, pg->state);
+	if (pg->state == WIRE_PS_M)
+		m->st.downgrades++;
+	tr = (struct wire_trailer){
+		.page = q.page, .req_id = msg->hdr->req_id,
+		.version = pg->version, .state = WIRE_PS_S, .grant = 1,
+		.src = (uint32_t)d->cfg.node, .magic = WIRE_TRAILER_MAGIC,
+		.master = (uint32_t)d->cfg.node, .flags = WIRE_TR_PEER,
+	};
+	send_page(d, q.page, pg, from, &q.slot, &tr);
+	pg->state = WIRE_PS_S;
+	pg->given |= 1ull << from;
+	m->st.peer_served++;
 }
 
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
@@ -1094,6 +1260,9 @@ void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 		break;
 	case WIRE_DSM_INV:
 		on_inv(d, from, msg);
+		break;
+	case WIRE_DSM_PEER_REQ:
+		on_peer_req(d, from, msg);
 		break;
 	case WIRE_DSM_INV_ACK:
 		memcpy(&a, msg->body, sizeof(a));
@@ -1143,6 +1312,13 @@ void mem_peer_down(struct dsmd *d, int node)
 	for (i = 0; i < MEM_NSLOTS; i++) {
 		struct txn *t = &m->txns[i];
 
+		if (!t->used || t->abandoned)
+			continue;
+		if (t->also & (1ull << node)) {
+			/* A dead node holds no copy: it owes no ack. */
+			t->also_acked |= 1ull << node;
+			txn_maybe_done(d, t);
+		}
 		if (!t->used || t->abandoned || t->asking)
 			continue;
 		if (t->master == node) {
@@ -1177,7 +1353,7 @@ void mem_txn_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
 	if (t->master >= 0)
 		return; /* the first request got through meanwhile */
 	if (master >= 0) {
-		send_req(d, t, master, epoch);
+		send_req(d, t, master, epoch, WIRE_DSM_REQ);
 		return;
 	}
 	/* Nobody alive masters it: the entry died with its master.  A slot
@@ -1253,7 +1429,8 @@ void mem_reset_range(struct dsmd *d, uint64_t first, uint64_t n)
 		if (pg && !pg->busy && !pg->waiters)
 			*pg = (struct page){0};
 		else if (pg)
-			pg->state = WIRE_PS_I;
+			*pg = (struct page){.busy = pg->busy, .slot = pg->slot,
+					    .waiters = pg->waiters};
 	}
 	dir_reset_range(d, first, n);
 }

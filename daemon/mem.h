@@ -52,7 +52,15 @@ struct page {
 	uint8_t state;       /* enum wire_pstate */
 	uint8_t busy;        /* a transaction of ours is in flight */
 	uint16_t slot;       /* its receive slot */
-	uint32_t reserved;
+	uint16_t peer;       /* 1 + the node last heard to take the page
+				(a writer that invalidated us), 0: none.
+				A read miss asks it first */
+	uint8_t peer_copy;   /* our copy came from a holder directly: the
+				master does not know of it */
+	uint8_t reserved;
+	uint64_t given;      /* nodes we gave a copy directly (the master
+				does not know): we invalidate them when we
+				lose our copy or write to it */
 	uint64_t version;
 	uint64_t hold_until_us; /* keep it this long after a grant */
 	struct fault *waiters;
@@ -109,11 +117,15 @@ struct txn {
 	bool asking;         /* who masters the page?  No request is out */
 	bool hinted;         /* sent on a learnt hint, not the placement */
 	bool missed;         /* counted as a hint miss */
+	bool peer;           /* a read sent to a holder (DSM_PEER_REQ) */
 	int16_t master;      /* the node serving it once known, else -1 */
 	int16_t sent_to;     /* where its request went last */
 	uint8_t access, state;
 	uint32_t acks_needed, acks_got;
 	uint64_t acked;      /* nodes whose ack was counted */
+	uint64_t also;       /* relayed acks owed: nodes holders had given
+				copies the master does not know of */
+	uint64_t also_acked; /* relayed acks in (or their node died) */
 	uint64_t id, page, version;
 };
 
@@ -127,6 +139,8 @@ struct pending {
 	uint64_t not_before_us;
 	unsigned char body[sizeof(struct wire_lock_op)];
 };
+_Static_assert(sizeof(struct wire_lock_op) >= sizeof(struct wire_dsm_req),
+	       "a kept message holds a deferred DSM_PEER_REQ");
 _Static_assert(sizeof(struct wire_lock_op) >= sizeof(struct wire_region_op),
 	       "a kept message holds the largest body sent to self");
 
@@ -138,6 +152,7 @@ struct mem {
 	int memfd;
 	uint64_t base, size, npages;
 	unsigned hold_us;
+	bool peer_reads;     /* read misses ask the last writer first */
 	struct ptab pages, dir;
 	struct app *apps;
 	/* Receive slots and their transactions. */
@@ -217,6 +232,10 @@ int dir_where(struct dsmd *d, uint64_t page, uint32_t *epoch, bool *hinted);
 /* The directory entry of a page, created if asked. */
 struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create);
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
+/* A read or write request, as if it had come from `from` (a holder passes
+ * on a DSM_PEER_REQ it cannot serve). */
+void dir_on_req(struct dsmd *d, int from, uint64_t id,
+		const struct wire_dsm_req *q);
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
 /* A node died: its requests and copies are forgotten, open transactions
  * that wait on it are told, and pages whose only copy it held are lost. */

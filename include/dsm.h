@@ -220,7 +220,15 @@ struct dsm_stats {
 	uint64_t direct_installs;  /* received pages copied straight into
 				      the faulting process (UFFDIO_COPY),
 				      not through pwrite and a second call */
-	uint64_t reserved[4];
+	uint64_t peer_requests;    /* read misses sent straight to the node
+				      last heard to write the page, not to
+				      the master (DSM_PEER_READS) */
+	uint64_t peer_served;      /* ... that this node, holding the page,
+				      answered itself */
+	uint64_t peer_passed;      /* ... that it passed on to the master
+				      (it no longer held the page, or was
+				      busy with it) */
+	uint64_t reserved[1];
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

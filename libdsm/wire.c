@@ -75,6 +75,8 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			     sizeof(struct wire_lock_probe), 0},
 	[WIRE_LOCK_RECOVERED] = {"LOCK_RECOVERED", WIRE_CH_NODE,
 				 sizeof(struct wire_lock_recovered), 0},
+	[WIRE_DSM_PEER_REQ] = {"DSM_PEER_REQ", WIRE_CH_NODE,
+			       sizeof(struct wire_dsm_req), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,

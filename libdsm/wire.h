@@ -19,7 +19,8 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 3u /* 2: entries move between nodes; 3: locks */
+#define WIRE_VERSION 4u /* 2: entries move between nodes; 3: locks;
+				  4: read misses sent to a holder */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -107,6 +108,11 @@ enum wire_type {
 	WIRE_LOCK_REPLY = 30,
 	WIRE_LOCK_PROBE = 31,
 	WIRE_LOCK_RECOVERED = 32,
+	/* R->H: a read miss sent straight to the node R last heard take the
+	 * page (mem.c, "Reads from a holder").  H writes the page into R's
+	 * slot with an S grant and tells nobody, or passes the request on
+	 * to the master as a DSM_REQ.  Body: struct wire_dsm_req. */
+	WIRE_DSM_PEER_REQ = 33,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -196,7 +202,8 @@ static inline int wire_is_coherence(unsigned type)
 {
 	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
 	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY) ||
-	       (type >= WIRE_LOCK_OP && type <= WIRE_LOCK_PROBE);
+	       (type >= WIRE_LOCK_OP && type <= WIRE_LOCK_PROBE) ||
+	       type == WIRE_DSM_PEER_REQ;
 }
 
 /* A heartbeat may carry the sender's load: how many entries it masters
@@ -254,16 +261,27 @@ struct wire_dsm_fwd {
 	struct wire_slot slot;
 } __attribute__((packed));
 
+/* The invalidation comes from a holder, not the master: it is for a copy
+ * the holder gave R directly, which the master does not know of. */
+#define WIRE_INV_RELAYED 1u
+
 struct wire_dsm_inv {
 	uint64_t page;
 	uint32_t requester;
-	uint32_t epoch;    /* the master's epoch of the entry */
+	uint32_t epoch;    /* the master's epoch of the entry (0: relayed) */
+	uint32_t flags;    /* WIRE_INV_* */
+	uint32_t reserved;
 } __attribute__((packed));
+
+#define WIRE_ACK_RELAYED 1u /* answers a WIRE_INV_RELAYED invalidation */
 
 struct wire_dsm_ack {
 	uint64_t page;
 	uint32_t node;     /* whose invalidation this acknowledges */
-	uint32_t reserved;
+	uint32_t flags;    /* WIRE_ACK_* */
+	uint64_t also;     /* nodes the acker gave copies directly and has
+			      invalidated in turn: R waits for their
+			      (relayed) acks too */
 } __attribute__((packed));
 
 #define WIRE_GRANT_ZERO 1u /* first touch: zero fill, no data moves */
@@ -305,7 +323,14 @@ struct wire_trailer {
 	uint32_t magic;
 	uint32_t master;   /* the node serving R's request, which R's DONE */
 	uint32_t epoch;    /* goes to, and its epoch of the entry */
+	uint64_t also;     /* as wire_dsm_ack's: relayed acks R waits for */
+	uint32_t flags;    /* WIRE_TR_* */
+	uint32_t reserved;
 } __attribute__((packed));
+
+/* The holder answered a DSM_PEER_REQ itself: the grant is S, no master
+ * took part, and R sends no DONE. */
+#define WIRE_TR_PEER 1u
 
 #define WIRE_SLOT_SIZE (WIRE_PAGE_SIZE + sizeof(struct wire_trailer))
 

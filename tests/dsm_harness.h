@@ -36,6 +36,8 @@ static uint64_t fake_now = 1000000;
 uint64_t dsmd_now_ms(void) { return fake_now; }
 
 static struct wire_policy tc_policy;
+/* Read misses go to the master only (dsmd --peer-reads off). */
+static bool tc_peer_off;
 
 static struct {
 	int n;
@@ -62,6 +64,7 @@ static inline int setup(int n, unsigned hold_us)
 			.ready_fd = -1, .arena_base = BASE,
 			.arena_size = ARENA, .hold_us = hold_us,
 			.policy = tc_policy,
+			.peer_reads_off = tc_peer_off,
 		};
 		d->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (d->epfd < 0 || mock_node_start(d, tc.f, 16, fake_now) ||

@@ -376,6 +376,276 @@ static int test_sharer_dies_before_ack(void)
 	return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Reads from a holder (DSM_PEER_REQ)                                     */
+
+/* Deliver what one node has received, and nothing else. */
+static void step(int node)
+{
+	while (mem_run_local(&tc.d[node]))
+		;
+	xport_progress(tc.d[node].x);
+}
+
+/* Page 4 (master 1 of 3, or page 5, master 1 of 4): node 0 wrote it
+ * (pattern `seed`) after node 2 had read it, so node 2 holds nothing and
+ * heard that node 0 writes it. */
+static void peer_stage(uint64_t page, uint64_t seed)
+{
+	fault(0, page, WR);
+	pump();
+	store(0, page, seed - 1);
+	fault(2, page, RD);
+	pump();
+	fault(0, page, WP);
+	pump();
+	store(0, page, seed);
+}
+
+/* A read miss goes to the last writer, not the master: one message out,
+ * no DONE, the master hears nothing.  A later write elsewhere takes the
+ * reader's copy through the writer, which the master asked. */
+static int test_peer_read(void)
+{
+	uint64_t page = 4;
+	struct dsm_stats b0, b1, b2;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 11);
+	CHECK(state(0, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	b0 = *st(0);
+	b1 = *st(1);
+	b2 = *st(2);
+	fault(2, page, RD);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 11));
+	CHECK(state(0, page) == WIRE_PS_S && holds(0, page, 11));
+	CHECK(st(2)->peer_requests - b2.peer_requests == 1);
+	CHECK(st(2)->msgs_sent - b2.msgs_sent == 1);
+	CHECK(st(2)->msgs_received - b2.msgs_received == 0);
+	CHECK(st(2)->pages_received - b2.pages_received == 1);
+	CHECK(st(0)->peer_served - b0.peer_served == 1);
+	CHECK(st(0)->downgrades - b0.downgrades == 1);
+	CHECK(st(1)->msgs_received == b1.msgs_received);
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 0);
+	CHECK(!entry(page)->busy && !busy(2, page));
+	/* Node 1 writes: its FWD goes to node 0 only, and node 0 passes
+	 * the invalidation on to node 2, whose ack node 1 waits for. */
+	b1 = *st(1);
+	b2 = *st(2);
+	fault(1, page, WR);
+	pump();
+	CHECK(state(1, page) == WIRE_PS_M && holds(1, page, 11));
+	CHECK(state(0, page) == WIRE_PS_I && state(2, page) == WIRE_PS_I);
+	CHECK(st(2)->invalidations_received - b2.invalidations_received == 1);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 1);
+	CHECK(st(1)->msgs_received - b1.msgs_received == 1); /* the ack */
+	CHECK(!busy(1, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* The holder writes again: it takes back the copy it gave (the master,
+ * which never heard of it, grants the write alone); the reader's next
+ * miss goes to it again and sees the new data. */
+static int test_peer_writer_takes_back(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 21);
+	fault(2, page, RD);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_S && st(2)->peer_requests == 1);
+	fault(0, page, WP);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	CHECK(!busy(0, page) && !entry(page)->busy);
+	CHECK(entry(page)->owner == 0);
+	store(0, page, 22);
+	fault(2, page, RD);
+	pump();
+	CHECK(st(2)->peer_requests == 2 && holds(2, page, 22));
+	CHECK(st(0)->peer_served == 2);
+	teardown();
+	return 0;
+}
+
+/* The reader writes the copy it got directly: the master, which does not
+ * list it, has the holder send the page and drop its own.  The new owner
+ * then serves the old one's read miss. */
+static int test_peer_reader_writes(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 31);
+	fault(2, page, RD);
+	pump();
+	fault(2, page, WP);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_M && holds(2, page, 31));
+	CHECK(state(0, page) == WIRE_PS_I && !busy(2, page));
+	CHECK(entry(page)->owner == 2 && !entry(page)->busy);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 0);
+	store(2, page, 32);
+	fault(0, page, RD);
+	pump();
+	CHECK(st(0)->peer_requests == 1 && st(2)->peer_served == 1);
+	CHECK(state(0, page) == WIRE_PS_S && holds(0, page, 32));
+	teardown();
+	return 0;
+}
+
+/* The node asked no longer holds the page: it passes the request to the
+ * master, which serves it as usual (DONE and all). */
+static int test_peer_passed(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 41);
+	fault(1, page, WR); /* node 0 loses it; node 2 does not hear */
+	pump();
+	store(1, page, 42);
+	fault(2, page, RD);
+	pump();
+	CHECK(st(2)->peer_requests == 1 && st(0)->peer_passed == 1);
+	CHECK(st(0)->peer_served == 0);
+	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 42));
+	CHECK(!busy(2, page) && !entry(page)->busy);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 6);
+	teardown();
+	return 0;
+}
+
+/* --peer-reads off: the same read miss goes to the master. */
+static int test_peer_off(void)
+{
+	uint64_t page = 4;
+	struct dsm_stats b2;
+
+	tc_peer_off = true;
+	CHECK(setup(3, 0) == 0);
+	tc_peer_off = false;
+	pump();
+	peer_stage(page, 51);
+	b2 = *st(2);
+	fault(2, page, RD);
+	pump();
+	CHECK(holds(2, page, 51) && st(2)->peer_requests == 0);
+	CHECK(st(2)->msgs_sent - b2.msgs_sent == 2); /* REQ, DONE */
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 5);
+	teardown();
+	return 0;
+}
+
+/* A reader that got the page directly dies before it acknowledges the
+ * invalidation its holder passed on: the writer stops waiting for it. */
+static int test_peer_reader_dies(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 61);
+	fault(2, page, RD);
+	pump();
+	CHECK(st(0)->peer_served == 1);
+	fault(3, page, WR);
+	step(1); /* REQ: FWD+invalidate to node 0 */
+	step(0); /* the page to node 3, the invalidation to node 2 */
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 1);
+	step(3); /* the page is in, but node 2's ack is owed */
+	CHECK(busy(3, page));
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && holds(3, page, 61));
+	CHECK(!busy(3, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* The holder asked dies before it answers: the reader asks the master,
+ * which finds the page's only copy gone: the fault fails, it does not
+ * hang. */
+static int test_peer_holder_dies(void)
+{
+	uint64_t page = 5;
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 71);
+	fault(2, page, RD);
+	CHECK(busy(2, page));
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	pump();
+	CHECK(!busy(2, page) && st(2)->lost_faults == 1);
+	teardown();
+	return 0;
+}
+
+/* A copy got directly is not given on: the node holding it passes a read
+ * miss sent to it to the master. */
+static int test_peer_copy_not_given_on(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(0, page, RD);
+	pump();
+	fault(2, page, WR); /* node 0 hears node 2 writes */
+	pump();
+	fault(3, page, WR); /* node 2 hears node 3 writes */
+	pump();
+	store(3, page, 91);
+	fault(2, page, RD); /* from node 3, directly */
+	pump();
+	CHECK(st(3)->peer_served == 1 && holds(2, page, 91));
+	fault(0, page, RD); /* to node 2, which passes it on */
+	pump();
+	CHECK(st(0)->peer_requests == 1 && st(2)->peer_passed == 1);
+	CHECK(st(2)->peer_served == 0 && holds(0, page, 91));
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 9);
+	teardown();
+	return 0;
+}
+
+/* Malformed peer requests, relayed invalidations and acks are dropped. */
+static int test_peer_bad_messages(void)
+{
+	struct wire_dsm_req req = {.page = 4, .access = WIRE_ACC_WRITE,
+				   .route = {.origin = 2}};
+	struct wire_dsm_inv inv = {.page = 4, .requester = 0, .flags = 6};
+	struct xport *x2;
+	uint64_t bad;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(4, 81);
+	x2 = tc.d[2].x;
+	bad = st(0)->bad_msgs;
+	xport_send(x2, 0, WIRE_DSM_PEER_REQ, 1, &req, sizeof(req));
+	req.access = WIRE_ACC_READ;
+	req.route.origin = 1;          /* not the sender */
+	xport_send(x2, 0, WIRE_DSM_PEER_REQ, 2, &req, sizeof(req));
+	req.route.origin = 2;
+	req.route.hops = 1;            /* a holder never forwards it */
+	xport_send(x2, 0, WIRE_DSM_PEER_REQ, 3, &req, sizeof(req));
+	inv.requester = 2;
+	xport_send(x2, 0, WIRE_DSM_INV, 4, &inv, sizeof(inv)); /* flags */
+	pump();
+	CHECK(st(0)->bad_msgs - bad == 4);
+	CHECK(state(0, 4) == WIRE_PS_M && st(0)->peer_served == 0);
+	teardown();
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"first_touch_local", test_first_touch_local},
 	{"read_miss_modified", test_read_miss_modified},
@@ -389,6 +659,15 @@ static const struct test_case tests[] = {
 	{"requester_dies", test_requester_dies},
 	{"supplier_dies", test_supplier_dies},
 	{"sharer_dies_before_ack", test_sharer_dies_before_ack},
+	{"peer_read", test_peer_read},
+	{"peer_writer_takes_back", test_peer_writer_takes_back},
+	{"peer_reader_writes", test_peer_reader_writes},
+	{"peer_passed", test_peer_passed},
+	{"peer_off", test_peer_off},
+	{"peer_reader_dies", test_peer_reader_dies},
+	{"peer_holder_dies", test_peer_holder_dies},
+	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
+	{"peer_bad_messages", test_peer_bad_messages},
 };
 
 int main(int argc, char **argv)

@@ -69,6 +69,7 @@ static const struct {
 	{WIRE_LOCK_PROBE, WIRE_CH_NODE, sizeof(struct wire_lock_probe)},
 	{WIRE_LOCK_RECOVERED, WIRE_CH_NODE,
 	 sizeof(struct wire_lock_recovered)},
+	{WIRE_DSM_PEER_REQ, WIRE_CH_NODE, sizeof(struct wire_dsm_req)},
 	{WIRE_IPC_LOCK, WIRE_CH_IPC, sizeof(struct wire_ipc_lock)},
 	{WIRE_IPC_LOCK_EVENT, WIRE_CH_IPC,
 	 sizeof(struct wire_ipc_lock_event)},
