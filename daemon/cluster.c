@@ -87,6 +87,7 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 		break;
 	case WIRE_DSM_REQ:
 	case WIRE_DSM_DONE:
+	case WIRE_DSM_SHARED:
 		dir_on_msg(d, peer, m);
 		break;
 	case WIRE_DSM_FWD:
@@ -95,6 +96,7 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DSM_GRANT:
 	case WIRE_DSM_LOST:
 	case WIRE_DSM_PEER_REQ:
+	case WIRE_DSM_SHARED_ACK:
 		mem_on_msg(d, peer, m);
 		break;
 	case WIRE_DIR_MIGRATE:

@@ -359,11 +359,47 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 	settle(d, done->page, e, -1);
 }
 
+/* A holder gave `sh->node` a copy directly (mem.c).  If the holder's copy
+ * is still the page's (it is listed, and nothing was written since), so is
+ * the reader's: list it, and tell the holder it need not invalidate the
+ * reader itself any more.  Else the holder goes on doing so. */
+static void on_shared(struct dsmd *d, int from, const struct wire_dsm_shared *sh)
+{
+	struct dentry *e = dir_entry(d, sh->page, false);
+	uint64_t r = 1ull << sh->node;
+
+	if (sh->node >= (uint32_t)d->cfg.nnodes || (int)sh->node == from) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (!e || !home_is_master(d, sh->page, &e->h) ||
+	    sh->version != e->version ||
+	    !cluster_peer_alive(d, (int)sh->node))
+		return; /* moved, written since, or the reader died */
+	if (e->state == WIRE_PS_M && e->owner == from)
+		e->sharers = 1ull << from;
+	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << from)))
+		return;
+	e->state = WIRE_PS_S;
+	e->sharers |= r;
+	mem_send(d, from, WIRE_DSM_SHARED_ACK, 0, sh, sizeof(*sh));
+}
+
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
 {
 	struct wire_dsm_req q;
 	struct wire_dsm_done done;
+	struct wire_dsm_shared sh;
 
+	if (m->hdr->type == WIRE_DSM_SHARED) {
+		memcpy(&sh, m->body, sizeof(sh));
+		if (sh.page >= d->mem.npages) {
+			d->mem.st.bad_msgs++;
+			return;
+		}
+		on_shared(d, from, &sh);
+		return;
+	}
 	if (m->hdr->type == WIRE_DSM_REQ) {
 		memcpy(&q, m->body, sizeof(q));
 		if (q.page >= d->mem.npages) {

@@ -1205,6 +1205,7 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	struct wire_dsm_req q;
 	struct wire_trailer tr;
 	struct page *pg;
+	int master;
 
 	memcpy(&q, msg->body, sizeof(q));
 	pg = ptab_get(&m->pages, q.page, true);
@@ -1240,6 +1241,34 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	pg->state = WIRE_PS_S;
 	pg->given |= 1ull << from;
 	m->st.peer_served++;
+	/* After the page: the master lists the reader when this arrives,
+	 * off the reader's path. */
+	master = dir_master(d, q.page);
+	if (master != d->cfg.node && cluster_peer_alive(d, master)) {
+		struct wire_dsm_shared sh = {.page = q.page,
+					     .node = (uint32_t)from,
+					     .version = pg->version};
+
+		mem_send(d, master, WIRE_DSM_SHARED, 0, &sh, sizeof(sh));
+	}
+}
+
+/* The master lists a reader we gave the page: its next invalidation
+ * reaches the reader directly. */
+static void on_shared_ack(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct wire_dsm_shared sh;
+	struct page *pg;
+
+	memcpy(&sh, msg->body, sizeof(sh));
+	pg = ptab_get(&d->mem.pages, sh.page, false);
+	if (sh.node >= (uint32_t)d->cfg.nnodes ||
+	    dir_master(d, sh.page) != from) {
+		d->mem.st.bad_msgs++;
+		return;
+	}
+	if (pg && pg->version == sh.version)
+		pg->given &= ~(1ull << sh.node);
 }
 
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
@@ -1263,6 +1292,9 @@ void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 		break;
 	case WIRE_DSM_PEER_REQ:
 		on_peer_req(d, from, msg);
+		break;
+	case WIRE_DSM_SHARED_ACK:
+		on_shared_ack(d, from, msg);
 		break;
 	case WIRE_DSM_INV_ACK:
 		memcpy(&a, msg->body, sizeof(a));

@@ -113,6 +113,11 @@ enum wire_type {
 	 * slot with an S grant and tells nobody, or passes the request on
 	 * to the master as a DSM_REQ.  Body: struct wire_dsm_req. */
 	WIRE_DSM_PEER_REQ = 33,
+	/* H->M: H gave R a copy directly, of the page at `version`; M lists
+	 * R as a sharer if nothing was written since, and says so with
+	 * SHARED_ACK (M->H), after which H no longer invalidates R itself. */
+	WIRE_DSM_SHARED = 34,
+	WIRE_DSM_SHARED_ACK = 35,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -203,7 +208,7 @@ static inline int wire_is_coherence(unsigned type)
 	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
 	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY) ||
 	       (type >= WIRE_LOCK_OP && type <= WIRE_LOCK_PROBE) ||
-	       type == WIRE_DSM_PEER_REQ;
+	       (type >= WIRE_DSM_PEER_REQ && type <= WIRE_DSM_SHARED_ACK);
 }
 
 /* A heartbeat may carry the sender's load: how many entries it masters
@@ -282,6 +287,13 @@ struct wire_dsm_ack {
 	uint64_t also;     /* nodes the acker gave copies directly and has
 			      invalidated in turn: R waits for their
 			      (relayed) acks too */
+} __attribute__((packed));
+
+struct wire_dsm_shared {
+	uint64_t page;
+	uint32_t node;     /* R, the reader */
+	uint32_t reserved;
+	uint64_t version;  /* of the copy R got */
 } __attribute__((packed));
 
 #define WIRE_GRANT_ZERO 1u /* first touch: zero fill, no data moves */

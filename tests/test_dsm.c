@@ -402,13 +402,24 @@ static void peer_stage(uint64_t page, uint64_t seed)
 	store(0, page, seed);
 }
 
+/* Node 2 reads page 4 (staged, pattern seed) from node 0 directly; with
+ * `lose_notice`, node 0's word to the master (DSM_SHARED) is lost. */
+static void peer_read_from_0(uint64_t page, bool lose_notice)
+{
+	xport_mock_cut(tc.f, 0, 1, lose_notice);
+	fault(2, page, RD);
+	pump();
+	xport_mock_cut(tc.f, 0, 1, false);
+}
+
 /* A read miss goes to the last writer, not the master: one message out,
- * no DONE, the master hears nothing.  A later write elsewhere takes the
- * reader's copy through the writer, which the master asked. */
+ * no DONE; the master hears of it only afterwards, from the writer, and
+ * lists the reader.  A later write invalidates the reader directly. */
 static int test_peer_read(void)
 {
 	uint64_t page = 4;
 	struct dsm_stats b0, b1, b2;
+	unsigned long inv;
 
 	CHECK(setup(3, 0) == 0);
 	pump();
@@ -427,20 +438,76 @@ static int test_peer_read(void)
 	CHECK(st(2)->pages_received - b2.pages_received == 1);
 	CHECK(st(0)->peer_served - b0.peer_served == 1);
 	CHECK(st(0)->downgrades - b0.downgrades == 1);
-	CHECK(st(1)->msgs_received == b1.msgs_received);
-	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 0);
+	CHECK(st(1)->msgs_received - b1.msgs_received == 1); /* SHARED */
+	CHECK(xport_mock_sent(tc.d[1].x, 0, WIRE_DSM_SHARED_ACK) == 1);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 5);
 	CHECK(!entry(page)->busy && !busy(2, page));
-	/* Node 1 writes: its FWD goes to node 0 only, and node 0 passes
-	 * the invalidation on to node 2, whose ack node 1 waits for. */
+	/* Node 1 writes: the master invalidates node 2 itself; node 0,
+	 * told so, passes nothing on. */
 	b1 = *st(1);
 	b2 = *st(2);
+	inv = xport_mock_sent(tc.d[1].x, 2, WIRE_DSM_INV);
 	fault(1, page, WR);
 	pump();
 	CHECK(state(1, page) == WIRE_PS_M && holds(1, page, 11));
 	CHECK(state(0, page) == WIRE_PS_I && state(2, page) == WIRE_PS_I);
 	CHECK(st(2)->invalidations_received - b2.invalidations_received == 1);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 0);
+	CHECK(xport_mock_sent(tc.d[1].x, 2, WIRE_DSM_INV) - inv == 1);
+	CHECK(!busy(1, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* The master never hears of the reader (its notice was lost, as when the
+ * entry moves meanwhile): a later write still takes the reader's copy,
+ * through the writer, which the master asked and which passes the
+ * invalidation on; the new writer waits for that ack too. */
+static int test_peer_notice_lost(void)
+{
+	uint64_t page = 4;
+	struct dsm_stats b1, b2;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 12);
+	peer_read_from_0(page, true);
+	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 12));
+	CHECK(st(0)->peer_served == 1);
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 0);
+	b1 = *st(1);
+	b2 = *st(2);
+	fault(1, page, WR);
+	pump();
+	CHECK(state(1, page) == WIRE_PS_M && holds(1, page, 12));
+	CHECK(state(0, page) == WIRE_PS_I && state(2, page) == WIRE_PS_I);
+	CHECK(st(2)->invalidations_received - b2.invalidations_received == 1);
 	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 1);
 	CHECK(st(1)->msgs_received - b1.msgs_received == 1); /* the ack */
+	CHECK(!busy(1, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* The notice reaches the master after a write: the reader is not listed
+ * (the write took its copy through the holder). */
+static int test_peer_notice_late(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 13);
+	fault(2, page, RD);
+	step(0); /* node 0 serves it; DSM_SHARED is on its way to node 1 */
+	step(2);
+	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 13));
+	fault(1, page, WR); /* served before the notice is read */
+	pump();
+	CHECK(state(1, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 1);
+	CHECK(xport_mock_sent(tc.d[1].x, 0, WIRE_DSM_SHARED_ACK) == 0);
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 1);
 	CHECK(!busy(1, page) && !entry(page)->busy);
 	teardown();
 	return 0;
@@ -456,14 +523,14 @@ static int test_peer_writer_takes_back(void)
 	CHECK(setup(3, 0) == 0);
 	pump();
 	peer_stage(page, 21);
-	fault(2, page, RD);
-	pump();
+	peer_read_from_0(page, true);
 	CHECK(state(2, page) == WIRE_PS_S && st(2)->peer_requests == 1);
 	fault(0, page, WP);
 	pump();
 	CHECK(state(0, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
 	CHECK(!busy(0, page) && !entry(page)->busy);
 	CHECK(entry(page)->owner == 0);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 1);
 	store(0, page, 22);
 	fault(2, page, RD);
 	pump();
@@ -553,8 +620,7 @@ static int test_peer_reader_dies(void)
 	CHECK(setup(4, 0) == 0);
 	pump();
 	peer_stage(page, 61);
-	fault(2, page, RD);
-	pump();
+	peer_read_from_0(page, true);
 	CHECK(st(0)->peer_served == 1);
 	fault(3, page, WR);
 	step(1); /* REQ: FWD+invalidate to node 0 */
@@ -611,7 +677,7 @@ static int test_peer_copy_not_given_on(void)
 	pump();
 	CHECK(st(0)->peer_requests == 1 && st(2)->peer_passed == 1);
 	CHECK(st(2)->peer_served == 0 && holds(0, page, 91));
-	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 9);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 13);
 	teardown();
 	return 0;
 }
@@ -660,6 +726,8 @@ static const struct test_case tests[] = {
 	{"supplier_dies", test_supplier_dies},
 	{"sharer_dies_before_ack", test_sharer_dies_before_ack},
 	{"peer_read", test_peer_read},
+	{"peer_notice_lost", test_peer_notice_lost},
+	{"peer_notice_late", test_peer_notice_late},
 	{"peer_writer_takes_back", test_peer_writer_takes_back},
 	{"peer_reader_writes", test_peer_reader_writes},
 	{"peer_passed", test_peer_passed},
