@@ -157,6 +157,11 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 			const struct wire_dsm_req *q)
 {
 	uint64_t bit = 1ull << r, others = e->sharers & ~bit;
+	/* R's copy is the page's: nothing was written since it was made.
+	 * A copy R got from a holder directly (mem.c) is not listed, but
+	 * is dropped only after a write is served here, which changes the
+	 * version. */
+	bool current = q->has_copy && q->version == e->version;
 	unsigned acks;
 	int s;
 
@@ -166,7 +171,7 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		grant(d, r, id, q->page, e, WIRE_PS_M, 0, WIRE_GRANT_ZERO);
 		break;
 	case WIRE_PS_S:
-		if ((e->sharers & bit) || !others) {
+		if ((e->sharers & bit) || !others || current) {
 			/* An upgrade: R's copy is current. */
 			acks = inv_all(d, e, others, r, id, q->page);
 			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
@@ -186,6 +191,12 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 			log_debug("page %llu: write by its owner %d",
 				  (unsigned long long)q->page, r);
 			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0);
+			break;
+		}
+		if (current) {
+			/* An upgrade of a copy the owner gave R. */
+			acks = inv_all(d, e, 1ull << e->owner, r, id, q->page);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
 			break;
 		}
 		fwd(d, e->owner, r, id, q, e,

@@ -501,8 +501,10 @@ static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch,
 {
 	struct mem *m = &d->mem;
 	unsigned i = (unsigned)(t->id & 0xffff);
+	struct page *pg = ptab_get(&m->pages, t->page, false);
 	struct wire_dsm_req r = {
 		.page = t->page, .access = t->access, .has_copy = t->has_copy,
+		.version = t->has_copy && pg ? pg->version : 0,
 		.slot = {.addr = (uint64_t)(uintptr_t)m->recv_buf +
 				 (uint64_t)i * SLOT_STRIDE,
 			 .rkey = m->recv_mr.rkey, .index = i},
@@ -598,10 +600,6 @@ static void start_txn(struct dsmd *d, uint64_t page, struct page *pg,
 		m->st.directory_local++;
 	else
 		m->st.directory_remote++;
-	if (write && pg->given)
-		/* Readers we gave it directly: the master knows nothing of
-		 * them, so we take their copies ourselves. */
-		t->also = relay_inv(d, page, pg, d->cfg.node, t->id);
 	if (peer >= 0) {
 		t->hinted = false;
 		m->st.peer_requests++;
@@ -824,6 +822,18 @@ static void run_slot_wait(struct dsmd *d)
 	run_faults(d, list);
 }
 
+/* Relayed acks t must wait for too; a node already dead owes none. */
+static void owe_also(struct dsmd *d, struct txn *t, uint64_t set)
+{
+	uint64_t n;
+
+	set &= home_all_nodes(d) & ~(1ull << d->cfg.node);
+	for (n = set; n; n &= n - 1)
+		if (!cluster_peer_alive(d, __builtin_ctzll(n)))
+			set &= ~(n & -n);
+	t->also |= set;
+}
+
 static void txn_maybe_done(struct dsmd *d, struct txn *t)
 {
 	struct mem *m = &d->mem;
@@ -833,6 +843,13 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	int master, ret;
 	bool done;
 
+	if (t->grant_seen && t->state == WIRE_PS_M && pg->given)
+		/* We write a page we gave readers directly, whom the master
+		 * may not know of: we take their copies ourselves.  Only now
+		 * that the master has served our write, so that a reader's
+		 * copy goes only after the page's version has changed (see
+		 * serve_write in dir.c). */
+		owe_also(d, t, relay_inv(d, pg_no, pg, d->cfg.node, t->id));
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed || (t->also & ~t->also_acked))
 		return;
@@ -944,18 +961,6 @@ static void count_ack(struct dsmd *d, struct txn *t, uint32_t node)
 	t->acked |= 1ull << node;
 	t->acks_got++;
 	txn_maybe_done(d, t);
-}
-
-/* Relayed acks t must wait for too; a node already dead owes none. */
-static void owe_also(struct dsmd *d, struct txn *t, uint64_t set)
-{
-	uint64_t n;
-
-	set &= home_all_nodes(d) & ~(1ull << d->cfg.node);
-	for (n = set; n; n &= n - 1)
-		if (!cluster_peer_alive(d, __builtin_ctzll(n)))
-			set &= ~(n & -n);
-	t->also |= set;
 }
 
 static void on_ack(struct dsmd *d, int from, uint64_t id,

@@ -251,6 +251,7 @@ struct wire_dsm_req {
 	uint32_t has_copy; /* R holds the page S (an upgrade) */
 	struct wire_slot slot;
 	struct wire_route route;
+	uint64_t version;  /* of R's copy, with has_copy */
 } __attribute__((packed));
 
 #define WIRE_FWD_INVALIDATE 1u /* drop the copy after sending (else keep S) */

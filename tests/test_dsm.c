@@ -540,21 +540,24 @@ static int test_peer_writer_takes_back(void)
 	return 0;
 }
 
-/* The reader writes the copy it got directly: the master, which does not
- * list it, has the holder send the page and drop its own.  The new owner
- * then serves the old one's read miss. */
+/* The reader writes the copy it got directly, which the master does not
+ * list (the notice was lost): its copy's version says it is current, so
+ * the owner only drops its own; no page moves.  The new owner then serves
+ * the old one's read miss. */
 static int test_peer_reader_writes(void)
 {
 	uint64_t page = 4;
+	uint64_t pages;
 
 	CHECK(setup(3, 0) == 0);
 	pump();
 	peer_stage(page, 31);
-	fault(2, page, RD);
-	pump();
+	peer_read_from_0(page, true);
+	pages = st(2)->pages_received;
 	fault(2, page, WP);
 	pump();
 	CHECK(state(2, page) == WIRE_PS_M && holds(2, page, 31));
+	CHECK(st(2)->pages_received == pages && st(2)->upgrade_faults == 1);
 	CHECK(state(0, page) == WIRE_PS_I && !busy(2, page));
 	CHECK(entry(page)->owner == 2 && !entry(page)->busy);
 	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_INV) == 0);
@@ -564,6 +567,34 @@ static int test_peer_reader_writes(void)
 	CHECK(st(0)->peer_requests == 1 && st(2)->peer_served == 1);
 	CHECK(state(0, page) == WIRE_PS_S && holds(0, page, 32));
 	teardown();
+	return 0;
+}
+
+/* The holder and a reader it gave the page directly (unknown to the
+ * master) upgrade at once, in either order: one wins, the other gets the
+ * winner's data, and no copy is lost on the way (the reader's copy goes
+ * only once the holder's write is served). */
+static int test_peer_upgrade_race(void)
+{
+	uint64_t page = 4;
+
+	for (int first = 0; first < 2; first++) {
+		int a = first ? 2 : 0, b = first ? 0 : 2, w;
+
+		CHECK(setup(3, 0) == 0);
+		pump();
+		peer_stage(page, 35);
+		peer_read_from_0(page, true);
+		fault(a, page, WP);
+		fault(b, page, WP);
+		pump();
+		w = state(0, page) == WIRE_PS_M ? 0 : 2;
+		CHECK(state(w, page) == WIRE_PS_M && holds(w, page, 35));
+		CHECK(state(2 - w, page) == WIRE_PS_I);
+		CHECK(!busy(0, page) && !busy(2, page) && !entry(page)->busy);
+		CHECK(entry(page)->owner == w && entry(page)->version == 4);
+		teardown();
+	}
 	return 0;
 }
 
@@ -730,6 +761,7 @@ static const struct test_case tests[] = {
 	{"peer_notice_late", test_peer_notice_late},
 	{"peer_writer_takes_back", test_peer_writer_takes_back},
 	{"peer_reader_writes", test_peer_reader_writes},
+	{"peer_upgrade_race", test_peer_upgrade_race},
 	{"peer_passed", test_peer_passed},
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
