@@ -12,8 +12,9 @@
  * move (their region's policy says so), so every page keeps the master
  * the static placement gave it.
  *
- *   dsm_read_miss_remote_master  node 1 wrote the page; its master is node
- *                                2 (node 1 with two nodes); rank 0 reads
+ *   dsm_read_miss_remote_master  node 1 wrote the page, which rank 0 had
+ *                                read; its master is node 2 (node 1 with
+ *                                two nodes); rank 0 reads it again
  *   dsm_read_miss_local_master   the same, with node 0 the master
  *   dsm_write_miss               node 1 wrote it, master remote; rank 0
  *                                writes
@@ -27,8 +28,13 @@
  *                                of it was dropped (MADV_DONTNEED): a
  *                                userfaultfd minor fault resolved by dsmd
  *   dsm_barrier                  dsm_barrier() across every rank
- *   dsm_scan_64                  node 1 wrote 64 pages; rank 0 reads them
- *                                in order (bandwidth from #bytes)
+ *   dsm_scan_64                  node 1 wrote 64 pages rank 0 had read;
+ *                                rank 0 reads them in order (bandwidth
+ *                                from #bytes)
+ *
+ * Rank 0 touches the page(s) of a miss or scan just before node 1 writes
+ * (a hit after the first time), so that every iteration, the first too,
+ * starts from the same state: rank 0's copy taken by node 1's write.
  *
  * Each result carries, per operation, rank 0's node's counters around the
  * operations only: messages each way, bytes on the network (net_bytes),
@@ -104,7 +110,9 @@ static void act(const struct dcase *c, long ph)
 			read_pages(c->page, 1);
 		break;
 	case K_SCAN:
-		if (job_rank == 1)
+		if (ph == 0 && job_rank == 0)
+			read_pages(c->page, SCAN);
+		if (ph == 1 && job_rank == 1)
 			write_pages(c->page, SCAN, ph);
 		break;
 	case K_PINGPONG:
@@ -129,8 +137,10 @@ static void act(const struct dcase *c, long ph)
 		break;
 	case K_MINOR:
 		break;
-	default: /* the misses: node 1 takes the page */
-		if (job_rank == 1)
+	default: /* the misses: node 1 takes the page from rank 0 */
+		if (ph == 0 && job_rank == 0)
+			read_pages(c->page, 1);
+		if (ph == 1 && job_rank == 1)
 			write_pages(c->page, 1, ph);
 		break;
 	}
@@ -218,12 +228,9 @@ static int c_prepare(void *arg)
 		if (madvise(c->page, PAGE, MADV_DONTNEED))
 			return -errno;
 		break;
-	case K_UPGRADE:
+	default: /* upgrades, misses, the scan */
 		phase(c, 0);
 		phase(c, 1);
-		break;
-	default:
-		phase(c, 0);
 		break;
 	}
 	arm(c);
@@ -291,6 +298,9 @@ static int c_counters(void *arg, struct bench_result *r)
 	bench_result_add_counter(r, "poll_hits", (double)c->sum.poll_hits / n);
 	bench_result_add_counter(r, "direct_installs",
 				 (double)c->sum.direct_installs / n);
+	/* Read misses sent to the page's last writer, not its master. */
+	bench_result_add_counter(r, "peer_requests",
+				 (double)c->sum.peer_requests / n);
 	return 0;
 }
 

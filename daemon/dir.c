@@ -370,30 +370,34 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 	settle(d, done->page, e, -1);
 }
 
-/* A holder gave `sh->node` a copy directly (mem.c).  If the holder's copy
- * is still the page's (it is listed, and nothing was written since), so is
- * the reader's: list it, and tell the holder it need not invalidate the
- * reader itself any more.  Else the holder goes on doing so. */
-static void on_shared(struct dsmd *d, int from, const struct wire_dsm_shared *sh)
+/* Reader `from` installed a copy holder `sh->node` gave it directly
+ * (mem.c).  If the holder's copy is still the page's (it is listed, and
+ * nothing was written since), so is the reader's: list the reader, and
+ * tell the holder it need not invalidate the reader itself any more.
+ * Else the holder goes on doing so. */
+static void on_shared(struct dsmd *d, int from,
+		      const struct wire_dsm_shared *sh)
 {
 	struct dentry *e = dir_entry(d, sh->page, false);
-	uint64_t r = 1ull << sh->node;
+	int h = (int)sh->node;
+	struct wire_dsm_shared ack = {.page = sh->page, .node = (uint32_t)from,
+				      .version = sh->version};
 
-	if (sh->node >= (uint32_t)d->cfg.nnodes || (int)sh->node == from) {
+	if (sh->node >= (uint32_t)d->cfg.nnodes || h == from) {
 		d->mem.st.bad_msgs++;
 		return;
 	}
 	if (!e || !home_is_master(d, sh->page, &e->h) ||
 	    sh->version != e->version ||
-	    !cluster_peer_alive(d, (int)sh->node))
-		return; /* moved, written since, or the reader died */
-	if (e->state == WIRE_PS_M && e->owner == from)
-		e->sharers = 1ull << from;
-	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << from)))
+	    (h != d->cfg.node && !cluster_peer_alive(d, h)))
+		return; /* moved, written since, or the holder died */
+	if (e->state == WIRE_PS_M && e->owner == h)
+		e->sharers = 1ull << h;
+	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << h)))
 		return;
 	e->state = WIRE_PS_S;
-	e->sharers |= r;
-	mem_send(d, from, WIRE_DSM_SHARED_ACK, 0, sh, sizeof(*sh));
+	e->sharers |= 1ull << from;
+	mem_send(d, h, WIRE_DSM_SHARED_ACK, 0, &ack, sizeof(ack));
 }
 
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)

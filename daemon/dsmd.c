@@ -323,9 +323,11 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		c->hold_us = (unsigned)v;
 	if (r->peer) {
 		static const char *const onoff[] = {"off", "on", NULL};
+		static const char *const bits[] = {"0", "1", NULL};
 		uint32_t on;
 
-		if (parse_word("--peer-reads (on, off)", r->peer, onoff, &on))
+		if (parse_word("--peer-reads (on, off)", r->peer,
+			       strchr("01", r->peer[0]) ? bits : onoff, &on))
 			return -EINVAL;
 		c->peer_reads_off = !on;
 	}

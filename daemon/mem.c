@@ -834,13 +834,27 @@ static void owe_also(struct dsmd *d, struct txn *t, uint64_t set)
 	t->also |= set;
 }
 
+/* We installed a copy `giver` gave us directly: tell the master, which
+ * lists us if the giver's copy is still the page's.  Only now, with the
+ * copy in place: once listed, we may be sent an INV or a FWD for it. */
+static void tell_shared(struct dsmd *d, uint64_t page, const struct page *pg,
+			int giver)
+{
+	struct wire_dsm_shared sh = {.page = page, .node = (uint32_t)giver,
+				     .version = pg->version};
+	int master = dir_master(d, page);
+
+	if (master == d->cfg.node || cluster_peer_alive(d, master))
+		mem_send(d, master, WIRE_DSM_SHARED, 0, &sh, sizeof(sh));
+}
+
 static void txn_maybe_done(struct dsmd *d, struct txn *t)
 {
 	struct mem *m = &d->mem;
 	uint64_t pg_no = t->page, id;
 	struct page *pg = ptab_get(&m->pages, pg_no, true);
 	struct fault *list, *f;
-	int master, ret;
+	int master, giver, ret;
 	bool done;
 
 	if (t->grant_seen && t->state == WIRE_PS_M && pg->given)
@@ -879,6 +893,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	 * the waiting faults start meanwhile queues there behind it. */
 	master = t->master;
 	id = t->id;
+	giver = t->peer ? t->sent_to : -1;
 	list = txn_close(d, t, TXN_DONE, false);
 	if (done) {
 		/* install() mapped it for the first fault already. */
@@ -888,7 +903,10 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		free(f);
 	}
 	run_faults(d, list);
-	send_done(d, master, id, pg_no, false);
+	if (giver >= 0)
+		tell_shared(d, pg_no, pg, giver);
+	else
+		send_done(d, master, id, pg_no, false);
 	run_slot_wait(d);
 }
 
@@ -1210,7 +1228,6 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	struct wire_dsm_req q;
 	struct wire_trailer tr;
 	struct page *pg;
-	int master;
 
 	memcpy(&q, msg->body, sizeof(q));
 	pg = ptab_get(&m->pages, q.page, true);
@@ -1246,20 +1263,10 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	pg->state = WIRE_PS_S;
 	pg->given |= 1ull << from;
 	m->st.peer_served++;
-	/* After the page: the master lists the reader when this arrives,
-	 * off the reader's path. */
-	master = dir_master(d, q.page);
-	if (master != d->cfg.node && cluster_peer_alive(d, master)) {
-		struct wire_dsm_shared sh = {.page = q.page,
-					     .node = (uint32_t)from,
-					     .version = pg->version};
-
-		mem_send(d, master, WIRE_DSM_SHARED, 0, &sh, sizeof(sh));
-	}
 }
 
-/* The master lists a reader we gave the page: its next invalidation
- * reaches the reader directly. */
+/* The master lists a reader we gave the page (it told the master, see
+ * tell_shared): the next write invalidates the reader directly. */
 static void on_shared_ack(struct dsmd *d, int from, const struct wire_msg *msg)
 {
 	struct wire_dsm_shared sh;

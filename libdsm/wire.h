@@ -113,9 +113,10 @@ enum wire_type {
 	 * slot with an S grant and tells nobody, or passes the request on
 	 * to the master as a DSM_REQ.  Body: struct wire_dsm_req. */
 	WIRE_DSM_PEER_REQ = 33,
-	/* H->M: H gave R a copy directly, of the page at `version`; M lists
-	 * R as a sharer if nothing was written since, and says so with
-	 * SHARED_ACK (M->H), after which H no longer invalidates R itself. */
+	/* R->M, once R installed a copy H gave it directly (node = H,
+	 * version of the copy): M lists R as a sharer if H is listed and
+	 * nothing was written since, and says so to H with SHARED_ACK
+	 * (node = R), after which H no longer invalidates R itself. */
 	WIRE_DSM_SHARED = 34,
 	WIRE_DSM_SHARED_ACK = 35,
 
@@ -292,7 +293,7 @@ struct wire_dsm_ack {
 
 struct wire_dsm_shared {
 	uint64_t page;
-	uint32_t node;     /* R, the reader */
+	uint32_t node;     /* SHARED: H, the giver; SHARED_ACK: R */
 	uint32_t reserved;
 	uint64_t version;  /* of the copy R got */
 } __attribute__((packed));

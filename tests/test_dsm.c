@@ -402,19 +402,20 @@ static void peer_stage(uint64_t page, uint64_t seed)
 	store(0, page, seed);
 }
 
-/* Node 2 reads page 4 (staged, pattern seed) from node 0 directly; with
- * `lose_notice`, node 0's word to the master (DSM_SHARED) is lost. */
+/* Node 2 reads the staged page from node 0 directly; with `lose_notice`,
+ * its word to the master (DSM_SHARED) is lost. */
 static void peer_read_from_0(uint64_t page, bool lose_notice)
 {
-	xport_mock_cut(tc.f, 0, 1, lose_notice);
+	xport_mock_cut(tc.f, 2, 1, lose_notice);
 	fault(2, page, RD);
 	pump();
-	xport_mock_cut(tc.f, 0, 1, false);
+	xport_mock_cut(tc.f, 2, 1, false);
 }
 
-/* A read miss goes to the last writer, not the master: one message out,
- * no DONE; the master hears of it only afterwards, from the writer, and
- * lists the reader.  A later write invalidates the reader directly. */
+/* A read miss goes to the last writer, not the master: the request out,
+ * the page in, and the master hears of it only once the page is
+ * installed (DSM_SHARED instead of DONE), and lists the reader.  A later
+ * write invalidates the reader directly. */
 static int test_peer_read(void)
 {
 	uint64_t page = 4;
@@ -433,7 +434,10 @@ static int test_peer_read(void)
 	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 11));
 	CHECK(state(0, page) == WIRE_PS_S && holds(0, page, 11));
 	CHECK(st(2)->peer_requests - b2.peer_requests == 1);
-	CHECK(st(2)->msgs_sent - b2.msgs_sent == 1);
+	CHECK(st(2)->msgs_sent - b2.msgs_sent == 2); /* PEER_REQ, SHARED */
+	CHECK(xport_mock_sent(tc.d[2].x, 1, WIRE_DSM_SHARED) == 1);
+	CHECK(xport_mock_sent(tc.d[2].x, 1, WIRE_DSM_DONE) ==
+	      1); /* the stage's read only */
 	CHECK(st(2)->msgs_received - b2.msgs_received == 0);
 	CHECK(st(2)->pages_received - b2.pages_received == 1);
 	CHECK(st(0)->peer_served - b0.peer_served == 1);
@@ -509,6 +513,33 @@ static int test_peer_notice_late(void)
 	CHECK(xport_mock_sent(tc.d[1].x, 0, WIRE_DSM_SHARED_ACK) == 0);
 	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 1);
 	CHECK(!busy(1, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
+/* The master lists a reader only once it has installed its copy: a read
+ * by another node, served from a listed sharer, is not sent to a reader
+ * whose page is still on its way (its FWD would find nothing). */
+static int test_peer_listed_once_installed(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(0, page, RD);
+	pump();
+	fault(2, page, WR); /* node 0 hears node 2 writes */
+	pump();
+	store(2, page, 15);
+	fault(0, page, RD); /* to node 2 directly */
+	step(2);            /* node 2 sends the page */
+	fault(3, page, RD); /* through the master, before node 0 has it */
+	step(1);
+	pump();
+	CHECK(holds(0, page, 15) && holds(3, page, 15));
+	CHECK(st(2)->peer_served == 1 && st(0)->bad_msgs == 0);
+	CHECK(!busy(0, page) && !busy(3, page) && !entry(page)->busy);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 13);
 	teardown();
 	return 0;
 }
@@ -759,6 +790,7 @@ static const struct test_case tests[] = {
 	{"peer_read", test_peer_read},
 	{"peer_notice_lost", test_peer_notice_lost},
 	{"peer_notice_late", test_peer_notice_late},
+	{"peer_listed_once_installed", test_peer_listed_once_installed},
 	{"peer_writer_takes_back", test_peer_writer_takes_back},
 	{"peer_reader_writes", test_peer_reader_writes},
 	{"peer_upgrade_race", test_peer_upgrade_race},
