@@ -96,7 +96,6 @@ void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
 	case WIRE_DSM_GRANT:
 	case WIRE_DSM_LOST:
 	case WIRE_DSM_PEER_REQ:
-	case WIRE_DSM_SHARED_ACK:
 		mem_on_msg(d, peer, m);
 		break;
 	case WIRE_DIR_MIGRATE:

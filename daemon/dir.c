@@ -65,25 +65,27 @@ static int lowest(uint64_t set)
 	return __builtin_ctzll(set);
 }
 
+/* `covered`, for a write: the nodes it takes the page from itself, and
+ * the requester (see wire_dsm_fwd). */
 static void grant(struct dsmd *d, int to, uint64_t id, uint64_t page,
 		  const struct dentry *e, unsigned state, unsigned acks,
-		  unsigned flags)
+		  unsigned flags, uint64_t covered)
 {
 	struct wire_dsm_grant g = {.page = page, .state = state, .acks = acks,
 				   .flags = flags, .epoch = e->h.epoch,
-				   .version = e->version};
+				   .version = e->version, .covered = covered};
 
 	mem_send(d, to, WIRE_DSM_GRANT, id, &g, sizeof(g));
 }
 
 static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 		const struct wire_dsm_req *r, struct dentry *e,
-		unsigned flags, unsigned state)
+		unsigned flags, unsigned state, uint64_t covered)
 {
 	struct wire_dsm_fwd f = {.page = r->page, .requester = (uint32_t)to,
 				 .flags = flags, .state = state,
 				 .epoch = e->h.epoch, .version = e->version,
-				 .slot = r->slot};
+				 .slot = r->slot, .covered = covered};
 
 	e->owe |= 1ull << holder;
 	e->supplier = (int16_t)holder;
@@ -96,10 +98,10 @@ static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 
 /* Invalidate every node of `set`; each acknowledges to the requester. */
 static unsigned inv_all(struct dsmd *d, struct dentry *e, uint64_t set,
-			int to, uint64_t id, uint64_t page)
+			int to, uint64_t id, uint64_t page, uint64_t covered)
 {
 	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
-				   .epoch = e->h.epoch};
+				   .epoch = e->h.epoch, .covered = covered};
 	unsigned n = 0;
 
 	e->owe |= set;
@@ -131,22 +133,22 @@ static void serve_read(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	case WIRE_PS_I:
 		e->state = WIRE_PS_S;
 		e->sharers = bit;
-		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_ZERO);
+		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_ZERO, 0);
 		return;
 	case WIRE_PS_S:
 		if (!others) {
 			/* Only the requester is listed: it cannot miss. */
 			log_warn("page %llu: read miss by its only sharer %d",
 				 (unsigned long long)q->page, r);
-			grant(d, r, id, q->page, e, WIRE_PS_S, 0, 0);
+			grant(d, r, id, q->page, e, WIRE_PS_S, 0, 0, 0);
 			return;
 		}
 		fwd(d, supplier(d, others), r, id, q, e, WIRE_FWD_GRANT,
-		    WIRE_PS_S);
+		    WIRE_PS_S, 0);
 		e->sharers |= bit;
 		return;
 	default:
-		fwd(d, e->owner, r, id, q, e, WIRE_FWD_GRANT, WIRE_PS_S);
+		fwd(d, e->owner, r, id, q, e, WIRE_FWD_GRANT, WIRE_PS_S, 0);
 		e->state = WIRE_PS_S;
 		e->sharers = bit | 1ull << e->owner;
 		return;
@@ -162,27 +164,32 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	 * is dropped only after a write is served here, which changes the
 	 * version. */
 	bool current = q->has_copy && q->version == e->version;
+	/* Every listed holder gets an INV or a FWD from this write. */
+	uint64_t cov = (e->state == WIRE_PS_M ? 1ull << e->owner :
+			e->state == WIRE_PS_S ? e->sharers : 0) | bit;
 	unsigned acks;
 	int s;
 
 	e->version++;
 	switch (e->state) {
 	case WIRE_PS_I:
-		grant(d, r, id, q->page, e, WIRE_PS_M, 0, WIRE_GRANT_ZERO);
+		grant(d, r, id, q->page, e, WIRE_PS_M, 0, WIRE_GRANT_ZERO, cov);
 		break;
 	case WIRE_PS_S:
 		if ((e->sharers & bit) || !others || current) {
 			/* An upgrade: R's copy is current. */
-			acks = inv_all(d, e, others, r, id, q->page);
-			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
+			acks = inv_all(d, e, others, r, id, q->page, cov);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0, cov);
 			break;
 		}
 		/* R lost its copy (another upgrade won) or never had one:
 		 * one sharer sends the page, the others only drop theirs. */
 		s = supplier(d, others);
-		fwd(d, s, r, id, q, e, WIRE_FWD_INVALIDATE, WIRE_PS_M);
-		acks = inv_all(d, e, others & ~(1ull << s), r, id, q->page);
-		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_DATA);
+		fwd(d, s, r, id, q, e, WIRE_FWD_INVALIDATE, WIRE_PS_M, cov);
+		acks = inv_all(d, e, others & ~(1ull << s), r, id, q->page,
+			       cov);
+		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_DATA,
+		      cov);
 		break;
 	default:
 		if (e->owner == r) {
@@ -190,17 +197,18 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 			 * directly (mem.c); it takes their copies itself. */
 			log_debug("page %llu: write by its owner %d",
 				  (unsigned long long)q->page, r);
-			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0);
+			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0, cov);
 			break;
 		}
 		if (current) {
 			/* An upgrade of a copy the owner gave R. */
-			acks = inv_all(d, e, 1ull << e->owner, r, id, q->page);
-			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0);
+			acks = inv_all(d, e, 1ull << e->owner, r, id, q->page,
+				       cov);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0, cov);
 			break;
 		}
 		fwd(d, e->owner, r, id, q, e,
-		    WIRE_FWD_INVALIDATE | WIRE_FWD_GRANT, WIRE_PS_M);
+		    WIRE_FWD_INVALIDATE | WIRE_FWD_GRANT, WIRE_PS_M, cov);
 		break;
 	}
 	e->state = WIRE_PS_M;
@@ -223,7 +231,7 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	e->owe = 0;
 	e->supplier = -1;
 	if (e->state == DIR_LOST)
-		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_LOST);
+		grant(d, r, id, q->page, e, WIRE_PS_S, 0, WIRE_GRANT_LOST, 0);
 	else if (q->access == WIRE_ACC_READ)
 		serve_read(d, e, r, id, q);
 	else
@@ -372,16 +380,14 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 
 /* Reader `from` installed a copy holder `sh->node` gave it directly
  * (mem.c).  If the holder's copy is still the page's (it is listed, and
- * nothing was written since), so is the reader's: list the reader, and
- * tell the holder it need not invalidate the reader itself any more.
- * Else the holder goes on doing so. */
+ * nothing was written since), so is the reader's: list the reader.  The
+ * next write invalidates it from here, and its `covered` set tells the
+ * holder not to.  Else the holder does. */
 static void on_shared(struct dsmd *d, int from,
 		      const struct wire_dsm_shared *sh)
 {
 	struct dentry *e = dir_entry(d, sh->page, false);
 	int h = (int)sh->node;
-	struct wire_dsm_shared ack = {.page = sh->page, .node = (uint32_t)from,
-				      .version = sh->version};
 
 	if (sh->node >= (uint32_t)d->cfg.nnodes || h == from) {
 		d->mem.st.bad_msgs++;
@@ -397,7 +403,6 @@ static void on_shared(struct dsmd *d, int from,
 		return;
 	e->state = WIRE_PS_S;
 	e->sharers |= 1ull << from;
-	mem_send(d, h, WIRE_DSM_SHARED_ACK, 0, &ack, sizeof(ack));
 }
 
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)

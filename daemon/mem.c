@@ -21,13 +21,16 @@
  * write the page (the requester of the invalidation that took our copy),
  * skipping the master: one hand-off fewer.  A node holding the page with
  * the master's knowledge serves it with an S grant and remembers the
- * reader in pg->given; nobody tells the master, which still lists the
- * holder alone.  That is enough: every write to the page invalidates or
- * forwards to that holder (or is its own), and a holder losing its copy
- * or writing invalidates its `given` readers in turn (WIRE_INV_RELAYED),
- * announcing them to the writer, which waits for their acks as well.  A
- * copy obtained so is never given on.  A holder that cannot serve (no
- * copy, busy, its own copy came so) passes the request to the master.
+ * reader in pg->given.  The reader, once it has mapped the page, tells
+ * the master (DSM_SHARED, where DONE would be), which lists it if nothing
+ * was written since.  Until then the holder answers for it: every write
+ * to the page invalidates or forwards to the holder (or is its own), and
+ * a holder losing its copy or writing invalidates those of its `given`
+ * readers the master did not (not in the write's `covered` set) in turn
+ * (WIRE_INV_RELAYED), announcing them to the writer, which waits for
+ * their acks as well.  A copy got so
+ * is never given on.  A holder that cannot serve (no copy, busy, its own
+ * copy came so) passes the request to the master.
  */
 #define _GNU_SOURCE
 #include "mem.h"
@@ -529,14 +532,15 @@ static void txn_ask(struct dsmd *d, struct txn *t)
 }
 
 /* Invalidate the readers we gave the page directly, for `to`'s
- * transaction `id` (to may be this node: a write of ours).  They ack to
- * `to`; returns the set `to` must wait for. */
+ * transaction `id` (to may be this node: a write of ours), but for those
+ * in `covered`: the master lists them and invalidates them itself.  They
+ * ack to `to`; returns the set `to` must wait for. */
 static uint64_t relay_inv(struct dsmd *d, uint64_t page, struct page *pg,
-			  int to, uint64_t id)
+			  int to, uint64_t id, uint64_t covered)
 {
 	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
 				   .flags = WIRE_INV_RELAYED};
-	uint64_t set = pg->given & ~(1ull << to), sent = 0;
+	uint64_t set = pg->given & ~covered & ~(1ull << to), sent = 0;
 
 	pg->given = 0;
 	while (set) {
@@ -863,7 +867,8 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		 * that the master has served our write, so that a reader's
 		 * copy goes only after the page's version has changed (see
 		 * serve_write in dir.c). */
-		owe_also(d, t, relay_inv(d, pg_no, pg, d->cfg.node, t->id));
+		owe_also(d, t, relay_inv(d, pg_no, pg, d->cfg.node, t->id,
+					 t->covered));
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed || (t->also & ~t->also_acked))
 		return;
@@ -965,6 +970,7 @@ static void on_grant(struct dsmd *d, int from, uint64_t id,
 	t->state = (uint8_t)g->state;
 	t->version = g->version;
 	t->acks_needed = g->acks;
+	t->covered = g->covered;
 	t->data_needed = g->flags & WIRE_GRANT_DATA;
 	t->zero = g->flags & WIRE_GRANT_ZERO;
 	txn_maybe_done(d, t);
@@ -1129,7 +1135,7 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 		.page = inv.page, .node = (uint32_t)d->cfg.node,
 		.flags = inv.flags & WIRE_INV_RELAYED ? WIRE_ACK_RELAYED : 0,
 		.also = relay_inv(d, inv.page, pg, (int)inv.requester,
-				  msg->hdr->req_id),
+				  msg->hdr->req_id, inv.covered),
 	};
 	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
 		 &ack, sizeof(ack));
@@ -1209,7 +1215,7 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 	};
 	if (inv) {
 		tr.also = relay_inv(d, f.page, pg, (int)f.requester,
-				    msg->hdr->req_id);
+				    msg->hdr->req_id, f.covered);
 		pg->peer = (uint16_t)(f.requester + 1); /* it is writing */
 	}
 	send_page(d, f.page, pg, (int)f.requester, &f.slot, &tr);
@@ -1265,24 +1271,6 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	m->st.peer_served++;
 }
 
-/* The master lists a reader we gave the page (it told the master, see
- * tell_shared): the next write invalidates the reader directly. */
-static void on_shared_ack(struct dsmd *d, int from, const struct wire_msg *msg)
-{
-	struct wire_dsm_shared sh;
-	struct page *pg;
-
-	memcpy(&sh, msg->body, sizeof(sh));
-	pg = ptab_get(&d->mem.pages, sh.page, false);
-	if (sh.node >= (uint32_t)d->cfg.nnodes ||
-	    dir_master(d, sh.page) != from) {
-		d->mem.st.bad_msgs++;
-		return;
-	}
-	if (pg && pg->version == sh.version)
-		pg->given &= ~(1ull << sh.node);
-}
-
 void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 {
 	struct wire_dsm_grant g;
@@ -1304,9 +1292,6 @@ void mem_on_msg(struct dsmd *d, int from, const struct wire_msg *msg)
 		break;
 	case WIRE_DSM_PEER_REQ:
 		on_peer_req(d, from, msg);
-		break;
-	case WIRE_DSM_SHARED_ACK:
-		on_shared_ack(d, from, msg);
 		break;
 	case WIRE_DSM_INV_ACK:
 		memcpy(&a, msg->body, sizeof(a));

@@ -126,6 +126,7 @@ struct txn {
 	uint64_t also;       /* relayed acks owed: nodes holders had given
 				copies the master does not know of */
 	uint64_t also_acked; /* relayed acks in (or their node died) */
+	uint64_t covered;    /* an M grant's: nodes the master invalidates */
 	uint64_t id, page, version;
 };
 

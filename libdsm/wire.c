@@ -79,8 +79,6 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			       sizeof(struct wire_dsm_req), 0},
 	[WIRE_DSM_SHARED] = {"DSM_SHARED", WIRE_CH_NODE,
 			     sizeof(struct wire_dsm_shared), 0},
-	[WIRE_DSM_SHARED_ACK] = {"DSM_SHARED_ACK", WIRE_CH_NODE,
-				 sizeof(struct wire_dsm_shared), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,

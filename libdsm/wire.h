@@ -115,10 +115,9 @@ enum wire_type {
 	WIRE_DSM_PEER_REQ = 33,
 	/* R->M, once R installed a copy H gave it directly (node = H,
 	 * version of the copy): M lists R as a sharer if H is listed and
-	 * nothing was written since, and says so to H with SHARED_ACK
-	 * (node = R), after which H no longer invalidates R itself. */
+	 * nothing was written since.  H learns it from the `covered` set of
+	 * the next write's INV, FWD or GRANT. */
 	WIRE_DSM_SHARED = 34,
-	WIRE_DSM_SHARED_ACK = 35,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -209,7 +208,7 @@ static inline int wire_is_coherence(unsigned type)
 	return (type >= WIRE_DSM_REQ && type <= WIRE_DSM_DONE) ||
 	       (type >= WIRE_DSM_LOST && type <= WIRE_DIR_WHO_HAS_REPLY) ||
 	       (type >= WIRE_LOCK_OP && type <= WIRE_LOCK_PROBE) ||
-	       (type >= WIRE_DSM_PEER_REQ && type <= WIRE_DSM_SHARED_ACK);
+	       (type >= WIRE_DSM_PEER_REQ && type <= WIRE_DSM_SHARED);
 }
 
 /* A heartbeat may carry the sender's load: how many entries it masters
@@ -266,6 +265,10 @@ struct wire_dsm_fwd {
 	uint32_t epoch;    /* the master's epoch of the entry */
 	uint64_t version;
 	struct wire_slot slot;
+	uint64_t covered;  /* with INVALIDATE: every node this write
+			      invalidates itself (and R); a holder passes
+			      the invalidation on only to readers it gave
+			      the page that are not in it */
 } __attribute__((packed));
 
 /* The invalidation comes from a holder, not the master: it is for a copy
@@ -278,6 +281,7 @@ struct wire_dsm_inv {
 	uint32_t epoch;    /* the master's epoch of the entry (0: relayed) */
 	uint32_t flags;    /* WIRE_INV_* */
 	uint32_t reserved;
+	uint64_t covered;  /* as wire_dsm_fwd's */
 } __attribute__((packed));
 
 #define WIRE_ACK_RELAYED 1u /* answers a WIRE_INV_RELAYED invalidation */
@@ -293,7 +297,7 @@ struct wire_dsm_ack {
 
 struct wire_dsm_shared {
 	uint64_t page;
-	uint32_t node;     /* SHARED: H, the giver; SHARED_ACK: R */
+	uint32_t node;     /* H, the giver */
 	uint32_t reserved;
 	uint64_t version;  /* of the copy R got */
 } __attribute__((packed));
@@ -309,6 +313,7 @@ struct wire_dsm_grant {
 	uint32_t flags; /* WIRE_GRANT_* */
 	uint32_t epoch; /* the master's epoch of the entry */
 	uint64_t version;
+	uint64_t covered; /* M grants: as wire_dsm_fwd's */
 } __attribute__((packed));
 
 struct wire_dsm_done {

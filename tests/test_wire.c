@@ -71,7 +71,6 @@ static const struct {
 	 sizeof(struct wire_lock_recovered)},
 	{WIRE_DSM_PEER_REQ, WIRE_CH_NODE, sizeof(struct wire_dsm_req)},
 	{WIRE_DSM_SHARED, WIRE_CH_NODE, sizeof(struct wire_dsm_shared)},
-	{WIRE_DSM_SHARED_ACK, WIRE_CH_NODE, sizeof(struct wire_dsm_shared)},
 	{WIRE_IPC_LOCK, WIRE_CH_IPC, sizeof(struct wire_ipc_lock)},
 	{WIRE_IPC_LOCK_EVENT, WIRE_CH_IPC,
 	 sizeof(struct wire_ipc_lock_event)},
