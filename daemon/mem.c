@@ -227,6 +227,7 @@ void mem_teardown(struct dsmd *d)
 	home_teardown(d);
 	dir_teardown(d);
 	free_list(m->deferred);
+	free_list(m->peer_wait);
 	free_list(m->local_q);
 	m->deferred = m->local_q = NULL;
 	if (m->recv_buf && d->x)
@@ -792,10 +793,57 @@ static void send_done(struct dsmd *d, int master, uint64_t id,
 		mem_send(d, master, WIRE_DSM_DONE, id, &done, sizeof(done));
 }
 
+/* Keep a DSM_PEER_REQ until our transaction on its page ends. */
+static void keep_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct pending *p = calloc(1, sizeof(*p)), **pp;
+
+	if (!p || msg->body_len > sizeof(p->body)) {
+		free(p);
+		log_err("cannot keep a read request for later: dropped");
+		return;
+	}
+	*p = (struct pending){.from = from, .type = msg->hdr->type,
+			      .req_id = msg->hdr->req_id,
+			      .len = msg->body_len};
+	memcpy(p->body, msg->body, msg->body_len);
+	for (pp = &d->mem.peer_wait; *pp; pp = &(*pp)->next)
+		;
+	*pp = p; /* in arrival order */
+}
+
+/* Our transaction on `page` ended: the reads that waited for it are
+ * looked at again, in the order they came. */
+static void wake_peer_reqs(struct dsmd *d, uint64_t page)
+{
+	struct pending **pp = &d->mem.peer_wait, *p, *list = NULL, **tail = &list;
+	uint64_t pno;
+
+	if (!*pp)
+		return;
+	while ((p = *pp)) {
+		memcpy(&pno, p->body, sizeof(pno));
+		if (pno != page) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = NULL;
+		*tail = p;
+		tail = &p->next;
+	}
+	while ((p = list)) {
+		list = p->next;
+		replay(d, p, false);
+		free(p);
+	}
+}
+
 /* End transaction t: tell its master (unless `tell` is false: the caller
  * does it later), free its slot or keep it out of use (an abandoned slot
  * could still receive a late page), and return the faults that waited on
- * the page, for the caller to run again or fail. */
+ * the page, for the caller to run again or fail, and then to call
+ * wake_peer_reqs(). */
 static struct fault *txn_close(struct dsmd *d, struct txn *t,
 			       enum txn_end how, bool tell)
 {
@@ -908,6 +956,9 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		free(f);
 	}
 	run_faults(d, list);
+	/* Reads sent to us meanwhile: after our faults (the hold time keeps
+	 * the page until they ran). */
+	wake_peer_reqs(d, pg_no);
 	if (giver >= 0)
 		tell_shared(d, pg_no, pg, giver);
 	else
@@ -927,6 +978,7 @@ static void fail_txn(struct dsmd *d, struct txn *t, enum txn_end how)
 		app_put(f->app);
 		free(f);
 	}
+	wake_peer_reqs(d, t->page);
 	run_slot_wait(d);
 }
 
@@ -1011,6 +1063,7 @@ static void on_ack(struct dsmd *d, int from, uint64_t id,
 static void abort_txn(struct dsmd *d, struct txn *t)
 {
 	run_faults(d, txn_close(d, t, TXN_ABORTED, true));
+	wake_peer_reqs(d, t->page);
 }
 
 static void on_lost(struct dsmd *d, int from, uint64_t id,
@@ -1243,7 +1296,15 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 		m->st.bad_msgs++;
 		return;
 	}
-	if (pg->state == WIRE_PS_I || pg->busy || pg->peer_copy ||
+	if (pg->busy) {
+		/* Our own transaction on the page is open (in a ping-pong,
+		 * the write whose invalidation made R miss).  Wait for it:
+		 * the master would make R wait for it too, one hop further
+		 * away.  wake_peer_reqs() looks at R again. */
+		keep_peer_req(d, from, msg);
+		return;
+	}
+	if (pg->state == WIRE_PS_I || pg->peer_copy ||
 	    dir_master(d, q.page) == d->cfg.node) {
 		m->st.peer_passed++;
 		dir_on_req(d, from, msg->hdr->req_id, &q);
@@ -1354,6 +1415,7 @@ void mem_peer_down(struct dsmd *d, int node)
 			/* The entry died with its master: every waiter
 			 * learns so (SIGBUS) when it looks again. */
 			run_faults(d, txn_close(d, t, TXN_ORPHANED, true));
+			wake_peer_reqs(d, t->page);
 		} else if (t->master < 0 && t->sent_to == node) {
 			/* It may have passed the request on, or not: ask
 			 * again (the master drops a second copy). */

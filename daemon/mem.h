@@ -170,6 +170,8 @@ struct mem {
 	uint16_t send_free[MEM_NSEND];
 	unsigned nsend_free;
 	struct pending *deferred;  /* held back: hold time, no send slot */
+	struct pending *peer_wait; /* DSM_PEER_REQs waiting for our own
+				      transaction on their page */
 	struct pending *local_q, **local_tail; /* messages to self */
 	int hold_fd;               /* timerfd for held-back messages */
 	struct watch hold_w;

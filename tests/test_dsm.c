@@ -634,6 +634,37 @@ static int test_peer_upgrade_race(void)
 	return 0;
 }
 
+/* A read sent to a holder busy with its own write of the page (as in a
+ * ping-pong: the invalidation that made the reader miss came from that
+ * write) waits for the write there and is then served directly, rather
+ * than passed to the master to wait behind it. */
+static int test_peer_waits_for_holder(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	fault(2, page, RD);
+	fault(3, page, RD);
+	pump();
+	fault(0, page, WR); /* nodes 2 and 3 hear node 0 writes */
+	pump();
+	store(0, page, 17);
+	fault(2, page, RD); /* node 2 from node 0 directly: node 0 is S */
+	pump();
+	fault(0, page, WP); /* node 0 writes again: its upgrade is open */
+	CHECK(busy(0, page));
+	fault(3, page, RD); /* to node 0, which is busy */
+	pump();
+	CHECK(st(3)->peer_requests == 1 && st(0)->peer_passed == 0);
+	CHECK(st(0)->peer_served == 2 && holds(3, page, 17));
+	CHECK(state(0, page) == WIRE_PS_S && state(3, page) == WIRE_PS_S);
+	CHECK(state(2, page) == WIRE_PS_I);
+	CHECK(!busy(0, page) && !busy(3, page) && !entry(page)->busy);
+	teardown();
+	return 0;
+}
+
 /* The node asked no longer holds the page: it passes the request to the
  * master, which serves it as usual (DONE and all). */
 static int test_peer_passed(void)
@@ -797,6 +828,7 @@ static const struct test_case tests[] = {
 	{"peer_reader_writes", test_peer_reader_writes},
 	{"peer_upgrade_race", test_peer_upgrade_race},
 	{"peer_passed", test_peer_passed},
+	{"peer_waits_for_holder", test_peer_waits_for_holder},
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
