@@ -76,6 +76,8 @@ static void usage(FILE *f)
 "                          before giving it up, default 200     (DSM_HOLD_US)\n"
 "      --peer-reads on|off a read miss asks the node last heard to write the\n"
 "                          page before the master, default on (DSM_PEER_READS)\n"
+"      --peer-hold-us US   give a page to such a reader only this long after\n"
+"                          it was granted, default 1000   (DSM_PEER_HOLD_US)\n"
 "Where directory entries live (dsm_set_policy overrides them per range):\n"
 "      --placement P       static (page i at node i %% nodes) or first-touch,\n"
 "                          default static                   (DSM_PLACEMENT)\n"
@@ -166,7 +168,7 @@ struct raw_opts {
 	const char *txn_poll;
 	const char *arena, *hold, *base;
 	const char *placement, *migrate, *share, *min, *window, *load;
-	const char *deadlock, *peer;
+	const char *deadlock, *peer, *peer_hold;
 };
 
 static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
@@ -191,6 +193,7 @@ static void env_defaults(struct dsmd_config *c, struct raw_opts *r)
 	r->load = env_str("DSM_MIGRATE_LOAD");
 	r->deadlock = env_str("DSM_DEADLOCK_MS");
 	r->peer = env_str("DSM_PEER_READS");
+	r->peer_hold = env_str("DSM_PEER_HOLD_US");
 	c->rendezvous = getenv("DSM_RENDEZVOUS");
 	c->device = env_str("DSM_DEVICE");
 	c->addr = env_str("DSM_RDMA_ADDR");
@@ -321,6 +324,11 @@ static int finish_config(struct dsmd_config *c, const struct raw_opts *r)
 		return -EINVAL;
 	if (r->hold)
 		c->hold_us = (unsigned)v;
+	if (r->peer_hold && parse_uint("peer hold time", r->peer_hold, 0,
+				       1000000, &v))
+		return -EINVAL;
+	if (r->peer_hold)
+		c->peer_hold_us = (unsigned)v;
 	if (r->peer) {
 		static const char *const onoff[] = {"off", "on", NULL};
 		static const char *const bits[] = {"0", "1", NULL};
@@ -356,7 +364,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 {
 	enum { O_HB = 256, O_DEAD, O_JOIN, O_DEPTH, O_POLL, O_READY, O_ARENA,
 	       O_HOLD, O_BASE, O_PLACE, O_MIGRATE, O_SHARE, O_MIN, O_WINDOW,
-	       O_LOAD, O_DEADLOCK, O_TXN_POLL, O_PEER };
+	       O_LOAD, O_DEADLOCK, O_TXN_POLL, O_PEER, O_PEER_HOLD };
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
@@ -375,6 +383,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		{"arena-mb", required_argument, NULL, O_ARENA},
 		{"hold-us", required_argument, NULL, O_HOLD},
 		{"peer-reads", required_argument, NULL, O_PEER},
+		{"peer-hold-us", required_argument, NULL, O_PEER_HOLD},
 		{"arena-base", required_argument, NULL, O_BASE},
 		{"placement", required_argument, NULL, O_PLACE},
 		{"migrate", required_argument, NULL, O_MIGRATE},
@@ -395,6 +404,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 				  .recv_depth = 32, .ready_fd = -1,
 				  .arena_base = DSMD_ARENA_BASE,
 				  .arena_size = 1ull << 30, .hold_us = 200,
+				  .peer_hold_us = 1000,
 				  .policy = {.placement = DSM_PLACE_STATIC,
 					     .migrate = 1, .share_pct = 60,
 					     .min_requests = 4,
@@ -421,6 +431,7 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 		case O_ARENA: r.arena = optarg; break;
 		case O_HOLD: r.hold = optarg; break;
 		case O_PEER: r.peer = optarg; break;
+		case O_PEER_HOLD: r.peer_hold = optarg; break;
 		case O_BASE: r.base = optarg; break;
 		case O_PLACE: r.placement = optarg; break;
 		case O_MIGRATE: r.migrate = optarg; break;

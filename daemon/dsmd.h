@@ -31,6 +31,7 @@ struct dsmd_config {
 	unsigned hold_us;       /* keep a granted page this long */
 	bool peer_reads_off;    /* --peer-reads off: read misses go to the
 				   master only */
+	unsigned peer_hold_us;  /* --peer-hold-us */
 	struct wire_policy policy; /* where entries live, when they move */
 	unsigned deadlock_ms;   /* a lock waits this long, then a deadlock
 				   search starts */

@@ -149,6 +149,7 @@ int mem_setup(struct dsmd *d)
 	m->npages = m->size / WIRE_PAGE_SIZE;
 	m->hold_us = d->cfg.hold_us;
 	m->peer_reads = !d->cfg.peer_reads_off;
+	m->peer_hold_us = d->cfg.peer_hold_us;
 	m->local_tail = &m->local_q;
 	home_setup(d);
 	m->memfd = memfd_create("dsm-node-memory", MFD_CLOEXEC);
@@ -937,7 +938,8 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	pg->state = t->state;
 	pg->version = t->version;
 	pg->peer_copy = t->peer;
-	pg->hold_until_us = m->hold_us ? mem_now_us() + m->hold_us : 0;
+	pg->granted_us = mem_now_us();
+	pg->hold_until_us = m->hold_us ? pg->granted_us + m->hold_us : 0;
 	/* Map the page for the waiting faults first, DONE after: posting a
 	 * send is a system call that on rxe carries the message through the
 	 * kernel's RDMA stack (about 500 us in the emulated guest), and it
@@ -1312,6 +1314,15 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	}
 	if (held(d, from, msg, pg))
 		return;
+	if (pg->granted_us + m->peer_hold_us > mem_now_us()) {
+		/* Just granted: its faulting thread may not have run (and
+		 * stored) yet.  Through the master, R's request would have
+		 * taken two more hops, which gave it that time; here R
+		 * waits for it instead.  Else a reader polling a flag gets
+		 * the old page, misses again, and a ping-pong doubles. */
+		defer(d, from, msg, pg->granted_us + m->peer_hold_us);
+		return;
+	}
 	if (!m->nsend_free) {
 		defer(d, from, msg, 0);
 		return;

@@ -63,6 +63,7 @@ struct page {
 				lose our copy or write to it */
 	uint64_t version;
 	uint64_t hold_until_us; /* keep it this long after a grant */
+	uint64_t granted_us; /* when our last transaction on it ended */
 	struct fault *waiters;
 };
 
@@ -154,6 +155,8 @@ struct mem {
 	uint64_t base, size, npages;
 	unsigned hold_us;
 	bool peer_reads;     /* read misses ask the last writer first */
+	unsigned peer_hold_us; /* give a page to a reader directly only this
+				  long after we were granted it */
 	struct ptab pages, dir;
 	struct app *apps;
 	/* Receive slots and their transactions. */

@@ -51,6 +51,7 @@ expect "bad deadlock wait" -r 0 -n 1 --deadlock-ms 0
 DSM_DEADLOCK_MS=soon expect "bad deadlock wait" -r 0 -n 1
 expect "bad --peer-reads" -r 0 -n 1 --peer-reads sometimes
 DSM_PEER_READS=yes expect "bad --peer-reads" -r 0 -n 1
+expect "bad peer hold time" -r 0 -n 1 --peer-hold-us 2000000
 DSM_MIGRATE_SHARE=half expect "bad migrate share" -r 0 -n 1
 DSM_PLACEMENT=first expect "bad placement" -r 0 -n 1
 # Too old a kernel is refused before anything starts, naming the version.

@@ -665,6 +665,30 @@ static int test_peer_waits_for_holder(void)
 	return 0;
 }
 
+/* A page granted less than --peer-hold-us ago is given to a reader
+ * directly only once that time is over (its writer's thread may not have
+ * stored yet). */
+static int test_peer_hold(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	tc.d[0].mem.peer_hold_us = 20000;
+	peer_stage(page, 19);
+	fault(2, page, RD);
+	pump();
+	CHECK(busy(2, page) && st(0)->peer_served == 0);
+	CHECK(state(0, page) == WIRE_PS_M && st(0)->held_back == 1);
+	usleep(25000);
+	mem_on_hold_timer(&tc.d[0]);
+	pump();
+	CHECK(!busy(2, page) && holds(2, page, 19));
+	CHECK(st(0)->peer_served == 1 && st(0)->held_back == 0);
+	teardown();
+	return 0;
+}
+
 /* The node asked no longer holds the page: it passes the request to the
  * master, which serves it as usual (DONE and all). */
 static int test_peer_passed(void)
@@ -829,6 +853,7 @@ static const struct test_case tests[] = {
 	{"peer_upgrade_race", test_peer_upgrade_race},
 	{"peer_passed", test_peer_passed},
 	{"peer_waits_for_holder", test_peer_waits_for_holder},
+	{"peer_hold", test_peer_hold},
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
