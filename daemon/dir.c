@@ -101,7 +101,8 @@ static unsigned inv_all(struct dsmd *d, struct dentry *e, uint64_t set,
 			int to, uint64_t id, uint64_t page, uint64_t covered)
 {
 	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
-				   .epoch = e->h.epoch, .covered = covered};
+				   .epoch = e->h.epoch, .covered = covered,
+				   .version = e->version};
 	unsigned n = 0;
 
 	e->owe |= set;

@@ -533,15 +533,18 @@ static void txn_ask(struct dsmd *d, struct txn *t)
 	home_ask(d, &home_page_kind, t->page, t->id);
 }
 
-/* Invalidate the readers we gave the page directly, for `to`'s
- * transaction `id` (to may be this node: a write of ours), but for those
- * in `covered`: the master lists them and invalidates them itself.  They
- * ack to `to`; returns the set `to` must wait for. */
+/* Invalidate the readers we gave the page directly, for `to`'s write
+ * (transaction `id`, the page's `version` after it; `to` may be this
+ * node), but for those in `covered`: the master lists them and
+ * invalidates them itself.  They ack to `to`; returns the set `to` must
+ * wait for. */
 static uint64_t relay_inv(struct dsmd *d, uint64_t page, struct page *pg,
-			  int to, uint64_t id, uint64_t covered)
+			  int to, uint64_t id, uint64_t covered,
+			  uint64_t version)
 {
 	struct wire_dsm_inv inv = {.page = page, .requester = (uint32_t)to,
-				   .flags = WIRE_INV_RELAYED};
+				   .flags = WIRE_INV_RELAYED,
+				   .version = version};
 	uint64_t set = pg->given & ~covered & ~(1ull << to), sent = 0;
 
 	pg->given = 0;
@@ -917,7 +920,7 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 		 * copy goes only after the page's version has changed (see
 		 * serve_write in dir.c). */
 		owe_also(d, t, relay_inv(d, pg_no, pg, d->cfg.node, t->id,
-					 t->covered));
+					 t->covered, t->version));
 	if (!t->grant_seen || (t->data_needed && !t->data_got) ||
 	    t->acks_got < t->acks_needed || (t->also & ~t->also_acked))
 		return;
@@ -1184,14 +1187,26 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 	log_debug("mem: page %llu invalidated for %u (state %u)%s",
 		  (unsigned long long)inv.page, inv.requester, pg->state,
 		  inv.flags & WIRE_INV_RELAYED ? " by its holder" : "");
-	drop_page(d, inv.page, pg);
-	pg->peer = (uint16_t)(inv.requester + 1); /* it is writing */
 	ack = (struct wire_dsm_ack){
 		.page = inv.page, .node = (uint32_t)d->cfg.node,
 		.flags = inv.flags & WIRE_INV_RELAYED ? WIRE_ACK_RELAYED : 0,
-		.also = relay_inv(d, inv.page, pg, (int)inv.requester,
-				  msg->hdr->req_id, inv.covered),
 	};
+	if (pg->state != WIRE_PS_I && pg->version >= inv.version) {
+		/* Our copy is that write's or a later one: a late duplicate
+		 * (a holder passed on an invalidation the master also sent
+		 * us, and we got the page again since).  It only wants its
+		 * ack. */
+		log_debug("mem: page %llu: stale invalidation (version %llu, "
+			  "ours %llu) acked", (unsigned long long)inv.page,
+			  (unsigned long long)inv.version,
+			  (unsigned long long)pg->version);
+	} else {
+		drop_page(d, inv.page, pg);
+		pg->peer = (uint16_t)(inv.requester + 1); /* it writes */
+		ack.also = relay_inv(d, inv.page, pg, (int)inv.requester,
+				     msg->hdr->req_id, inv.covered,
+				     inv.version);
+	}
 	mem_send(d, (int)inv.requester, WIRE_DSM_INV_ACK, msg->hdr->req_id,
 		 &ack, sizeof(ack));
 }
@@ -1270,7 +1285,7 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 	};
 	if (inv) {
 		tr.also = relay_inv(d, f.page, pg, (int)f.requester,
-				    msg->hdr->req_id, f.covered);
+				    msg->hdr->req_id, f.covered, f.version);
 		pg->peer = (uint16_t)(f.requester + 1); /* it is writing */
 	}
 	send_page(d, f.page, pg, (int)f.requester, &f.slot, &tr);

@@ -282,6 +282,9 @@ struct wire_dsm_inv {
 	uint32_t flags;    /* WIRE_INV_* */
 	uint32_t reserved;
 	uint64_t covered;  /* as wire_dsm_fwd's */
+	uint64_t version;  /* the write's: a copy this new or newer stays (a
+			      relayed invalidation may come late, after
+			      the node got the page again) */
 } __attribute__((packed));
 
 #define WIRE_ACK_RELAYED 1u /* answers a WIRE_INV_RELAYED invalidation */

@@ -801,6 +801,36 @@ static int test_peer_copy_not_given_on(void)
 	return 0;
 }
 
+/* A relayed invalidation that comes after the node got the page again
+ * (from that write or a later one: its copy's version is at least the
+ * write's) only wants its ack: the copy stays.  An older copy goes. */
+static int test_peer_late_relay(void)
+{
+	uint64_t page = 4;
+	struct wire_dsm_inv inv = {.page = page, .requester = 0,
+				   .flags = WIRE_INV_RELAYED};
+	uint64_t v, acks;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 23);
+	peer_read_from_0(page, false);
+	v = ((struct page *)ptab_get(&tc.d[2].mem.pages, page, false))->version;
+	acks = xport_mock_sent(tc.d[2].x, 0, WIRE_DSM_INV_ACK);
+	inv.version = v;
+	xport_send(tc.d[0].x, 2, WIRE_DSM_INV, 77, &inv, sizeof(inv));
+	pump();
+	CHECK(state(2, page) == WIRE_PS_S && holds(2, page, 23));
+	CHECK(xport_mock_sent(tc.d[2].x, 0, WIRE_DSM_INV_ACK) == acks + 1);
+	inv.version = v + 1;
+	xport_send(tc.d[0].x, 2, WIRE_DSM_INV, 78, &inv, sizeof(inv));
+	pump();
+	CHECK(state(2, page) == WIRE_PS_I);
+	CHECK(xport_mock_sent(tc.d[2].x, 0, WIRE_DSM_INV_ACK) == acks + 2);
+	teardown();
+	return 0;
+}
+
 /* Malformed peer requests, relayed invalidations and acks are dropped. */
 static int test_peer_bad_messages(void)
 {
@@ -854,6 +884,7 @@ static const struct test_case tests[] = {
 	{"peer_passed", test_peer_passed},
 	{"peer_waits_for_holder", test_peer_waits_for_holder},
 	{"peer_hold", test_peer_hold},
+	{"peer_late_relay", test_peer_late_relay},
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
