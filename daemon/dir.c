@@ -394,10 +394,14 @@ static void on_shared(struct dsmd *d, int from,
 		d->mem.st.bad_msgs++;
 		return;
 	}
-	if (!e || !home_is_master(d, sh->page, &e->h) ||
-	    sh->version != e->version ||
+	if (!e || !home_is_master(d, sh->page, &e->h))
+		return; /* moved: the holder answers for the reader */
+	/* The reader used the page as much as if it had asked here: it
+	 * counts towards moving the entry to it (home.c). */
+	home_note(d, sh->page, &e->h, from);
+	if (sh->version != e->version ||
 	    (h != d->cfg.node && !cluster_peer_alive(d, h)))
-		return; /* moved, written since, or the holder died */
+		return; /* written since, or the holder died */
 	if (e->state == WIRE_PS_M && e->owner == h)
 		e->sharers = 1ull << h;
 	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << h)))
