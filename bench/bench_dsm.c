@@ -31,10 +31,7 @@
  *   dsm_scan_64                  node 1 wrote 64 pages rank 0 had read;
  *                                rank 0 reads them in order (bandwidth
  *                                from #bytes)
- *
- * Rank 0 touches the page(s) of a miss or scan just before node 1 writes
- * (a hit after the first time), so that every iteration, the first too,
- * starts from the same state: rank 0's copy taken by node 1's write.
+
  *
  * Each result carries, per operation, rank 0's node's counters around the
  * operations only: messages each way, bytes on the network (net_bytes),
@@ -110,9 +107,7 @@ static void act(const struct dcase *c, long ph)
 			read_pages(c->page, 1);
 		break;
 	case K_SCAN:
-		if (ph == 0 && job_rank == 0)
-			read_pages(c->page, SCAN);
-		if (ph == 1 && job_rank == 1)
+		if (job_rank == 1)
 			write_pages(c->page, SCAN, ph);
 		break;
 	case K_PINGPONG:
@@ -137,10 +132,8 @@ static void act(const struct dcase *c, long ph)
 		break;
 	case K_MINOR:
 		break;
-	default: /* the misses: node 1 takes the page from rank 0 */
-		if (ph == 0 && job_rank == 0)
-			read_pages(c->page, 1);
-		if (ph == 1 && job_rank == 1)
+	default: /* the misses: node 1 takes the page */
+		if (job_rank == 1)
 			write_pages(c->page, 1, ph);
 		break;
 	}
@@ -228,9 +221,12 @@ static int c_prepare(void *arg)
 		if (madvise(c->page, PAGE, MADV_DONTNEED))
 			return -errno;
 		break;
-	default: /* upgrades, misses, the scan */
+	case K_UPGRADE:
 		phase(c, 0);
 		phase(c, 1);
+		break;
+	default:
+		phase(c, 0);
 		break;
 	}
 	arm(c);

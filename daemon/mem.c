@@ -1191,11 +1191,13 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 		.page = inv.page, .node = (uint32_t)d->cfg.node,
 		.flags = inv.flags & WIRE_INV_RELAYED ? WIRE_ACK_RELAYED : 0,
 	};
-	if (pg->state != WIRE_PS_I && pg->version >= inv.version) {
+	if ((inv.flags & WIRE_INV_RELAYED) && pg->state != WIRE_PS_I &&
+	    pg->version >= inv.version) {
 		/* Our copy is that write's or a later one: a late duplicate
-		 * (a holder passed on an invalidation the master also sent
-		 * us, and we got the page again since).  It only wants its
-		 * ack. */
+		 * (two holders passed on one write's invalidation, and we
+		 * got the page again since).  It only wants its ack.  The
+		 * master's own invalidations are never late: the write waits
+		 * for their acks. */
 		log_debug("mem: page %llu: stale invalidation (version %llu, "
 			  "ours %llu) acked", (unsigned long long)inv.page,
 			  (unsigned long long)inv.version,
