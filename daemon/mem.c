@@ -340,26 +340,35 @@ static void arm_hold(struct dsmd *d)
 }
 
 /* Keep a holder-side message until `when` (0: until a send slot frees). */
-static void defer(struct dsmd *d, int from, const struct wire_msg *msg,
-		  uint64_t when)
+/* Append a copy of msg to *list (in arrival order), to be replayed not
+ * before `when`.  Returns -ENOMEM (logged) if it cannot be kept. */
+static int keep(struct pending **list, int from, const struct wire_msg *msg,
+		uint64_t when)
 {
-	struct mem *m = &d->mem;
 	struct pending *p = calloc(1, sizeof(*p)), **pp;
 
 	if (!p || msg->body_len > sizeof(p->body)) {
 		free(p);
 		log_err("cannot keep a %s for later: dropped",
 			wire_type_name(msg->hdr->type));
-		return;
+		return -ENOMEM;
 	}
 	*p = (struct pending){.from = from, .type = msg->hdr->type,
 			      .req_id = msg->hdr->req_id,
 			      .len = msg->body_len, .not_before_us = when};
 	memcpy(p->body, msg->body, msg->body_len);
-	for (pp = &m->deferred; *pp; pp = &(*pp)->next)
+	for (pp = list; *pp; pp = &(*pp)->next)
 		;
-	*pp = p; /* in arrival order */
-	m->st.held_back++;
+	*pp = p;
+	return 0;
+}
+
+static void defer(struct dsmd *d, int from, const struct wire_msg *msg,
+		  uint64_t when)
+{
+	if (keep(&d->mem.deferred, from, msg, when))
+		return;
+	d->mem.st.held_back++;
 	arm_hold(d);
 }
 
@@ -795,25 +804,6 @@ static void send_done(struct dsmd *d, int master, uint64_t id,
 
 	if (master >= 0)
 		mem_send(d, master, WIRE_DSM_DONE, id, &done, sizeof(done));
-}
-
-/* Keep a DSM_PEER_REQ until our transaction on its page ends. */
-static void keep_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
-{
-	struct pending *p = calloc(1, sizeof(*p)), **pp;
-
-	if (!p || msg->body_len > sizeof(p->body)) {
-		free(p);
-		log_err("cannot keep a read request for later: dropped");
-		return;
-	}
-	*p = (struct pending){.from = from, .type = msg->hdr->type,
-			      .req_id = msg->hdr->req_id,
-			      .len = msg->body_len};
-	memcpy(p->body, msg->body, msg->body_len);
-	for (pp = &d->mem.peer_wait; *pp; pp = &(*pp)->next)
-		;
-	*pp = p; /* in arrival order */
 }
 
 /* Our transaction on `page` ended: the reads that waited for it are
@@ -1320,7 +1310,7 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 		 * the write whose invalidation made R miss).  Wait for it:
 		 * the master would make R wait for it too, one hop further
 		 * away.  wake_peer_reqs() looks at R again. */
-		keep_peer_req(d, from, msg);
+		keep(&m->peer_wait, from, msg, 0);
 		return;
 	}
 	if (pg->state == WIRE_PS_I || pg->peer_copy ||
