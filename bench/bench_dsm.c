@@ -61,7 +61,7 @@ enum kind { K_READ_REMOTE, K_READ_LOCAL, K_WRITE, K_UPGRADE, K_PINGPONG,
 struct ctl {
 	long cmd;          /* index of the case, or STOP */
 	long phase;
-	long stop;         /* ends the helpers' loops of pingpong/barrier */
+	long stop;         /* nonzero: ends the helpers' loops (below) */
 };
 
 struct dcase {
@@ -78,6 +78,8 @@ static char *region;
 static struct dcase dcases[16];
 static struct bench_case cases[16];
 static size_t ncases;
+static long pp_value;  /* the last word rank 0 wrote in the ping-pong */
+static long barriers;  /* rank 0's timed barriers in the barrier case */
 
 static volatile long *word(char *p, int i)
 {
@@ -126,9 +128,17 @@ static void act(const struct dcase *c, long ph)
 	case K_BARRIER:
 		if (job_rank == 0)
 			break;
-		do
+		/* Rank 0 writes `stop` only after a barrier it times, so a
+		 * helper reading it then may already see it: it names the
+		 * barrier to leave after, counted from 1 (see c_end()). */
+		for (long k = 1;; k++) {
+			long stop;
+
 			job_barrier();
-		while (!ctl->stop);
+			stop = ctl->stop;
+			if (stop && k >= stop)
+				break;
+		}
 		break;
 	case K_MINOR:
 		break;
@@ -196,6 +206,7 @@ static int c_begin(void *arg)
 	c->ops = 0;
 	c->armed = 0;
 	ctl->stop = 0;
+	barriers = 0;
 	if (c->kind == K_PINGPONG || c->kind == K_BARRIER) {
 		/* The helpers stay in act() until c_end(). */
 		ctl->cmd = c - dcases;
@@ -233,7 +244,6 @@ static int c_prepare(void *arg)
 	return 0;
 }
 
-static long pp_value;
 
 static int c_op(void *arg)
 {
@@ -260,6 +270,7 @@ static int c_op(void *arg)
 		return 0;
 	case K_BARRIER:
 		ret = dsm_barrier();
+		barriers += !ret;
 		return ret;
 	}
 	return -EINVAL;
@@ -304,11 +315,15 @@ static int c_end(void *arg)
 {
 	struct dcase *c = arg;
 
-	if (c->kind == K_PINGPONG || c->kind == K_BARRIER) {
+	if (c->kind == K_PINGPONG) {
 		ctl->stop = 1;
-		if (c->kind == K_BARRIER)
-			job_barrier(); /* the helpers see stop after it */
-		job_barrier();     /* the second barrier of the phase */
+		job_barrier(); /* the second barrier of the phase */
+	} else if (c->kind == K_BARRIER) {
+		/* The helpers leave after the next barrier, the one after
+		 * the timed ones, and then pass the phase's second. */
+		ctl->stop = barriers + 1;
+		job_barrier();
+		job_barrier();
 	}
 	return 0;
 }
