@@ -223,7 +223,7 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	log_debug("dir: page %llu %s from %d (req %llx), entry %s owner %u "
 		  "sharers %llx", (unsigned long long)q->page,
 		  q->access == WIRE_ACC_READ ? "read" : "write", r,
-		  (unsigned long long)id, (const char[][2]){"I", "S", "M"}[e->state], e->owner,
+		  (unsigned long long)id, (const char[][2]){"I", "S", "M", "L"}[e->state & 3], e->owner,
 		  (unsigned long long)e->sharers);
 	e->busy = 1;
 	e->busy_node = (uint16_t)r;
@@ -399,9 +399,20 @@ static void on_shared(struct dsmd *d, int from,
 	/* The reader used the page as much as if it had asked here: it
 	 * counts towards moving the entry to it (home.c). */
 	home_note(d, sh->page, &e->h, from);
-	if (sh->version != e->version ||
-	    (h != d->cfg.node && !cluster_peer_alive(d, h)))
-		return; /* written since, or the holder died */
+	if (sh->version != e->version)
+		return; /* written since */
+	if (e->state == DIR_LOST) {
+		/* The holder died before this notice came, taking what
+		 * this entry thought the only copy: the reader's copy, of
+		 * the same version, is the page. */
+		log_info("page %llu: node %d holds its last version: not lost",
+			 (unsigned long long)sh->page, from);
+		e->state = WIRE_PS_S;
+		e->sharers = 1ull << from;
+		return;
+	}
+	if (h != d->cfg.node && !cluster_peer_alive(d, h))
+		return; /* the holder died: its copy was listed, not the reader's */
 	if (e->state == WIRE_PS_M && e->owner == h)
 		e->sharers = 1ull << h;
 	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << h)))

@@ -777,6 +777,33 @@ static int test_peer_holder_dies(void)
 	return 0;
 }
 
+/* The holder dies after the reader installed its copy but before the
+ * master read the reader's notice: the master marks the page lost when it
+ * hears of the death, then the notice names the page's last version, so
+ * the reader's copy is the page: it is listed and serves the next reader.
+ */
+static int test_peer_holder_dies_after(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 73);
+	fault(2, page, RD);
+	step(0); /* node 0 serves it */
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	step(1); /* the master hears of the death first: lost */
+	CHECK(entry(page)->state == DIR_LOST);
+	pump();  /* node 2 installs; its DSM_SHARED reaches the master */
+	CHECK(holds(2, page, 73) && st(2)->lost_faults == 0);
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 4);
+	fault(3, page, RD);
+	pump();
+	CHECK(holds(3, page, 73) && st(3)->lost_faults == 0);
+	teardown();
+	return 0;
+}
+
 /* A copy got directly is not given on: the node holding it passes a read
  * miss sent to it to the master. */
 static int test_peer_copy_not_given_on(void)
@@ -888,6 +915,7 @@ static const struct test_case tests[] = {
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
+	{"peer_holder_dies_after", test_peer_holder_dies_after},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
 };
