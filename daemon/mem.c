@@ -932,7 +932,6 @@ static void txn_maybe_done(struct dsmd *d, struct txn *t)
 	pg->version = t->version;
 	pg->peer_copy = t->peer;
 	pg->granted_us = mem_now_us();
-	pg->hold_until_us = m->hold_us ? pg->granted_us + m->hold_us : 0;
 	/* Map the page for the waiting faults first, DONE after: posting a
 	 * send is a system call that on rxe carries the message through the
 	 * kernel's RDMA stack (about 500 us in the emulated guest), and it
@@ -1144,15 +1143,16 @@ static void drop_page(struct dsmd *d, uint64_t page, struct page *pg)
 	d->mem.st.invalidations_received++;
 }
 
-/* A message about a page we were just granted waits out the hold time. */
+/* A message about a page we were granted less than `hold` us ago waits
+ * until then. */
 static bool held(struct dsmd *d, int from, const struct wire_msg *msg,
-		 const struct page *pg)
+		 const struct page *pg, uint64_t hold)
 {
-	uint64_t now = mem_now_us();
+	uint64_t until = pg->granted_us + hold;
 
-	if (pg->hold_until_us <= now)
+	if (until <= mem_now_us())
 		return false;
-	defer(d, from, msg, pg->hold_until_us);
+	defer(d, from, msg, until);
 	return true;
 }
 
@@ -1172,7 +1172,7 @@ static void on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 	}
 	if (!(inv.flags & WIRE_INV_RELAYED)) /* a holder is no master */
 		home_learn(d, &home_page_kind, inv.page, from, inv.epoch);
-	if (held(d, from, msg, pg))
+	if (held(d, from, msg, pg, d->mem.hold_us))
 		return;
 	log_debug("mem: page %llu invalidated for %u (state %u)%s",
 		  (unsigned long long)inv.page, inv.requester, pg->state,
@@ -1256,7 +1256,7 @@ static void on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 		return;
 	}
 	home_learn(d, &home_page_kind, f.page, from, f.epoch);
-	if (held(d, from, msg, pg))
+	if (held(d, from, msg, pg, d->mem.hold_us))
 		return;
 	if (!m->nsend_free) {
 		defer(d, from, msg, 0);
@@ -1319,17 +1319,14 @@ static void on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 		dir_on_req(d, from, msg->hdr->req_id, &q);
 		return;
 	}
-	if (held(d, from, msg, pg))
+	/* The hold time, or --peer-hold-us if longer: just granted, its
+	 * faulting thread may not have run (and stored) yet.  Through the
+	 * master, R's request would have taken two more hops, which gave it
+	 * that time; here R waits for it instead.  Else a reader polling a
+	 * flag gets the old page, misses again, and a ping-pong doubles. */
+	if (held(d, from, msg, pg,
+		 m->peer_hold_us > m->hold_us ? m->peer_hold_us : m->hold_us))
 		return;
-	if (pg->granted_us + m->peer_hold_us > mem_now_us()) {
-		/* Just granted: its faulting thread may not have run (and
-		 * stored) yet.  Through the master, R's request would have
-		 * taken two more hops, which gave it that time; here R
-		 * waits for it instead.  Else a reader polling a flag gets
-		 * the old page, misses again, and a ping-pong doubles. */
-		defer(d, from, msg, pg->granted_us + m->peer_hold_us);
-		return;
-	}
 	if (!m->nsend_free) {
 		defer(d, from, msg, 0);
 		return;

@@ -62,8 +62,8 @@ struct page {
 				does not know): we invalidate them when we
 				lose our copy or write to it */
 	uint64_t version;
-	uint64_t hold_until_us; /* keep it this long after a grant */
-	uint64_t granted_us; /* when our last transaction on it ended */
+	uint64_t granted_us; /* when our last transaction on it ended:
+				messages about it wait out the hold times */
 	struct fault *waiters;
 };
 

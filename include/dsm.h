@@ -191,7 +191,11 @@ struct dsm_stats {
 	uint64_t wp_faults;        /* write faults on a page the node held M
 				      but this process had mapped read-only */
 	uint64_t stale_faults;     /* faults that were already resolved */
-	uint64_t held_back;        /* invalidations deferred by hold time */
+	uint64_t held_back;        /* messages about pages waiting now: out
+				      the hold time (invalidations,
+				      forwards; reads from a holder, the
+				      longer --peer-hold-us), or for a
+				      send slot */
 	uint64_t lost_faults;      /* faults on pages whose master died:
 				      the process got SIGBUS */
 	uint64_t holder_forwards;  /* requests this node, as master, passed
