@@ -25,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,35 +422,38 @@ static void on_shared(struct dsmd *d, int from,
 	e->sharers |= 1ull << from;
 }
 
+_Static_assert(offsetof(struct wire_dsm_req, page) == 0 &&
+	       offsetof(struct wire_dsm_done, page) == 0 &&
+	       offsetof(struct wire_dsm_shared, page) == 0,
+	       "dir_on_msg reads the page first");
+
 void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
 {
 	struct wire_dsm_req q;
 	struct wire_dsm_done done;
 	struct wire_dsm_shared sh;
+	uint64_t page;
 
-	if (m->hdr->type == WIRE_DSM_SHARED) {
-		memcpy(&sh, m->body, sizeof(sh));
-		if (sh.page >= d->mem.npages) {
-			d->mem.st.bad_msgs++;
-			return;
-		}
-		on_shared(d, from, &sh);
+	/* Every body here starts with the page (the decoder checked each
+	 * body's length). */
+	memcpy(&page, m->body, sizeof(page));
+	if (page >= d->mem.npages) {
+		d->mem.st.bad_msgs++;
 		return;
 	}
-	if (m->hdr->type == WIRE_DSM_REQ) {
+	switch (m->hdr->type) {
+	case WIRE_DSM_REQ:
 		memcpy(&q, m->body, sizeof(q));
-		if (q.page >= d->mem.npages) {
-			d->mem.st.bad_msgs++;
-			return;
-		}
 		dir_on_req(d, from, m->hdr->req_id, &q);
-	} else {
+		break;
+	case WIRE_DSM_SHARED:
+		memcpy(&sh, m->body, sizeof(sh));
+		on_shared(d, from, &sh);
+		break;
+	default:
 		memcpy(&done, m->body, sizeof(done));
-		if (done.page >= d->mem.npages) {
-			d->mem.st.bad_msgs++;
-			return;
-		}
 		on_done(d, from, m->hdr->req_id, &done);
+		break;
 	}
 }
 
