@@ -31,7 +31,6 @@
  *   dsm_scan_64                  node 1 wrote 64 pages rank 0 had read;
  *                                rank 0 reads them in order (bandwidth
  *                                from #bytes)
-
  *
  * Each result carries, per operation, rank 0's node's counters around the
  * operations only: messages each way, bytes on the network (net_bytes),

@@ -110,8 +110,9 @@ enum wire_type {
 	WIRE_LOCK_RECOVERED = 32,
 	/* R->H: a read miss sent straight to the node R last heard take the
 	 * page (mem.c, "Reads from a holder").  H writes the page into R's
-	 * slot with an S grant and tells nobody, or passes the request on
-	 * to the master as a DSM_REQ.  Body: struct wire_dsm_req. */
+	 * slot with an S grant (R then tells the master: DSM_SHARED), or
+	 * passes the request on to the master as a DSM_REQ.  Body: struct
+	 * wire_dsm_req. */
 	WIRE_DSM_PEER_REQ = 33,
 	/* R->M, once R installed a copy H gave it directly (node = H,
 	 * version of the copy): M lists R as a sharer if H is listed and
