@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 #define CHECK_TIMEOUT_MS  600000u

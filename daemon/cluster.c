@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 bool cluster_peer_alive(const struct dsmd *d, int node)

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libdsm/ipc.h"
-#include "../libdsm/log.h"
+#include "ipc.h"
+#include "log.h"
 #include "dsmd.h"
 
 /* A collective being counted: locally (every node), or job-wide (node 0). */

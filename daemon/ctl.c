@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../libdsm/ipc.h"
-#include "../libdsm/log.h"
+#include "ipc.h"
+#include "log.h"
 #include "dsmd.h"
 #include "watch.h"
 

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 /* A request waiting for its entry (or parked for an entry on its way). */

@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../libdsm/ipc.h"
-#include "../libdsm/kver.h"
-#include "../libdsm/log.h"
-#include "../libdsm/rendezvous.h"
+#include "ipc.h"
+#include "kver.h"
+#include "log.h"
+#include "rendezvous.h"
 #include "watch.h"
 
 /* Where the arena sits in every process (32 TiB): above the heap and

@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../libdsm/wire.h"
-#include "../libdsm/xport.h"
+#include "wire.h"
+#include "xport.h"
 #include "lock.h"
 #include "mem.h"
 

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 struct home_query {

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../libdsm/wire.h"
+#include "wire.h"
 
 struct dsmd;
 struct app;

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 /* Build malformation `kind` into buf; returns its length, or 0. */

@@ -51,8 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../libdsm/ipc.h"
-#include "../libdsm/log.h"
+#include "ipc.h"
+#include "log.h"
 #include "dsmd.h"
 #include "lock.h"
 #include "watch.h"

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../libdsm/wire.h"
+#include "wire.h"
 #include "home.h"
 
 struct dsmd;

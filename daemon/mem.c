@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../libdsm/log.h"
+#include "log.h"
 #include "dsmd.h"
 
 #ifndef UFFDIO_CONTINUE_MODE_WP

@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../libdsm/wire.h"
-#include "../libdsm/xport.h"
+#include "wire.h"
+#include "xport.h"
 #include "home.h"
 #include "watch.h"
 

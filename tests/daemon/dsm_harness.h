@@ -20,8 +20,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "../daemon/dsmd.h"
-#include "../libdsm/log.h"
+#include "dsmd.h"
+#include "log.h"
 #include "harness.h"
 #include "mock_node.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../daemon/dsmd.h"
+#include "dsmd.h"
 #include "harness.h"
 #include "mock_node.h"
 

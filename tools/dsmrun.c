@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../libdsm/wire.h"
+#include "wire.h"
 
 #define OUT_BUF 8192
 /* Most ranks dsmrun starts per node. */

@@ -9,7 +9,7 @@
 
 #include <sys/socket.h>
 
-#include "../libdsm/ipc.h"
+#include "ipc.h"
 
 #define NPROC 8
 

@@ -15,8 +15,8 @@
 
 #include <dsm.h>
 
-#include "../libdsm/ipc.h"
-#include "../libdsm/log.h"
+#include "ipc.h"
+#include "log.h"
 
 static const char *const state_names[] = {
 	[WIRE_MEMBER_SELF] = "self", [WIRE_MEMBER_JOINING] = "joining",

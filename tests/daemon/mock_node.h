@@ -4,7 +4,7 @@
 #ifndef DSM_TEST_MOCK_NODE_H
 #define DSM_TEST_MOCK_NODE_H
 
-#include "../daemon/dsmd.h"
+#include "dsmd.h"
 #include "xport_mock.h"
 
 static inline int mock_node_start(struct dsmd *d, struct xport_mock_fabric *f,
