@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "log.h"
-#include "dsmd.h"
 
 /* Build malformation `kind` into buf; returns its length, or 0. */
 static size_t build_bad(struct dsmd *d, unsigned kind, unsigned char *buf,

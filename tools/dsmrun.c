@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "wire.h"
+#include "clock.h"
 
 #define OUT_BUF 8192
 /* Most ranks dsmrun starts per node. */
@@ -92,14 +93,6 @@ static void say(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *f)
@@ -358,7 +351,7 @@ static int poll_timeout(long long deadline)
 
 	if (!deadline)
 		return -1;
-	left = deadline - now_ms();
+	left = deadline - (long long)clock_mono_ms();
 	if (left <= 0)
 		return 0;
 	return left > INT_MAX ? INT_MAX : (int)left;
@@ -573,10 +566,10 @@ static void teardown(struct run *r)
 
 	signal_all(r->cmds, r->nranks, SIGTERM);
 	signal_all(r->daemons, r->nnodes, SIGTERM);
-	if (pump(r, WAIT_DAEMONS, now_ms() + 5000) != 1) {
+	if (pump(r, WAIT_DAEMONS, (long long)clock_mono_ms() + 5000) != 1) {
 		signal_all(r->cmds, r->nranks, SIGKILL);
 		signal_all(r->daemons, r->nnodes, SIGKILL);
-		pump(r, WAIT_DAEMONS, now_ms() + 5000);
+		pump(r, WAIT_DAEMONS, (long long)clock_mono_ms() + 5000);
 	}
 	for (i = 0; i < r->nnodes; i++) {
 		snprintf(path, sizeof(path), "%s/dsmd.%d.sock", r->tmpdir, i);
@@ -761,7 +754,7 @@ int main(int argc, char **argv)
 		say("set-up failed: %s", strerror(-ret));
 		return 1;
 	}
-	deadline = r.timeout_s ? now_ms() + r.timeout_s * 1000LL : 0;
+	deadline = r.timeout_s ? (long long)clock_mono_ms() + r.timeout_s * 1000LL : 0;
 	for (i = 0; i < r.nnodes && ret == 0; i++)
 		ret = start_daemon(&r, i);
 	if (ret) {
@@ -770,7 +763,7 @@ int main(int argc, char **argv)
 		r.failed = true;
 		goto out;
 	}
-	ret = pump(&r, WAIT_FORMED, now_ms() + r.form_timeout_s * 1000LL);
+	ret = pump(&r, WAIT_FORMED, (long long)clock_mono_ms() + r.form_timeout_s * 1000LL);
 	if (ret != 1) {
 		if (ret == 0)
 			say("the cluster of %d dsmd did not form", r.nnodes);

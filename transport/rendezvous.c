@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "rendezvous.h"
+#include "clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,17 +27,9 @@ struct rdv_hello {
 	struct xport_addr addr;
 } __attribute__((packed));
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int ms_left(long long deadline)
 {
-	long long left = deadline - now_ms();
+	long long left = deadline - (long long)clock_mono_ms();
 
 	return left > 0 ? (int)left : 0;
 }
@@ -125,6 +118,7 @@ static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 	while (have < nnodes) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 		struct rdv_hello h;
+		long long stray;
 		int fd, r = poll(&pfd, 1, ms_left(deadline));
 
 		if (r == 0) {
@@ -139,9 +133,9 @@ static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 		if (fd < 0)
 			continue;
 		/* A stray client gets a short deadline of its own. */
+		stray = (long long)clock_mono_ms() + 2000;
 		r = io_full(fd, &h, sizeof(h), false,
-			    now_ms() + 2000 < deadline ? now_ms() + 2000
-						       : deadline);
+			    stray < deadline ? stray : deadline);
 		if (r || !hello_ok(&h, nnodes) || fds[h.node] >= 0) {
 			log_warn("rendezvous: dropped a connection with a bad "
 				 "or duplicate hello");
@@ -212,7 +206,7 @@ int rdv_exchange(const char *rendezvous, int self, int nnodes,
 		 const struct xport_addr *mine, struct xport_addr *all,
 		 unsigned timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	struct sockaddr_in sin;
 
 	if (nnodes < 1 || (unsigned)nnodes > WIRE_MAX_NODES || self < 0 ||

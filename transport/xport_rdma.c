@@ -28,6 +28,7 @@
 #include <numa.h>
 
 #include "credit.h"
+#include "clock.h"
 #include "log.h"
 #include "xport.h"
 
@@ -165,14 +166,6 @@ static int set_nonblock(int fd)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	return 0;
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -907,14 +900,14 @@ static int xr_progress_cq(struct xport_rdma *x)
 	total = xr_poll_cq(x);
 	if (total < 0 || !x->cfg.poll_us)
 		return total;
-	until = now_us() + x->cfg.poll_us;
-	while (now_us() < until) {
+	until = clock_mono_us() + x->cfg.poll_us;
+	while (clock_mono_us() < until) {
 		n = xr_poll_cq(x);
 		if (n < 0)
 			return n;
 		if (n > 0) {
 			total += n;
-			until = now_us() + x->cfg.poll_us;
+			until = clock_mono_us() + x->cfg.poll_us;
 		}
 	}
 	return total;

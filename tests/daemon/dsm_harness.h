@@ -1,12 +1,15 @@
-/* Several dsmd cores with real node memory (memfds) joined by the
- * in-memory transport, for the unit tests of the directory protocol
- * (test_dsm.c) and of where entries live (test_home.c).  Faults are
- * injected with mem_fault() for a stand-in process whose userfaultfd
- * ioctls go nowhere; what a process would have written is written into the
- * node's memfd, and what a node holds is read back from it.  The transport
- * is pumped until nothing moves, so every interleaving is chosen by the
- * test.  The cluster's placement policy is tc_policy (zero: static
- * placement, entries never move) as setup() finds it.
+/* Several dsmd cores with every module (the real module table) and real
+ * node memory (memfds), joined by the in-memory transport, for the unit
+ * tests of the directory protocol (test_dsm.c), of where entries live
+ * (test_home.c) and of the lock manager (test_lock.c).  Faults are injected
+ * with page_fault() for a stand-in process whose userfaultfd ioctls go
+ * nowhere; what a process would have written is written into the node's
+ * memfd, and what a node holds is read back from it.  The transport is
+ * pumped until nothing moves, so every interleaving is chosen by the test.
+ * Time is the fake clock below: a test moves it (advance()) and runs the
+ * timers that came due; nothing sleeps.  The cluster's placement policy is
+ * tc_policy (zero: static placement, entries never move) as setup() finds
+ * it.  teardown() is the suite's: the runner calls it after every test.
  */
 #ifndef DSM_TEST_DSM_HARNESS_H
 #define DSM_TEST_DSM_HARNESS_H
@@ -21,9 +24,10 @@
 #include <unistd.h>
 
 #include "dsmd.h"
-#include "log.h"
 #include "harness.h"
+#include "log.h"
 #include "mock_node.h"
+#include "page/page.h"
 
 #define NMAX 4
 #define BASE 0x200000000000ull
@@ -32,8 +36,16 @@
 #define WR UFFD_PAGEFAULT_FLAG_WRITE
 #define WP (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP)
 
+/* The fake clock: fake_now milliseconds (tests move it). */
 static uint64_t fake_now = 1000000;
-uint64_t dsmd_now_ms(void) { return fake_now; }
+
+static uint64_t tc_now_us(const struct clock *c)
+{
+	(void)c;
+	return fake_now * 1000u;
+}
+
+static const struct clock tc_clock = {.now_us = tc_now_us};
 
 static struct wire_policy tc_policy;
 /* Read misses go to the master only (dsmd --peer-reads off). */
@@ -46,12 +58,27 @@ static struct {
 	struct app app[NMAX];
 } tc;
 
+static inline void teardown(void)
+{
+	for (int i = 0; i < tc.n; i++) {
+		client_close_all(&tc.d[i]);
+		dsmd_modules_teardown(&tc.d[i]);
+		if (tc.d[i].x)
+			xport_destroy(tc.d[i].x);
+		dsmd_fini(&tc.d[i]);
+		if (tc.app[i].uffd >= 0)
+			close(tc.app[i].uffd);
+	}
+	if (tc.f)
+		xport_mock_fabric_free(tc.f);
+	memset(&tc, 0, sizeof(tc));
+}
+
 static inline int setup(int n, unsigned hold_us)
 {
 	int i;
 
-	memset(&tc, 0, sizeof(tc));
-	tc.n = n;
+	teardown();
 	tc.f = xport_mock_fabric_new(n);
 	if (!tc.f)
 		return -1;
@@ -66,13 +93,14 @@ static inline int setup(int n, unsigned hold_us)
 			.policy = tc_policy,
 			.peer_reads_off = tc_peer_off,
 		};
-		d->epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (d->epfd < 0 || mock_node_start(d, tc.f, 16, fake_now) ||
-		    mem_setup(d))
-			return -1;
 		/* A stand-in process: its "userfaultfd" takes no ioctl. */
 		tc.app[i] = (struct app){.uffd = open("/dev/null", O_RDONLY),
 					 .refs = 1};
+		tc.n = i + 1; /* teardown() undoes this node from here on */
+		if (mock_node_start(d, tc.f, 16, &tc_clock) ||
+		    dsmd_modules_setup(d))
+			return -1;
+		list_init(&tc.app[i].link);
 		cluster_start(d);
 	}
 	for (i = 0; i < n; i++)
@@ -80,18 +108,7 @@ static inline int setup(int n, unsigned hold_us)
 	return 0;
 }
 
-static inline void teardown(void)
-{
-	for (int i = 0; i < tc.n; i++) {
-		mem_teardown(&tc.d[i]);
-		xport_destroy(tc.d[i].x);
-		close(tc.d[i].epfd);
-		close(tc.app[i].uffd);
-	}
-	xport_mock_fabric_free(tc.f);
-}
-
-/* Deliver everything, local queues included, until nothing moves. */
+/* Deliver everything, self queues included, until nothing moves. */
 static inline void pump(void)
 {
 	int moved;
@@ -99,33 +116,40 @@ static inline void pump(void)
 	do {
 		moved = 0;
 		for (int i = 0; i < tc.n; i++) {
-			while (mem_run_local(&tc.d[i]))
+			while (node_run_self(&tc.d[i]))
 				moved++;
 			moved += xport_progress(tc.d[i].x);
 		}
 	} while (moved > 0);
 }
 
+/* Move the clock on by ms and run every node's timers that came due. */
+static inline void advance(uint64_t ms)
+{
+	fake_now += ms;
+	for (int i = 0; i < tc.n; i++)
+		timers_run(&tc.d[i]);
+}
+
 static inline void fault(int node, uint64_t page, uint32_t flags)
 {
-	mem_fault(&tc.d[node], &tc.app[node], BASE + page * WIRE_PAGE_SIZE,
-		  flags);
+	page_fault(&tc.d[node], &tc.app[node], BASE + page * WIRE_PAGE_SIZE,
+		   flags);
 }
 
 static inline int state(int node, uint64_t page)
 {
-	return mem_page_state(&tc.d[node], page);
+	return page_state_of(&tc.d[node], page);
 }
 
 static inline const struct dsm_stats *st(int node)
 {
-	return &tc.d[node].mem.st;
+	return &tc.d[node].st;
 }
 
 static inline struct dentry *entry(uint64_t page)
 {
-	return ptab_get(&tc.d[dir_master(&tc.d[0], page)].mem.dir, page,
-			false);
+	return dir_entry(&tc.d[dir_master(&tc.d[0], page)], page, false);
 }
 
 /* What a process on `node` writes into the page (the node must hold M). */
@@ -134,7 +158,7 @@ static inline void store(int node, uint64_t page, uint64_t seed)
 	char buf[WIRE_PAGE_SIZE];
 
 	wire_pattern_fill(buf, sizeof(buf), seed);
-	if (pwrite(tc.d[node].mem.memfd, buf, sizeof(buf),
+	if (pwrite(tc.d[node].memfd, buf, sizeof(buf),
 		   (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
 		abort();
 }
@@ -144,18 +168,22 @@ static inline bool holds(int node, uint64_t page, uint64_t seed)
 {
 	char buf[WIRE_PAGE_SIZE];
 
-	if (pread(tc.d[node].mem.memfd, buf, sizeof(buf),
+	if (pread(tc.d[node].memfd, buf, sizeof(buf),
 		  (off_t)(page * WIRE_PAGE_SIZE)) != (ssize_t)sizeof(buf))
 		return false;
 	return wire_pattern_check(buf, sizeof(buf), seed) < 0;
 }
 
+static inline struct page *page_of(int node, uint64_t page)
+{
+	return ptab_get(&tc.d[node].page->pages, page, false);
+}
+
 static inline bool busy(int node, uint64_t page)
 {
-	struct page *pg = ptab_get(&tc.d[node].mem.pages, page, false);
+	struct page *pg = page_of(node, page);
 
 	return pg && pg->busy;
 }
-
 
 #endif

@@ -1,19 +1,15 @@
-/* Membership: who is up, heartbeats, and declaring silent or disconnected
- * peers dead.  Also the dispatcher for every transport event. */
+/* Members: who is up, heartbeats, and declaring silent or disconnected
+ * peers dead, which every module hears of (peer_down, in the module table's
+ * order).  Also the transport's event callback: messages go to
+ * node_dispatch(), RDMA events to the module that owns their tag. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "dsmd.h"
-
-bool cluster_peer_alive(const struct dsmd *d, int node)
-{
-	return node >= 0 && node < d->cfg.nnodes &&
-	       d->members[node].state == WIRE_MEMBER_ALIVE;
-}
+#include "log.h"
 
 static void signal_ready(struct dsmd *d)
 {
@@ -49,18 +45,16 @@ void cluster_start(struct dsmd *d)
 static void mark_dead(struct dsmd *d, int node, const char *why)
 {
 	struct member *m = &d->members[node];
+	size_t i;
 
 	if (m->state == WIRE_MEMBER_DEAD || m->state == WIRE_MEMBER_SELF)
 		return;
 	m->state = WIRE_MEMBER_DEAD;
 	log_warn("node %d is dead: %s", node, why);
 	xport_close_peer(d->x, node);
-	check_on_peer_down(d, node);
-	home_peer_down(d, node);
-	mem_peer_down(d, node);
-	dir_peer_down(d, node);
-	coll_peer_down(d, node);
-	lock_peer_down(d, node);
+	for (i = 0; i < dsmd_nmodules; i++)
+		if (dsmd_modules[i]->peer_down)
+			dsmd_modules[i]->peer_down(d, node);
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;
@@ -70,73 +64,21 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 
 static void heard(struct dsmd *d, int node)
 {
-	d->members[node].last_heard_ms = dsmd_now_ms();
+	d->members[node].last_heard_ms = dsmd_now_ms(d);
 	d->members[node].heard_any = true;
 }
 
-void cluster_dispatch(struct dsmd *d, int peer, const struct wire_msg *m)
+/* The module that takes an RDMA event: by the tag bit of its immediate
+ * (a WRITE that landed here) or of its cookie (our own READ or WRITE). */
+static void rdma_event(struct dsmd *d, const struct xport_event *ev)
 {
-	switch (m->hdr->type) {
-	case WIRE_HEARTBEAT:
-		if (m->body_len == sizeof(struct wire_heartbeat)) {
-			struct wire_heartbeat hb;
+	bool tagged = ev->type == XPORT_EV_WRITE_IMM
+			      ? ev->imm & DSMD_RDMA_IMM_TAG
+			      : ev->cookie & DSMD_RDMA_COOKIE_TAG;
+	const struct dsmd_module *mod = d->rdma_mod[tagged];
 
-			memcpy(&hb, m->body, sizeof(hb));
-			home_heard_load(d, peer, hb.load);
-		}
-		break;
-	case WIRE_DSM_REQ:
-	case WIRE_DSM_DONE:
-	case WIRE_DSM_SHARED:
-		dir_on_msg(d, peer, m);
-		break;
-	case WIRE_DSM_FWD:
-	case WIRE_DSM_INV:
-	case WIRE_DSM_INV_ACK:
-	case WIRE_DSM_GRANT:
-	case WIRE_DSM_LOST:
-	case WIRE_DSM_PEER_REQ:
-		mem_on_msg(d, peer, m);
-		break;
-	case WIRE_DIR_MIGRATE:
-	case WIRE_DIR_HINT:
-	case WIRE_DIR_NACK:
-	case WIRE_DIR_WHO_HAS:
-	case WIRE_DIR_WHO_HAS_REPLY:
-	case WIRE_DIR_POLICY:
-	case WIRE_DIR_POLICY_ACK:
-		home_on_msg(d, peer, m);
-		break;
-	case WIRE_LOCK_OP:
-	case WIRE_LOCK_REPLY:
-	case WIRE_LOCK_PROBE:
-	case WIRE_LOCK_RECOVERED:
-		lock_on_msg(d, peer, m);
-		break;
-	case WIRE_COLL_ARRIVE:
-	case WIRE_COLL_DONE:
-	case WIRE_REGION_OP:
-	case WIRE_REGION_REPLY:
-	case WIRE_RESET:
-	case WIRE_RESET_ACK:
-		coll_on_msg(d, peer, m);
-		break;
-	case WIRE_CHECK_BEGIN:
-	case WIRE_CHECK_READY:
-	case WIRE_CHECK_DATA:
-	case WIRE_CHECK_DATA_DONE:
-	case WIRE_CHECK_WRITE_DONE:
-	case WIRE_CHECK_END:
-		check_on_msg(d, peer, m);
-		break;
-	default:
-		d->bad_msgs++;
-		log_once(d->proto_logged, LOG_WARN,
-			 "dropped a %s message from node %d: not expected "
-			 "here (logged once)", wire_type_name(m->hdr->type),
-			 peer);
-		break;
-	}
+	if (mod)
+		mod->rdma(d, ev);
 }
 
 void cluster_on_event(void *arg, const struct xport_event *ev)
@@ -164,25 +106,19 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 		if (wire_is_coherence(ev->msg.hdr->type)) {
 			/* Coherence traffic only: not heartbeats, checks or
 			 * collectives. */
-			d->mem.st.msgs_received++;
-			d->mem.st.bytes_received += ev->msg.hdr->length;
+			d->st.msgs_received++;
+			d->st.bytes_received += ev->msg.hdr->length;
 		}
-		cluster_dispatch(d, ev->peer, &ev->msg);
+		node_dispatch(d, ev->peer, &ev->msg);
 		break;
 	case XPORT_EV_WRITE_IMM:
 		if (m->state == WIRE_MEMBER_ALIVE)
 			heard(d, ev->peer);
-		if (ev->imm & MEM_IMM_BIT)
-			mem_on_rdma(d, ev);
-		else
-			check_on_rdma(d, ev);
+		rdma_event(d, ev);
 		break;
 	case XPORT_EV_READ_DONE:
 	case XPORT_EV_WRITE_DONE:
-		if (ev->cookie & MEM_COOKIE_BIT)
-			mem_on_rdma(d, ev);
-		else
-			check_on_rdma(d, ev);
+		rdma_event(d, ev);
 		break;
 	}
 }
@@ -191,8 +127,8 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
  * silent too long, and give up if the cluster has not formed in time. */
 void cluster_tick(struct dsmd *d)
 {
-	uint64_t now = dsmd_now_ms();
-	struct wire_heartbeat hb = {.load = home_load(d)};
+	uint64_t now = dsmd_now_ms(d);
+	struct wire_heartbeat hb = {.load = d->load};
 	int i;
 
 	if (!d->formed && now - d->start_ms > d->cfg.join_timeout_ms) {

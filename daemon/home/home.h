@@ -1,6 +1,6 @@
 /* Where directory entries live, and how they move (daemon/home.c).
  *
- * Every directory entry (a page's today; a lock resource's later) is
+ * Every directory entry (a page's or a lock resource's) is
  * mastered by exactly one node.  It starts at its home by placement (the
  * key modulo the node count, or the first node to touch it), and its master
  * counts who asks for it: when one node clearly dominates, the master hands
@@ -20,9 +20,6 @@
 #include <stdint.h>
 
 #include "wire.h"
-
-struct dsmd;
-struct app;
 
 #define HOME_KNOWN 1u  /* hint and epoch are real knowledge (else the
 			  placement's home, epoch 0) */
@@ -76,10 +73,11 @@ struct home_range {
 	struct wire_policy p;
 };
 
-struct home_query;
-struct home_policy_op;
+#define HOME_KINDS 3 /* enum wire_entry_kind, 1 and 2 */
 
+/* The home module's state (d->home). */
 struct home_state {
+	const struct home_kind *kinds[HOME_KINDS]; /* home_register() */
 	struct wire_policy cluster;          /* dsmd's options */
 	struct home_range ranges[HOME_MAX_RANGES]; /* oldest first */
 	unsigned nranges;
@@ -87,8 +85,9 @@ struct home_state {
 	 * current and in the previous window. */
 	uint32_t win, win_count, prev_count;
 	uint32_t load[WIRE_MAX_NODES];       /* as peers last reported */
-	struct home_query *queries;          /* WHO_HAS in flight */
-	struct home_policy_op *policy_ops;   /* DIR_POLICY in flight */
+	struct list queries;                 /* WHO_HAS in flight (query.c) */
+	struct list policy_ops;              /* DIR_POLICY in flight
+						(policy.c) */
 	uint64_t next_token;
 };
 
@@ -100,11 +99,11 @@ enum home_step {
 	HOME_NACK,    /* nobody known: tell the requester */
 };
 
-extern const struct home_kind home_page_kind; /* dir.c */
-extern const struct home_kind home_lock_kind; /* lock.c */
+/* The home module (modules.c lists it before the kinds' modules, which
+ * register their kind at setup). */
+extern const struct dsmd_module home_module;
+void home_register(struct dsmd *d, const struct home_kind *k);
 
-void home_setup(struct dsmd *d);
-void home_teardown(struct dsmd *d);
 int home_policy_check(const struct wire_policy *p);
 const struct wire_policy *home_policy(const struct dsmd *d, uint64_t key);
 
@@ -119,8 +118,6 @@ static inline bool home_hinted(const struct home *h)
 {
 	return h && (h->flags & HOME_KNOWN) && !(h->flags & HOME_MASTER);
 }
-/* Every node of the cluster, a bit each. */
-uint64_t home_all_nodes(const struct dsmd *d);
 /* A message from `master` at `epoch` tells where the entry lives (a
  * master's own word replaces knowledge of the same epoch; a pointer passed
  * on by another node only older knowledge). */
@@ -163,11 +160,6 @@ void home_ask_for_app(struct dsmd *d, const struct home_kind *k,
 		      uint64_t key, struct app *a, uint64_t req_id,
 		      uint64_t value);
 
-void home_on_msg(struct dsmd *d, int from, const struct wire_msg *m);
-/* A node died: lookups and policy changes stop waiting for it. */
-void home_peer_down(struct dsmd *d, int node);
-int home_policy_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
-		    const struct wire_ipc_policy *req);
 /* Entries mastered here and asked for lately (sent with heartbeats). */
 uint32_t home_load(struct dsmd *d);
 void home_heard_load(struct dsmd *d, int node, uint32_t load);

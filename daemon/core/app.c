@@ -1,0 +1,96 @@
+/* Attached processes: IPC_ATTACH makes a client of kind APP a rank of a
+ * job on this node and gives it the node's memory; IPC_DETACH, or its
+ * connection closing, ends that, and every module hears of it (app_gone)
+ * before the core drops the client's reference.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsmd.h"
+#include "ipc.h"
+#include "log.h"
+
+void app_put(struct app *a)
+{
+	if (--a->refs == 0)
+		free(a);
+}
+
+int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
+	      uint64_t v2)
+{
+	struct wire_ipc_reply r = {.status = status, .value = v1, .value2 = v2};
+
+	if (!a->c)
+		return -ENOTCONN;
+	return client_reply(a->c, WIRE_IPC_REPLY, req_id, &r, sizeof(r));
+}
+
+void app_detach(struct dsmd *d, struct app *a, bool died)
+{
+	size_t i;
+
+	list_del(&a->link);
+	for (i = 0; i < dsmd_nmodules; i++)
+		if (dsmd_modules[i]->app_gone)
+			dsmd_modules[i]->app_gone(d, a, died);
+	a->c->app = NULL;
+	a->c = NULL;
+	app_put(a);
+}
+
+static void on_attach(struct dsmd *d, struct client *c,
+		      const struct wire_msg *m, int *fd)
+{
+	struct wire_ipc_attach_ok ok = {
+		.base = d->arena.base, .size = d->arena.size,
+		.page_size = WIRE_PAGE_SIZE, .node = (uint32_t)d->cfg.node,
+		.nnodes = (uint32_t)d->cfg.nnodes,
+	};
+	struct wire_ipc_attach at;
+	struct app *a;
+
+	(void)fd;
+	memcpy(&at, m->body, sizeof(at));
+	if (c->app || at.size == 0 || at.rank >= at.size ||
+	    at.local_size == 0 || at.local_size > at.size) {
+		client_result(c, m->hdr->req_id, -EINVAL);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		client_result(c, m->hdr->req_id, -ENOMEM);
+		return;
+	}
+	*a = (struct app){.c = c, .uffd = -1, .refs = 1, .rank = at.rank,
+			  .size = at.size, .local_size = at.local_size,
+			  .pid = (uint32_t)c->cred.pid, .job = at.job};
+	a->w.fd = -1;
+	list_add_head(&d->apps, &a->link);
+	c->app = a;
+	if (ipc_send_fd(c->w.fd, WIRE_IPC_ATTACH_OK, m->hdr->req_id, &ok,
+			sizeof(ok), d->memfd))
+		client_close(d, c);
+}
+
+static void on_detach(struct dsmd *d, struct client *c,
+		      const struct wire_msg *m, int *fd)
+{
+	(void)fd;
+	app_detach(d, c->app, false);
+	client_result(c, m->hdr->req_id, 0);
+}
+
+static const struct dsmd_ipc core_ipcs[] = {
+	{WIRE_IPC_ATTACH, IPC_FROM(WIRE_IPC_KIND_APP), false, on_attach},
+	{WIRE_IPC_DETACH, IPC_FROM(WIRE_IPC_KIND_APP), true, on_detach},
+	{0},
+};
+
+/* The core's own requests, as a module (the first in the table). */
+const struct dsmd_module core_module = {
+	.name = "core",
+	.ipcs = core_ipcs,
+};

@@ -1,0 +1,186 @@
+/* Clients: the Unix socket through which dsmctl and libdsm talk to dsmd.
+ *
+ * A client must open with IPC_HELLO carrying the right magic and a known
+ * kind; anything else (garbage, a wrong version, a truncated or oversized
+ * message, a request not valid on its kind of connection) closes that
+ * client, is counted in ipc_refused, and the daemon goes on.  Every other
+ * request goes to the module that handles its type (struct dsmd_ipc).
+ * The peer's credentials are read at accept (SO_PEERCRED): a process's pid
+ * is the kernel's word, not the client's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dsmd.h"
+#include "ipc.h"
+#include "log.h"
+
+static void on_client(struct dsmd *d, struct watch *w, uint32_t events);
+
+static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
+{
+	struct client *c;
+	socklen_t len;
+	int fd;
+
+	(void)events;
+	while ((fd = accept4(w->fd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		len = sizeof(c->cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) ||
+		    watch_add(d, &c->w, fd, EPOLLIN, on_client)) {
+			log_warn("dropped a client: %s", strerror(errno));
+			close(fd);
+			free(c);
+			continue;
+		}
+		list_add_head(&d->clients, &c->link);
+	}
+}
+
+int client_listen(struct dsmd *d)
+{
+	char dir[256], *slash;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s", d->cfg.socket);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755); /* /run/dsm by default; fine if it exists */
+	}
+	d->listen_fd = ipc_listen(d->cfg.socket);
+	if (d->listen_fd < 0) {
+		log_err("cannot listen on Unix socket %s: %s", d->cfg.socket,
+			strerror(-d->listen_fd));
+		return d->listen_fd;
+	}
+	ret = watch_add(d, &d->listen_w, d->listen_fd, EPOLLIN, on_listen);
+	if (ret)
+		log_err("watching %s: %s", d->cfg.socket, strerror(-ret));
+	return ret;
+}
+
+void client_close(struct dsmd *d, struct client *c)
+{
+	size_t i;
+
+	if (c->app)
+		app_detach(d, c->app, true); /* gone without a goodbye */
+	for (i = 0; i < dsmd_nmodules; i++)
+		if (dsmd_modules[i]->client_gone)
+			dsmd_modules[i]->client_gone(d, c);
+	list_del(&c->link);
+	watch_del(d, &c->w);
+	close(c->w.fd);
+	free(c);
+}
+
+void client_close_all(struct dsmd *d)
+{
+	struct client *c, *tmp;
+
+	list_for_each_safe(c, tmp, &d->clients, link)
+		client_close(d, c);
+}
+
+int client_reply(struct client *c, unsigned type, uint64_t req_id,
+		 const void *body, size_t len)
+{
+	return ipc_send(c->w.fd, type, req_id, body, len);
+}
+
+void client_result(struct client *c, uint64_t req_id, int status)
+{
+	struct wire_ipc_result e = {.status = status};
+
+	client_reply(c, WIRE_IPC_RESULT, req_id, &e, sizeof(e));
+}
+
+void client_refuse(struct dsmd *d, struct client *c, const char *why)
+{
+	d->ipc_refused++;
+	log_warn("refused a client on %s: %s", d->cfg.socket, why);
+	client_close(d, c);
+}
+
+static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
+{
+	struct wire_ipc_hello h;
+	struct wire_ipc_hello_ok ok = {.node = (uint32_t)d->cfg.node,
+				       .nnodes = (uint32_t)d->cfg.nnodes};
+
+	memcpy(&h, m->body, sizeof(h));
+	if (memcmp(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic)) ||
+	    (h.kind != WIRE_IPC_KIND_CTL && h.kind != WIRE_IPC_KIND_APP &&
+	     h.kind != WIRE_IPC_KIND_LOCK)) {
+		client_refuse(d, c, "bad handshake");
+		return;
+	}
+	c->hello = true;
+	c->kind = h.kind;
+	if (client_reply(c, WIRE_IPC_HELLO_OK, m->hdr->req_id, &ok,
+			 sizeof(ok)))
+		client_close(d, c);
+}
+
+/* A request after the hello: to its module, if valid on this client. */
+static void on_request(struct dsmd *d, struct client *c,
+		       const struct wire_msg *m, int *fd)
+{
+	unsigned type = m->hdr->type;
+	const struct dsmd_ipc *h = type < WIRE_TYPE_MAX ? d->ipc_of[type]
+							: NULL;
+
+	if (!h || !(h->from & IPC_FROM(c->kind)) ||
+	    (h->attached && c->kind == WIRE_IPC_KIND_APP && !c->app)) {
+		client_refuse(d, c, "request not valid on this connection");
+		return;
+	}
+	h->fn(d, c, m, fd);
+}
+
+static void on_client(struct dsmd *d, struct watch *w, uint32_t events)
+{
+	struct client *c = container_of(w, struct client, w);
+	char *buf = malloc(WIRE_IPC_MAX);
+	enum wire_error bad = WIRE_OK;
+	struct wire_msg m;
+	int ret, fd = -1;
+
+	(void)events;
+	if (!buf) {
+		client_close(d, c);
+		return;
+	}
+	ret = ipc_recv_fd(w->fd, buf, WIRE_IPC_MAX, 0, &m, &bad, &fd);
+	if (ret == -ETIMEDOUT) {
+		/* Spurious wake-up. */
+	} else if (ret == -EPROTO) {
+		client_refuse(d, c, wire_error_str(bad));
+	} else if (ret) {
+		client_close(d, c); /* hung up */
+	} else if (!c->hello) {
+		if (m.hdr->type == WIRE_IPC_HELLO)
+			on_hello(d, c, &m);
+		else
+			client_refuse(d, c, "first message is not a hello");
+	} else {
+		on_request(d, c, &m, &fd);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+}
