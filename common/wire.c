@@ -144,6 +144,13 @@ const char *wire_type_name(unsigned type)
 	return "UNKNOWN";
 }
 
+int wire_type_channel(unsigned type)
+{
+	if (type < WIRE_TYPE_MAX && wire_types[type].name)
+		return (int)wire_types[type].ch;
+	return -1;
+}
+
 /* Variable-length bodies: the trailing part must be exactly what the fixed
  * part announces.  Counts are bounded before they are multiplied. */
 static enum wire_error check_var(unsigned type, const void *body, size_t len)

@@ -552,6 +552,31 @@ struct wire_lock_recovered {
 	uint32_t reserved;
 } __attribute__((packed));
 
+/* A lock resource's state in a DIR_MIGRATE (kind WIRE_ENTRY_LOCK), after
+ * struct wire_dir_migrate: this, then nlocks struct wire_lock_held, the
+ * granted queue in order.  Sent by the resource's master to the node it
+ * hands the resource to; legal only from a master whose resource is idle
+ * (nothing converting, waiting or parked, no adoption lookup out, at most
+ * 96 granted locks), and installed only by a node that does not master the
+ * resource and keeps no lock of it, with a name that hashes to the key. */
+struct wire_lock_state {
+	uint64_t parent;     /* the parent resource's key, 0 at the top */
+	uint8_t name_len;    /* 1..WIRE_LOCK_NAME_MAX */
+	uint8_t lvb_valid;   /* 0: the value block was lost with a writer */
+	uint16_t nlocks;     /* struct wire_lock_held that follow */
+	uint32_t reserved;
+	char name[WIRE_LOCK_NAME_MAX];
+	uint8_t lvb[WIRE_LVB_LEN];
+} __attribute__((packed));
+
+/* One granted lock of a resource that moves (see above). */
+struct wire_lock_held {
+	struct wire_lock_id id;
+	uint8_t grmode;      /* NL..EX */
+	uint8_t flags;       /* WIRE_LKF_BAST, WIRE_LKF_VALBLK */
+	uint16_t reserved;
+} __attribute__((packed));
+
 /* IPC_LOCK */
 enum wire_ipc_lock_op { WIRE_IPC_LK_LOCK = 1, WIRE_IPC_LK_UNLOCK,
 			WIRE_IPC_LK_MASTER };
@@ -763,6 +788,8 @@ enum wire_error wire_decode(const void *buf, size_t len, enum wire_channel ch,
 			    struct wire_msg *out);
 const char *wire_error_str(enum wire_error e);
 const char *wire_type_name(unsigned type);
+/* The channel a type is legal on (enum wire_channel), or -1: unknown. */
+int wire_type_channel(unsigned type);
 
 /* Write a header for a message of `body_len` bytes into buf. */
 void wire_hdr_init(void *buf, unsigned type, size_t body_len, uint64_t req_id);

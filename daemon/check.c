@@ -20,10 +20,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "log.h"
 #include "dsmd.h"
+#include "log.h"
 
 #define CHECK_TIMEOUT_MS  600000u
 #define CHECK_RDMA_MAX    (16u << 20)
@@ -48,6 +47,17 @@ struct check_out {
 	struct wire_check_peer *results; /* [nsizes] */
 };
 
+/* The module's state (d->check). */
+struct check_state {
+	struct check_out *out;  /* [nnodes], NULL when no check runs */
+	struct check_in *in;    /* [nnodes] */
+	struct client *client;  /* who asked, NULL once gone */
+	uint64_t deadline_ms;
+	uint32_t session;
+	uint64_t req_id;
+	struct wire_ipc_check req;
+};
+
 /* Peer side, one per checker. */
 struct check_in {
 	uint32_t session;
@@ -59,14 +69,6 @@ struct check_in {
 	struct xport_mr mr;
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static uint64_t data_seed(uint64_t seed, uint32_t index)
 {
 	return seed * 31u + 1000u + index;
@@ -74,9 +76,9 @@ static uint64_t data_seed(uint64_t seed, uint32_t index)
 
 static int ensure_in(struct dsmd *d)
 {
-	if (!d->in)
-		d->in = calloc((size_t)d->cfg.nnodes, sizeof(*d->in));
-	return d->in ? 0 : -ENOMEM;
+	if (!d->check->in)
+		d->check->in = calloc((size_t)d->cfg.nnodes, sizeof(*d->check->in));
+	return d->check->in ? 0 : -ENOMEM;
 }
 
 /* Registered buffer of at least len bytes, reused across sessions. */
@@ -112,17 +114,17 @@ static void out_finish_all(struct dsmd *d);
 
 static struct wire_check_peer *out_result(struct dsmd *d, int peer)
 {
-	return &d->out[peer].results[d->out[peer].round];
+	return &d->check->out[peer].results[d->check->out[peer].round];
 }
 
 static void out_begin_round(struct dsmd *d, int peer)
 {
-	struct check_out *o = &d->out[peer];
+	struct check_out *o = &d->check->out[peer];
 	struct wire_check_begin b = {
 		.session = o->session,
-		.count = o->round == 0 ? d->check_req.count : 0,
-		.payload_len = d->check_req.payload_len,
-		.rdma_len = d->check_req.sizes[o->round],
+		.count = o->round == 0 ? d->check->req.count : 0,
+		.payload_len = d->check->req.payload_len,
+		.rdma_len = d->check->req.sizes[o->round],
 		.seed = o->seed,
 	};
 	struct wire_check_peer *r = out_result(d, peer);
@@ -132,7 +134,7 @@ static void out_begin_round(struct dsmd *d, int peer)
 	r->node = (uint32_t)peer;
 	r->rdma_len = b.rdma_len;
 	o->read_done = o->write_done = o->data_done = false;
-	o->t0_us = now_us();
+	o->t0_us = dsmd_now_us(d);
 	ret = scratch(d, &o->buf, &cap, &o->mr, b.rdma_len);
 	if (ret == 0)
 		ret = xport_send(d->x, peer, WIRE_CHECK_BEGIN, o->session, &b,
@@ -147,16 +149,16 @@ static void out_begin_round(struct dsmd *d, int peer)
 
 static void out_round_done(struct dsmd *d, int peer)
 {
-	struct check_out *o = &d->out[peer];
+	struct check_out *o = &d->check->out[peer];
 	struct wire_check_end e = {.session = o->session};
 
 	if (!o->read_done || !o->write_done || !o->data_done)
 		return;
-	out_result(d, peer)->elapsed_us = now_us() - o->t0_us;
+	out_result(d, peer)->elapsed_us = dsmd_now_us(d) - o->t0_us;
 	xport_send(d->x, peer, WIRE_CHECK_END, o->session, &e, sizeof(e));
-	if (o->round + 1 < d->check_req.nsizes) {
+	if (o->round + 1 < d->check->req.nsizes) {
 		o->round++;
-		o->session = ++d->check_session;
+		o->session = ++d->check->session;
 		o->seed += 7;
 		out_begin_round(d, peer);
 	} else {
@@ -167,7 +169,7 @@ static void out_round_done(struct dsmd *d, int peer)
 
 static void out_fail(struct dsmd *d, int peer, int status)
 {
-	struct check_out *o = &d->out[peer];
+	struct check_out *o = &d->check->out[peer];
 
 	if (o->state == OUT_DONE || o->state == OUT_IDLE)
 		return;
@@ -180,10 +182,10 @@ static void out_fail(struct dsmd *d, int peer, int status)
 static void out_on_ready(struct dsmd *d, int peer,
 			 const struct wire_check_ready *r)
 {
-	struct check_out *o = &d->out[peer];
-	uint32_t len = d->check_req.sizes[o->round];
-	uint32_t i, count = o->round == 0 ? d->check_req.count : 0;
-	size_t plen = d->check_req.payload_len;
+	struct check_out *o = &d->check->out[peer];
+	uint32_t len = d->check->req.sizes[o->round];
+	uint32_t i, count = o->round == 0 ? d->check->req.count : 0;
+	size_t plen = d->check->req.payload_len;
 	unsigned char msg[WIRE_MSG_MAX];
 	struct wire_check_data *h = (void *)msg;
 	int ret = 0;
@@ -213,8 +215,8 @@ static void out_on_ready(struct dsmd *d, int peer,
 
 static void out_on_read(struct dsmd *d, int peer, int status)
 {
-	struct check_out *o = &d->out[peer];
-	uint32_t len = d->check_req.sizes[o->round];
+	struct check_out *o = &d->check->out[peer];
+	uint32_t len = d->check->req.sizes[o->round];
 	struct wire_check_peer *r = out_result(d, peer);
 	int ret;
 
@@ -236,9 +238,9 @@ static void out_on_read(struct dsmd *d, int peer, int status)
 static void out_on_result(struct dsmd *d, int peer, unsigned type,
 			  const struct wire_check_result *res)
 {
-	struct check_out *o = &d->out[peer];
+	struct check_out *o = &d->check->out[peer];
 	struct wire_check_peer *r = out_result(d, peer);
-	uint32_t count = o->round == 0 ? d->check_req.count : 0;
+	uint32_t count = o->round == 0 ? d->check->req.count : 0;
 
 	if (type == WIRE_CHECK_DATA_DONE) {
 		r->msgs_ok = res->errors ? 0 : res->received;
@@ -266,16 +268,16 @@ static void out_on_result(struct dsmd *d, int peer, unsigned type,
 /* Reply to the client once every peer is done. */
 static void out_finish_all(struct dsmd *d)
 {
-	unsigned nsizes = d->check_req.nsizes, n = 0;
+	unsigned nsizes = d->check->req.nsizes, n = 0;
 	struct wire_check_reply *rep;
 	struct wire_check_peer *e;
 	size_t len;
 	int i;
 
-	if (!d->out)
+	if (!d->check->out)
 		return;
 	for (i = 0; i < d->cfg.nnodes; i++)
-		if (i != d->cfg.node && d->out[i].state != OUT_DONE)
+		if (i != d->cfg.node && d->check->out[i].state != OUT_DONE)
 			return;
 	len = sizeof(*rep) + (size_t)d->cfg.nnodes * nsizes * sizeof(*e);
 	rep = calloc(1, len);
@@ -283,28 +285,28 @@ static void out_finish_all(struct dsmd *d)
 		rep->node = (uint32_t)d->cfg.node;
 		e = (struct wire_check_peer *)(rep + 1);
 		for (i = 0; i < d->cfg.nnodes; i++) {
-			if (i == d->cfg.node || d->out[i].skip)
+			if (i == d->cfg.node || d->check->out[i].skip)
 				continue;
-			memcpy(&e[n], d->out[i].results, nsizes * sizeof(*e));
+			memcpy(&e[n], d->check->out[i].results, nsizes * sizeof(*e));
 			n += nsizes;
 		}
 		rep->npeers = n;
 		len = sizeof(*rep) + n * sizeof(*e);
-		if (d->check_client)
-			ctl_reply(d->check_client, WIRE_IPC_CHECK_REPLY,
-				  d->check_req_id, rep, len);
+		if (d->check->client)
+			client_reply(d->check->client, WIRE_IPC_CHECK_REPLY,
+				  d->check->req_id, rep, len);
 		free(rep);
 	}
-	d->check_client = NULL;
+	d->check->client = NULL;
 	for (i = 0; i < d->cfg.nnodes; i++) {
-		free(d->out[i].results);
-		if (d->out[i].buf) {
-			xport_dereg_mr(d->x, &d->out[i].mr);
-			free(d->out[i].buf);
+		free(d->check->out[i].results);
+		if (d->check->out[i].buf) {
+			xport_dereg_mr(d->x, &d->check->out[i].mr);
+			free(d->check->out[i].buf);
 		}
 	}
-	free(d->out);
-	d->out = NULL;
+	free(d->check->out);
+	d->check->out = NULL;
 }
 
 static int check_validate(const struct dsmd *d,
@@ -324,49 +326,49 @@ static int check_validate(const struct dsmd *d,
 	return 0;
 }
 
-int check_start(struct dsmd *d, struct client *c, uint64_t req_id,
-		const struct wire_ipc_check *req)
+static int check_start(struct dsmd *d, struct client *c, uint64_t req_id,
+		       const struct wire_ipc_check *req)
 {
 	int i, ret;
 
-	if (d->out)
+	if (d->check->out)
 		return -EBUSY;
 	ret = check_validate(d, req);
 	if (ret)
 		return ret;
-	d->out = calloc((size_t)d->cfg.nnodes, sizeof(*d->out));
-	if (!d->out)
+	d->check->out = calloc((size_t)d->cfg.nnodes, sizeof(*d->check->out));
+	if (!d->check->out)
 		return -ENOMEM;
-	d->check_req = *req;
-	d->check_client = c;
-	d->check_req_id = req_id;
-	d->check_deadline_ms = dsmd_now_ms() + CHECK_TIMEOUT_MS;
+	d->check->req = *req;
+	d->check->client = c;
+	d->check->req_id = req_id;
+	d->check->deadline_ms = dsmd_now_ms(d) + CHECK_TIMEOUT_MS;
 	for (i = 0; i < d->cfg.nnodes; i++) {
-		struct check_out *o = &d->out[i];
+		struct check_out *o = &d->check->out[i];
 
 		o->results = calloc(req->nsizes, sizeof(*o->results));
 		if (!o->results) {
 			while (i-- > 0)
-				free(d->out[i].results);
-			free(d->out);
-			d->out = NULL;
+				free(d->check->out[i].results);
+			free(d->check->out);
+			d->check->out = NULL;
 			return -ENOMEM;
 		}
 		o->seed = ((uint64_t)d->cfg.node << 32) ^ ((uint64_t)i << 16) ^
-			  now_us();
-		o->session = ++d->check_session;
+			  dsmd_now_us(d);
+		o->session = ++d->check->session;
 		o->state = OUT_IDLE;
 	}
 	log_info("check: %u messages of %u bytes and %u RDMA size(s) with "
 		 "every peer", req->count, req->payload_len, req->nsizes);
 	for (i = 0; i < d->cfg.nnodes; i++) {
 		if (i == d->cfg.node) {
-			d->out[i].state = OUT_DONE;
-		} else if (!cluster_peer_alive(d, i)) {
-			d->out[i].results[0].node = (uint32_t)i;
-			d->out[i].results[0].status = -EHOSTDOWN;
-			d->out[i].state = OUT_DONE;
-			d->out[i].skip = req->flags & WIRE_CHECK_LIVE_ONLY;
+			d->check->out[i].state = OUT_DONE;
+		} else if (!node_alive(d, i)) {
+			d->check->out[i].results[0].node = (uint32_t)i;
+			d->check->out[i].results[0].status = -EHOSTDOWN;
+			d->check->out[i].state = OUT_DONE;
+			d->check->out[i].skip = req->flags & WIRE_CHECK_LIVE_ONLY;
 		} else {
 			out_begin_round(d, i);
 		}
@@ -382,7 +384,7 @@ static void in_send_result(struct dsmd *d, int peer, unsigned type,
 			   uint32_t received, uint32_t errors, int status,
 			   uint64_t first_bad)
 {
-	struct check_in *in = &d->in[peer];
+	struct check_in *in = &d->check->in[peer];
 	struct wire_check_result r = {
 		.session = in->session, .received = received,
 		.errors = errors, .status = status, .first_bad = first_bad,
@@ -394,7 +396,7 @@ static void in_send_result(struct dsmd *d, int peer, unsigned type,
 static void in_on_begin(struct dsmd *d, int peer,
 			const struct wire_check_begin *b)
 {
-	struct check_in *in = &d->in[peer];
+	struct check_in *in = &d->check->in[peer];
 	struct wire_check_ready r = {.session = b->session};
 	int ret = 0;
 
@@ -423,7 +425,7 @@ static void in_on_begin(struct dsmd *d, int peer,
 
 static void in_on_data(struct dsmd *d, int peer, const struct wire_msg *m)
 {
-	struct check_in *in = &d->in[peer];
+	struct check_in *in = &d->check->in[peer];
 	struct wire_check_data h;
 	const unsigned char *payload = (const unsigned char *)m->body +
 				       sizeof(h);
@@ -446,7 +448,7 @@ static void in_on_data(struct dsmd *d, int peer, const struct wire_msg *m)
 
 static void in_on_write(struct dsmd *d, const struct xport_event *ev)
 {
-	struct check_in *in = &d->in[ev->peer];
+	struct check_in *in = &d->check->in[ev->peer];
 	long bad;
 
 	if (!in->active || ev->imm != in->session)
@@ -461,9 +463,9 @@ static void in_on_write(struct dsmd *d, const struct xport_event *ev)
 /* ---------------------------------------------------------------------- */
 /* Dispatch                                                               */
 
-void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
+static void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
 {
-	struct check_out *o = d->out ? &d->out[peer] : NULL;
+	struct check_out *o = d->check->out ? &d->check->out[peer] : NULL;
 	uint32_t session;
 
 	if (ensure_in(d))
@@ -477,8 +479,8 @@ void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
 		in_on_data(d, peer, m);
 		return;
 	case WIRE_CHECK_END:
-		if (session == d->in[peer].session)
-			d->in[peer].active = false;
+		if (session == d->check->in[peer].session)
+			d->check->in[peer].active = false;
 		return;
 	}
 	/* Answers to our own check: only for the session running now. */
@@ -494,13 +496,13 @@ void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
 		d->bad_msgs++;
 }
 
-void check_on_rdma(struct dsmd *d, const struct xport_event *ev)
+static void check_on_rdma(struct dsmd *d, const struct xport_event *ev)
 {
-	struct check_out *o = d->out ? &d->out[ev->peer] : NULL;
+	struct check_out *o = d->check->out ? &d->check->out[ev->peer] : NULL;
 
 	switch (ev->type) {
 	case XPORT_EV_WRITE_IMM:
-		if (d->in)
+		if (d->check->in)
 			in_on_write(d, ev);
 		return;
 	case XPORT_EV_READ_DONE:
@@ -517,49 +519,100 @@ void check_on_rdma(struct dsmd *d, const struct xport_event *ev)
 	}
 }
 
-void check_on_peer_down(struct dsmd *d, int peer)
+static void check_on_peer_down(struct dsmd *d, int peer)
 {
-	if (d->in)
-		d->in[peer].active = false;
-	if (d->out)
+	if (d->check->in)
+		d->check->in[peer].active = false;
+	if (d->check->out)
 		out_fail(d, peer, -ECONNRESET);
 }
 
-void check_tick(struct dsmd *d)
+static void check_tick(struct dsmd *d)
 {
 	int i;
 
-	if (!d->out || dsmd_now_ms() < d->check_deadline_ms)
+	if (!d->check->out || dsmd_now_ms(d) < d->check->deadline_ms)
 		return;
 	log_warn("check: timed out");
-	for (i = 0; i < d->cfg.nnodes && d->out; i++)
+	for (i = 0; i < d->cfg.nnodes && d->check->out; i++)
 		out_fail(d, i, -ETIMEDOUT);
 }
 
-void check_client_gone(struct dsmd *d, struct client *c)
+static void check_client_gone(struct dsmd *d, struct client *c)
 {
-	if (d->check_client == c)
-		d->check_client = NULL;
+	if (d->check->client == c)
+		d->check->client = NULL;
 }
 
-void check_free(struct dsmd *d)
+static void check_teardown(struct dsmd *d)
 {
 	int i;
 
-	if (d->out) {
-		d->check_client = NULL;
+	if (!d->check)
+		return;
+	if (d->check->out) {
+		d->check->client = NULL;
 		for (i = 0; i < d->cfg.nnodes; i++)
-			d->out[i].state = OUT_DONE;
+			d->check->out[i].state = OUT_DONE;
 		out_finish_all(d);
 	}
-	if (d->in) {
+	if (d->check->in) {
 		for (i = 0; i < d->cfg.nnodes; i++) {
-			if (!d->in[i].buf)
+			if (!d->check->in[i].buf)
 				continue;
-			xport_dereg_mr(d->x, &d->in[i].mr);
-			free(d->in[i].buf);
+			xport_dereg_mr(d->x, &d->check->in[i].mr);
+			free(d->check->in[i].buf);
 		}
-		free(d->in);
-		d->in = NULL;
+		free(d->check->in);
+		d->check->in = NULL;
 	}
+	free(d->check);
+	d->check = NULL;
 }
+
+static int check_setup(struct dsmd *d)
+{
+	d->check = calloc(1, sizeof(*d->check));
+	return d->check ? 0 : -ENOMEM;
+}
+
+static void on_check_ipc(struct dsmd *d, struct client *c,
+			 const struct wire_msg *m, int *fd)
+{
+	struct wire_ipc_check req;
+	int ret;
+
+	(void)fd;
+	memcpy(&req, m->body, sizeof(req));
+	ret = check_start(d, c, m->hdr->req_id, &req);
+	if (ret)
+		client_result(c, m->hdr->req_id, ret);
+}
+
+static const struct dsmd_msg check_msgs[] = {
+	{WIRE_CHECK_BEGIN, false, check_on_msg},
+	{WIRE_CHECK_READY, false, check_on_msg},
+	{WIRE_CHECK_DATA, false, check_on_msg},
+	{WIRE_CHECK_DATA_DONE, false, check_on_msg},
+	{WIRE_CHECK_WRITE_DONE, false, check_on_msg},
+	{WIRE_CHECK_END, false, check_on_msg},
+	{0},
+};
+
+static const struct dsmd_ipc check_ipcs[] = {
+	{WIRE_IPC_CHECK, IPC_FROM(WIRE_IPC_KIND_CTL), false, on_check_ipc},
+	{0},
+};
+
+const struct dsmd_module check_module = {
+	.name = "check",
+	.setup = check_setup,
+	.teardown = check_teardown,
+	.peer_down = check_on_peer_down,
+	.client_gone = check_client_gone,
+	.tick = check_tick,
+	.rdma = check_on_rdma,
+	.rdma_tagged = false,
+	.msgs = check_msgs,
+	.ipcs = check_ipcs,
+};

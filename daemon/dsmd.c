@@ -19,9 +19,9 @@
 
 #include "ipc.h"
 #include "kver.h"
+#include "lock/lock.h"
 #include "log.h"
 #include "rendezvous.h"
-#include "watch.h"
 
 /* Where the arena sits in every process (32 TiB): above the heap and
  * below where the kernel places mmaps and libraries even with the most
@@ -29,23 +29,6 @@
  * AddressSanitizer's shadow and of its allocator (0x600000000000, 4 TiB).
  * --arena-base moves it. */
 #define DSMD_ARENA_BASE 0x200000000000ull
-
-/* The loop's polling state (want_poll). */
-struct poll_state {
-	bool on;               /* polling since a fault started waiting */
-	uint64_t last_work_us; /* when polling or a wake-up last found work */
-};
-
-static struct watch watch_xport = {W_XPORT}, watch_listen = {W_LISTEN},
-		    watch_timer = {W_TIMER}, watch_signal = {W_SIGNAL};
-
-uint64_t dsmd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void usage(FILE *f)
 {
@@ -452,43 +435,6 @@ static int parse_args(int argc, char **argv, struct dsmd_config *c)
 	return finish_config(c, &r);
 }
 
-static int watch_add(struct dsmd *d, int fd, struct watch *w)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev))
-		return -errno;
-	return 0;
-}
-
-static int setup_timers(struct dsmd *d)
-{
-	struct itimerspec its = {0};
-	unsigned tick = d->cfg.heartbeat_ms;
-	sigset_t set;
-
-	/* Tick at the heartbeat period, or faster so that a silent peer is
-	 * noticed within dead_after + tick. */
-	if (tick > d->cfg.dead_after_ms / 4)
-		tick = d->cfg.dead_after_ms / 4;
-	its.it_interval.tv_sec = tick / 1000;
-	its.it_interval.tv_nsec = (long)(tick % 1000) * 1000000L;
-	its.it_value = its.it_interval;
-	d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (d->timer_fd < 0 || timerfd_settime(d->timer_fd, 0, &its, NULL))
-		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		return -errno;
-	d->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (d->signal_fd < 0)
-		return -errno;
-	return 0;
-}
-
 static int setup_transport(struct dsmd *d)
 {
 	struct xport_config xc = {
@@ -516,180 +462,51 @@ static int setup_transport(struct dsmd *d)
 	return xport_connect_all(d->x, all);
 }
 
+static void on_xport(struct dsmd *d, struct watch *w, uint32_t events)
+{
+	int ret = xport_progress(d->x);
+
+	(void)w;
+	(void)events;
+	if (ret < 0) {
+		log_err("transport: %s", strerror(-ret));
+		d->stop = true;
+		d->failed = true;
+	}
+}
+
 static int setup(struct dsmd *d)
 {
 	int ret;
 
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0)
-		return -errno;
-	ret = setup_timers(d);
+	ret = dsmd_loop_setup(d);
 	if (ret) {
-		log_err("timerfd/signalfd setup: %s", strerror(-ret));
+		log_err("timer/signal setup: %s", strerror(-ret));
 		return ret;
 	}
-	ret = ctl_setup(d);
+	ret = client_listen(d);
 	if (ret)
 		return ret;
 	ret = setup_transport(d);
 	if (ret)
 		return ret;
-	ret = mem_setup(d);
+	ret = dsmd_modules_setup(d);
 	if (ret)
 		return ret;
-	if (watch_add(d, xport_fd(d->x), &watch_xport) ||
-	    watch_add(d, d->listen_fd, &watch_listen) ||
-	    watch_add(d, d->timer_fd, &watch_timer) ||
-	    watch_add(d, d->signal_fd, &watch_signal))
-		return -errno;
-	return 0;
-}
-
-static void on_signal(struct dsmd *d)
-{
-	struct signalfd_siginfo si;
-
-	while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-		log_info("signal %u: shutting down", si.ssi_signo);
-		d->stop = true;
-	}
-}
-
-static void on_timer(struct dsmd *d)
-{
-	uint64_t n;
-
-	if (read(d->timer_fd, &n, sizeof(n)) != sizeof(n))
-		return;
-	cluster_tick(d);
-	check_tick(d);
-}
-
-/* Whether the loop should poll rather than sleep: --txn-poll-us is set, a
- * fault of this node waits for the network (only then: an idle daemon
- * sleeps), and something came within the last txn_poll_us.  Polling saves
- * the requester's wake-up when the page comes.  It is off by default: on
- * the emulated 2-vCPU guest the poller took a core from the master, the
- * holder and rxe's kernel workers that the miss waits for, and read
- * misses got slower, not faster (docs/architecture.md). */
-static bool want_poll(struct dsmd *d, struct poll_state *ps)
-{
-	uint64_t now;
-
-	if (!d->cfg.txn_poll_us || !mem_waiting(&d->mem)) {
-		ps->on = false;
-		return false;
-	}
-	now = mem_now_us();
-	if (!ps->on) {
-		ps->on = true;
-		ps->last_work_us = now;
-	}
-	return now - ps->last_work_us < d->cfg.txn_poll_us;
-}
-
-/* One turn of the loop's wait: poll (return at once) or sleep.  Returns
- * the number of ready events, or a negative errno. */
-static int wait_events(struct dsmd *d, struct poll_state *ps,
-		       struct epoll_event *evs, int max)
-{
-	struct dsm_stats *st = &d->mem.st;
-	int n, ret;
-
-	if (want_poll(d, ps)) {
-		ret = xport_progress(d->x);
-		if (ret < 0)
-			return ret;
-		n = epoll_wait(d->epfd, evs, max, 0);
-		if (n < 0)
-			return -errno;
-		if (ret > 0 || n > 0) {
-			st->poll_hits++;
-			ps->last_work_us = mem_now_us();
-		}
-		return n;
-	}
-	ret = xport_arm(d->x);
-	if (ret < 0)
-		return ret;
-	n = epoll_wait(d->epfd, evs, max, ret > 0 ? 0 : -1);
-	if (n < 0)
-		return -errno;
-	if (ret == 0 && n > 0) {
-		st->wakeups++;
-		ps->last_work_us = mem_now_us();
-	}
-	return n;
-}
-
-static int run(struct dsmd *d)
-{
-	struct epoll_event evs[32];
-	struct poll_state ps = {0};
-	int n, i, ret;
-
-	cluster_start(d);
-	/* Connection events may already be waiting. */
-	xport_progress(d->x);
-	while (!d->stop) {
-		/* Completions that came in while we worked: handle them
-		 * rather than sleep on an fd that will not fire for them. */
-		while (mem_run_local(d))
-			;
-		n = wait_events(d, &ps, evs, 32);
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			log_err("waiting for events: %s", strerror(-n));
-			return n;
-		}
-		for (i = 0; i < n && !d->stop; i++) {
-			struct watch *w = evs[i].data.ptr;
-
-			switch (w->kind) {
-			case W_XPORT:
-				ret = xport_progress(d->x);
-				if (ret < 0)
-					return ret;
-				break;
-			case W_LISTEN: ctl_on_listen(d); break;
-			case W_TIMER: on_timer(d); break;
-			case W_SIGNAL: on_signal(d); break;
-			case W_CLIENT:
-				ctl_on_client(d, (struct client *)w);
-				break;
-			case W_UFFD:
-				mem_on_uffd(d, (struct app *)w);
-				break;
-			case W_HOLD:
-				mem_on_hold_timer(d);
-				break;
-			case W_LOCK:
-				lock_on_timer(d);
-				break;
-			}
-		}
-	}
-	return 0;
+	return watch_add(d, &d->xport_w, xport_fd(d->x), EPOLLIN, on_xport);
 }
 
 static void teardown(struct dsmd *d)
 {
-	check_free(d);
-	ctl_close_all(d);
-	mem_teardown(d);
+	client_close_all(d);
+	dsmd_modules_teardown(d);
 	if (d->x)
 		xport_destroy(d->x);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
 		unlink(d->cfg.socket);
 	}
-	if (d->timer_fd >= 0)
-		close(d->timer_fd);
-	if (d->signal_fd >= 0)
-		close(d->signal_fd);
-	if (d->epfd >= 0)
-		close(d->epfd);
+	dsmd_fini(d);
 }
 
 /* Linux 6.4 or later, or a clear refusal before anything starts. */
@@ -705,8 +522,7 @@ static bool kernel_refused(void)
 
 int main(int argc, char **argv)
 {
-	struct dsmd d = {.epfd = -1, .listen_fd = -1, .timer_fd = -1,
-			 .signal_fd = -1};
+	static struct dsmd d;
 	int ret;
 
 	log_setup("dsmd", -1);
@@ -715,13 +531,11 @@ int main(int argc, char **argv)
 	log_setup("dsmd", d.cfg.node);
 	if (kernel_refused())
 		return 2;
-	d.start_ms = dsmd_now_ms();
-	for (int i = 0; i < d.cfg.nnodes; i++)
-		d.members[i].state = i == d.cfg.node ? WIRE_MEMBER_SELF
-						      : WIRE_MEMBER_JOINING;
-	ret = setup(&d);
+	ret = dsmd_init(&d, &clock_monotonic);
 	if (ret == 0)
-		ret = run(&d);
+		ret = setup(&d);
+	if (ret == 0)
+		ret = dsmd_run(&d);
 	if (ret == 0 && d.failed)
 		ret = -EIO;
 	teardown(&d);

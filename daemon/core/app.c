@@ -33,7 +33,7 @@ void app_detach(struct dsmd *d, struct app *a, bool died)
 	size_t i;
 
 	list_del(&a->link);
-	for (i = 0; i < dsmd_nmodules; i++)
+	for (i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->app_gone)
 			dsmd_modules[i]->app_gone(d, a, died);
 	a->c->app = NULL;

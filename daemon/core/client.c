@@ -27,6 +27,7 @@ static void on_client(struct dsmd *d, struct watch *w, uint32_t events);
 static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 {
 	struct client *c;
+	struct ucred cred;
 	socklen_t len;
 	int fd;
 
@@ -38,14 +39,17 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 			close(fd);
 			continue;
 		}
-		len = sizeof(c->cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) ||
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
 		    watch_add(d, &c->w, fd, EPOLLIN, on_client)) {
 			log_warn("dropped a client: %s", strerror(errno));
 			close(fd);
 			free(c);
 			continue;
 		}
+		c->cred.pid = cred.pid;
+		c->cred.uid = cred.uid;
+		c->cred.gid = cred.gid;
 		list_add_head(&d->clients, &c->link);
 	}
 }
@@ -79,7 +83,7 @@ void client_close(struct dsmd *d, struct client *c)
 
 	if (c->app)
 		app_detach(d, c->app, true); /* gone without a goodbye */
-	for (i = 0; i < dsmd_nmodules; i++)
+	for (i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->client_gone)
 			dsmd_modules[i]->client_gone(d, c);
 	list_del(&c->link);

@@ -52,7 +52,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	m->state = WIRE_MEMBER_DEAD;
 	log_warn("node %d is dead: %s", node, why);
 	xport_close_peer(d->x, node);
-	for (i = 0; i < dsmd_nmodules; i++)
+	for (i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->peer_down)
 			dsmd_modules[i]->peer_down(d, node);
 	if (!d->formed) {

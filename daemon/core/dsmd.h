@@ -25,7 +25,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "clock.h"
 #include "list.h"
@@ -175,7 +174,10 @@ struct client {
 	struct list link;       /* d->clients */
 	bool hello;
 	uint32_t kind;          /* WIRE_IPC_KIND_*, from its hello */
-	struct ucred cred;      /* the peer's, read at accept */
+	struct {                /* the peer's (SO_PEERCRED at accept) */
+		int32_t pid;
+		uint32_t uid, gid;
+	} cred;
 	struct app *app;        /* its attached process (kind APP) */
 	struct lclient *lk;     /* the lock module's (kind LOCK) */
 };
@@ -247,8 +249,9 @@ struct dsmd_ipc {
 
 /* One protocol.  Every hook may be NULL.  setup runs in table order,
  * teardown in reverse (also after a failed setup, for the modules set up
- * so far: each teardown copes with a half-made state); peer_down,
- * app_gone, client_gone and tick run in table order. */
+ * so far, the failed one included: each teardown copes with a half-made
+ * state); peer_down, app_gone, client_gone and tick run in table order,
+ * for the modules that are set up. */
 struct dsmd_module {
 	const char *name;
 	int (*setup)(struct dsmd *d);

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -133,7 +134,7 @@ static void on_tick(struct dsmd *d, struct timer *t)
 {
 	size_t i;
 
-	for (i = 0; i < dsmd_nmodules; i++)
+	for (i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->tick)
 			dsmd_modules[i]->tick(d);
 	cluster_tick(d);

@@ -67,15 +67,14 @@ int dsmd_modules_setup(struct dsmd *d)
 	for (i = 0; i < dsmd_nmodules; i++) {
 		const struct dsmd_module *mod = dsmd_modules[i];
 
+		d->modules_up = i + 1; /* its teardown cleans up a failure */
 		ret = mod->setup ? mod->setup(d) : 0;
 		if (ret) {
 			log_err("setting up %s: %s", mod->name, strerror(-ret));
-			d->modules_up = i + 1; /* its teardown cleans up too */
 			dsmd_modules_teardown(d);
 			return ret;
 		}
 	}
-	d->modules_up = dsmd_nmodules;
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dsmd.h"
 #include "wire.h"
 
 #define HOME_KNOWN 1u  /* hint and epoch are real knowledge (else the

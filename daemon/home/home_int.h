@@ -40,6 +40,10 @@ void home_queries_peer_down(struct dsmd *d, int node);
 void home_queries_free(struct dsmd *d);
 
 /* policy.c */
+/* A process's policy request: 0 (answered now or once every node has
+ * applied it) or the error to answer with. */
+int home_policy_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
+		    const struct wire_ipc_policy *req);
 void home_on_policy_ipc(struct dsmd *d, struct client *c,
 			const struct wire_msg *m, int *fd);
 void home_on_policy_msg(struct dsmd *d, int from, const struct wire_msg *m);

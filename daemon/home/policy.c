@@ -113,8 +113,8 @@ static int policy_range(const struct dsmd *d, uint64_t addr, uint64_t len,
 	return 0;
 }
 
-static int policy_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
-		      const struct wire_ipc_policy *req)
+int home_policy_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
+		    const struct wire_ipc_policy *req)
 {
 	bool clear = req->op == WIRE_POLICY_CLEAR;
 	struct wire_dir_policy dp;
@@ -171,7 +171,7 @@ void home_on_policy_ipc(struct dsmd *d, struct client *c,
 
 	(void)fd;
 	memcpy(&req, m->body, sizeof(req));
-	ret = policy_ipc(d, c->app, m->hdr->req_id, &req);
+	ret = home_policy_ipc(d, c->app, m->hdr->req_id, &req);
 	if (ret) {
 		struct wire_ipc_policy_reply r = {.status = ret};
 

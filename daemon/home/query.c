@@ -109,14 +109,14 @@ void home_ask_for_app(struct dsmd *d, const struct home_kind *k,
 }
 
 void home_on_who_has(struct dsmd *d, const struct home_kind *k, int from,
-		       uint64_t id, const struct wire_dir_where *w)
+		     uint64_t id, const struct wire_dir_where *w)
 {
 	const struct home *h = k->get(d, w->key, false);
 	uint32_t epoch;
 	int where = home_where(d, w->key, h, &epoch);
 
-	send_where(d, from, WIRE_DIR_WHO_HAS_REPLY, id, k->kind, w->key,
-		   where == d->cfg.node, where, epoch);
+	home_send_where(d, from, WIRE_DIR_WHO_HAS_REPLY, id, k->kind, w->key,
+			where == d->cfg.node, where, epoch);
 }
 
 void home_on_who_has_reply(struct dsmd *d, int from, uint64_t id,

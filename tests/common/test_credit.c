@@ -1,4 +1,4 @@
-/* Unit tests of the credit-based flow control (libdsm/credit.h), driven by
+/* Unit tests of the credit-based flow control (common/credit.h), driven by
  * a simulated pair of endpoints whose sends, deliveries and processing are
  * interleaved at random.  Each endpoint follows the same rules as
  * xport_rdma.c: spend a credit per ordinary message, piggyback owed credits,
@@ -245,7 +245,4 @@ static const struct test_case tests[] = {
 	{"few_credit_msgs", test_few_credit_msgs},
 };
 
-int main(int argc, char **argv)
-{
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
-}
+TEST_MAIN(tests, NULL)

@@ -1,4 +1,4 @@
-/* Unit tests of the wire codec (libdsm/wire.c): every message type round
+/* Unit tests of the wire codec (common/wire.c): every message type round
  * trips, and truncated, oversized, mislabelled and random input is refused
  * with the right reason and never accepted. */
 #include <stddef.h>
@@ -427,7 +427,4 @@ static const struct test_case tests[] = {
 	{"names", test_names},
 };
 
-int main(int argc, char **argv)
-{
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
-}
+TEST_MAIN(tests, NULL)

@@ -1,4 +1,4 @@
-/* Unit tests of dsmd's membership logic (daemon/cluster.c) on the host:
+/* Unit tests of dsmd's membership logic (daemon/core/cluster.c) on the host:
  * several dsmd cores joined by the in-memory transport, driven by a fake
  * clock.  Formation, heartbeats, death by silence at exactly the configured
  * time, death by a lost connection, the join timeout, and messages that are
@@ -17,10 +17,16 @@
 #define DEAD_MS 1000u
 #define JOIN_MS 5000u
 
-/* The fake clock cluster.c reads (dsmd.c, which has the real one, is not
- * linked into this test). */
+/* The fake clock the cores read: fake_now milliseconds. */
 static uint64_t fake_now = 1000000;
-uint64_t dsmd_now_ms(void) { return fake_now; }
+
+static uint64_t fake_now_us(const struct clock *c)
+{
+	(void)c;
+	return fake_now * 1000u;
+}
+
+static const struct clock fake_clock = {.now_us = fake_now_us};
 
 struct tcluster {
 	int n;
@@ -31,12 +37,13 @@ struct tcluster {
 
 static struct tcluster tc;
 
+static void teardown(void);
+
 static int setup(int n, int joiners)
 {
 	int i, p[2];
 
-	memset(&tc, 0, sizeof(tc));
-	tc.n = n;
+	teardown();
 	tc.f = xport_mock_fabric_new(n);
 	if (!tc.f)
 		return -1;
@@ -49,10 +56,13 @@ static int setup(int n, int joiners)
 		d->cfg = (struct dsmd_config){
 			.node = i, .nnodes = n, .heartbeat_ms = HB_MS,
 			.dead_after_ms = DEAD_MS, .join_timeout_ms = JOIN_MS,
-			.ready_fd = p[1],
+			.ready_fd = p[1], .arena_base = 0x200000000000ull,
+			.arena_size = 1u << 20,
 		};
-		d->epfd = -1;
-		if (mock_node_start(d, tc.f, 8, fake_now))
+		tc.n = i + 1;
+		/* Every module, as in dsmd: they hear of deaths too. */
+		if (mock_node_start(d, tc.f, 8, &fake_clock) ||
+		    dsmd_modules_setup(d))
 			return -1;
 		cluster_start(d);
 	}
@@ -64,14 +74,17 @@ static int setup(int n, int joiners)
 static void teardown(void)
 {
 	for (int i = 0; i < tc.n; i++) {
-		check_free(&tc.d[i]);
-		mem_teardown(&tc.d[i]); /* messages a death queued to self */
-		xport_destroy(tc.d[i].x);
+		dsmd_modules_teardown(&tc.d[i]);
+		if (tc.d[i].x)
+			xport_destroy(tc.d[i].x);
+		dsmd_fini(&tc.d[i]); /* messages a death queued to self */
 		close(tc.ready_rd[i]);
 		if (tc.d[i].cfg.ready_fd >= 0)
 			close(tc.d[i].cfg.ready_fd);
 	}
-	xport_mock_fabric_free(tc.f);
+	if (tc.f)
+		xport_mock_fabric_free(tc.f);
+	memset(&tc, 0, sizeof(tc));
 }
 
 /* Deliver until nothing moves. */
@@ -264,7 +277,4 @@ static const struct test_case tests[] = {
 	{"out_of_place_messages", test_out_of_place_messages},
 };
 
-int main(int argc, char **argv)
-{
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
-}
+TEST_MAIN(tests, teardown)

@@ -1,6 +1,6 @@
-/* Unit tests of the directory protocol (daemon/mem.c, dir.c) on the host:
+/* Unit tests of the directory protocol (daemon/page/) on the host:
  * several dsmd cores joined by the in-memory transport, each with its own
- * node memory (a memfd).  Faults are injected with mem_fault() for a
+ * node memory (a memfd).  Faults are injected with page_fault() for a
  * stand-in process whose userfaultfd ioctls go nowhere; what a process would
  * have written is written into the node's memfd, and what a node holds is
  * read back from it.  The transport is pumped until nothing moves, so every
@@ -203,8 +203,7 @@ static int test_hold_time(void)
 	pump();
 	CHECK(st(0)->held_back == 1);
 	CHECK(state(0, page) == WIRE_PS_S && busy(2, page));
-	usleep(25000);
-	mem_on_hold_timer(&tc.d[0]);
+	advance(25);
 	pump();
 	CHECK(state(0, page) == WIRE_PS_I && state(2, page) == WIRE_PS_M);
 	CHECK(st(0)->held_back == 0 && !busy(2, page));
@@ -250,13 +249,13 @@ static int test_bad_messages(void)
 	memcpy(junk + WIRE_PAGE_SIZE, &tr, sizeof(tr));
 	CHECK(xport_reg_mr(x2, junk, sizeof(junk), &mr) == 0);
 	xport_write_imm(x2, 1, &mr, 0,
-			(uint64_t)(uintptr_t)tc.d[1].mem.recv_buf,
-			tc.d[1].mem.recv_mr.rkey, WIRE_SLOT_SIZE,
-			MEM_IMM_BIT | 0, 1);
+			(uint64_t)(uintptr_t)tc.d[1].page->recv_buf,
+			tc.d[1].page->recv_mr.rkey, WIRE_SLOT_SIZE,
+			PAGE_IMM_BIT | 0, 1);
 	xport_write_imm(x2, 1, &mr, 0,
-			(uint64_t)(uintptr_t)tc.d[1].mem.recv_buf,
-			tc.d[1].mem.recv_mr.rkey, WIRE_SLOT_SIZE,
-			MEM_IMM_BIT | 0xffff, 2);
+			(uint64_t)(uintptr_t)tc.d[1].page->recv_buf,
+			tc.d[1].page->recv_mr.rkey, WIRE_SLOT_SIZE,
+			PAGE_IMM_BIT | 0xffff, 2);
 	pump();
 	CHECK(st(1)->bad_msgs - bad == 9);
 	CHECK(state(1, 4) == WIRE_PS_I);
@@ -286,14 +285,14 @@ static int test_master_dies(void)
 	CHECK(tc.d[0].members[1].state == WIRE_MEMBER_DEAD);
 	CHECK(!busy(0, 4) && state(0, 4) == WIRE_PS_I);
 	CHECK(st(0)->lost_faults == 1);
-	free_slots = tc.d[0].mem.nfree_slots;
+	free_slots = tc.d[0].page->nfree_slots;
 	asked = st(0)->who_has_broadcasts;
 	fault(0, 7, WR); /* master 1 as well: nobody else masters it */
 	CHECK(busy(0, 7));
 	pump();
 	CHECK(st(0)->who_has_broadcasts == asked + 1);
 	CHECK(st(0)->lost_faults == 2 && !busy(0, 7));
-	CHECK(tc.d[0].mem.nfree_slots == free_slots);
+	CHECK(tc.d[0].page->nfree_slots == free_slots);
 	fault(0, 5, WR); /* master 2, alive */
 	pump();
 	CHECK(state(0, 5) == WIRE_PS_M && st(0)->lost_faults == 2);
@@ -382,7 +381,7 @@ static int test_sharer_dies_before_ack(void)
 /* Deliver what one node has received, and nothing else. */
 static void step(int node)
 {
-	while (mem_run_local(&tc.d[node]))
+	while (node_run_self(&tc.d[node]))
 		;
 	xport_progress(tc.d[node].x);
 }
@@ -674,14 +673,13 @@ static int test_peer_hold(void)
 
 	CHECK(setup(3, 0) == 0);
 	pump();
-	tc.d[0].mem.peer_hold_us = 20000;
+	tc.d[0].page->peer_hold_us = 20000;
 	peer_stage(page, 19);
 	fault(2, page, RD);
 	pump();
 	CHECK(busy(2, page) && st(0)->peer_served == 0);
 	CHECK(state(0, page) == WIRE_PS_M && st(0)->held_back == 1);
-	usleep(25000);
-	mem_on_hold_timer(&tc.d[0]);
+	advance(25);
 	pump();
 	CHECK(!busy(2, page) && holds(2, page, 19));
 	CHECK(st(0)->peer_served == 1 && st(0)->held_back == 0);
@@ -842,7 +840,7 @@ static int test_peer_late_relay(void)
 	pump();
 	peer_stage(page, 23);
 	peer_read_from_0(page, false);
-	v = ((struct page *)ptab_get(&tc.d[2].mem.pages, page, false))->version;
+	v = ((struct page *)ptab_get(&tc.d[2].page->pages, page, false))->version;
 	acks = xport_mock_sent(tc.d[2].x, 0, WIRE_DSM_INV_ACK);
 	inv.version = v;
 	xport_send(tc.d[0].x, 2, WIRE_DSM_INV, 77, &inv, sizeof(inv));
@@ -923,5 +921,6 @@ static const struct test_case tests[] = {
 int main(int argc, char **argv)
 {
 	log_set_level(LOG_WARN);
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+	return test_run(tests, sizeof(tests) / sizeof(tests[0]), teardown,
+			argc, argv);
 }

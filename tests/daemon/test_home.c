@@ -1,4 +1,4 @@
-/* Unit tests of where directory entries live (daemon/home.c, dir.c) on the
+/* Unit tests of where directory entries live (daemon/home/, daemon/page/dir.c) on the
  * host: dsmd cores on the in-memory transport (tests/dsm_harness.h), with
  * the clock in the test's hand.  Entries move to the node that uses them
  * most and not back and forth; requests racing with a move are neither lost
@@ -7,6 +7,7 @@
  * every node.
  */
 #include "dsm_harness.h"
+#include "home/home_int.h"
 
 static const struct wire_policy moving = {
 	.placement = DSM_PLACE_STATIC, .migrate = 1, .share_pct = 60,
@@ -412,13 +413,13 @@ static int test_policy_everywhere(void)
 		CHECK(home_policy(&tc.d[i], 11)->migrate == 0);
 		CHECK(home_policy(&tc.d[i], 7)->migrate == 0);
 	}
-	CHECK(tc.d[1].mem.home.policy_ops == NULL && tc.app[1].refs == 1);
+	CHECK(list_empty(&tc.d[1].home->policy_ops) && tc.app[1].refs == 1);
 	req.op = WIRE_POLICY_CLEAR;
 	CHECK(home_policy_ipc(&tc.d[2], &tc.app[2], 2, &req) == 0);
 	pump();
 	for (i = 0; i < 3; i++)
 		CHECK(home_policy(&tc.d[i], 9)->migrate == 0 &&
-		      tc.d[i].mem.home.nranges == 0);
+		      tc.d[i].home->nranges == 0);
 	req.op = WIRE_POLICY_SET;
 	req.p.share_pct = 50;
 	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 3, &req) == -EINVAL);
@@ -436,7 +437,7 @@ static int test_policy_everywhere(void)
 	req.addr += 2 * WIRE_PAGE_SIZE;
 	CHECK(home_policy_ipc(&tc.d[0], &tc.app[0], 7, &req) == -ENOSPC);
 	pump();
-	CHECK(tc.d[2].mem.home.nranges == HOME_MAX_RANGES);
+	CHECK(tc.d[2].home->nranges == HOME_MAX_RANGES);
 	teardown();
 	return 0;
 }
@@ -502,5 +503,6 @@ int main(int argc, char **argv)
 	/* These tests count the requests that reach a master; a read miss
 	 * sent to the page's holder (test_dsm.c) never does. */
 	tc_peer_off = true;
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+	return test_run(tests, sizeof(tests) / sizeof(tests[0]), teardown,
+			argc, argv);
 }

@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "dsmd.h"
+#include "page.h"
 
 /* A request waiting for its entry (or parked for an entry on its way). */
 struct dreq {
@@ -42,7 +42,7 @@ struct dreq {
 
 struct dentry *dir_entry(struct dsmd *d, uint64_t page, bool create)
 {
-	return ptab_get(&d->mem.dir, page, create);
+	return ptab_get(&d->page->dir, page, create);
 }
 
 int dir_where(struct dsmd *d, uint64_t page, uint32_t *epoch, bool *hinted)
@@ -76,7 +76,7 @@ static void grant(struct dsmd *d, int to, uint64_t id, uint64_t page,
 				   .flags = flags, .epoch = e->h.epoch,
 				   .version = e->version, .covered = covered};
 
-	mem_send(d, to, WIRE_DSM_GRANT, id, &g, sizeof(g));
+	node_send(d, to, WIRE_DSM_GRANT, id, &g, sizeof(g));
 }
 
 static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
@@ -91,10 +91,10 @@ static void fwd(struct dsmd *d, int holder, int to, uint64_t id,
 	e->owe |= 1ull << holder;
 	e->supplier = (int16_t)holder;
 	if (holder != d->cfg.node)
-		d->mem.st.holder_forwards++;
+		d->st.holder_forwards++;
 	if (flags & WIRE_FWD_INVALIDATE)
-		d->mem.st.invalidations_sent++;
-	mem_send(d, holder, WIRE_DSM_FWD, id, &f, sizeof(f));
+		d->st.invalidations_sent++;
+	node_send(d, holder, WIRE_DSM_FWD, id, &f, sizeof(f));
 }
 
 /* Invalidate every node of `set`; each acknowledges to the requester. */
@@ -111,8 +111,8 @@ static unsigned inv_all(struct dsmd *d, struct dentry *e, uint64_t set,
 		int h = lowest(set);
 
 		set &= set - 1;
-		mem_send(d, h, WIRE_DSM_INV, id, &inv, sizeof(inv));
-		d->mem.st.invalidations_sent++;
+		node_send(d, h, WIRE_DSM_INV, id, &inv, sizeof(inv));
+		d->st.invalidations_sent++;
 		n++;
 	}
 	return n;
@@ -162,7 +162,7 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 {
 	uint64_t bit = 1ull << r, others = e->sharers & ~bit;
 	/* R's copy is the page's: nothing was written since it was made.
-	 * A copy R got from a holder directly (mem.c) is not listed, but
+	 * A copy R got from a holder directly (holder.c) is not listed, but
 	 * is dropped only after a write is served here, which changes the
 	 * version. */
 	bool current = q->has_copy && q->version == e->version;
@@ -196,7 +196,7 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	default:
 		if (e->owner == r) {
 			/* Its copy went S when it gave readers the page
-			 * directly (mem.c); it takes their copies itself. */
+			 * directly (holder.c); it takes their copies itself. */
 			log_debug("page %llu: write by its owner %d",
 				  (unsigned long long)q->page, r);
 			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0, cov);
@@ -319,7 +319,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 
 	if ((q->access != WIRE_ACC_READ && q->access != WIRE_ACC_WRITE) ||
 	    home_route_check(d, from, &q->route)) {
-		d->mem.st.bad_msgs++;
+		d->st.bad_msgs++;
 		return;
 	}
 	e = dir_entry(d, q->page, true);
@@ -330,7 +330,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 		enqueue(e, origin, id, q);
 		return;
 	case HOME_FORWARD:
-		mem_send(d, next, WIRE_DSM_REQ, id, &fw, sizeof(fw));
+		node_send(d, next, WIRE_DSM_REQ, id, &fw, sizeof(fw));
 		return;
 	case HOME_NACK:
 		home_nack(d, &home_page_kind, q->page, origin, id);
@@ -371,7 +371,7 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 
 	if (!e || !home_is_master(d, done->page, &e->h) || !e->busy ||
 	    e->busy_node != from || e->busy_req != id) {
-		d->mem.st.bad_msgs++;
+		d->st.bad_msgs++;
 		return;
 	}
 	if (done->aborted)
@@ -381,7 +381,7 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 }
 
 /* Reader `from` installed a copy holder `sh->node` gave it directly
- * (mem.c).  If the holder's copy is still the page's (it is listed, and
+ * (holder.c).  If the holder's copy is still the page's (it is listed, and
  * nothing was written since), so is the reader's: list the reader.  The
  * next write invalidates it from here, and its `covered` set tells the
  * holder not to.  Else the holder does. */
@@ -392,7 +392,7 @@ static void on_shared(struct dsmd *d, int from,
 	int h = (int)sh->node;
 
 	if (sh->node >= (uint32_t)d->cfg.nnodes || h == from) {
-		d->mem.st.bad_msgs++;
+		d->st.bad_msgs++;
 		return;
 	}
 	if (!e || !home_is_master(d, sh->page, &e->h))
@@ -412,7 +412,7 @@ static void on_shared(struct dsmd *d, int from,
 		e->sharers = 1ull << from;
 		return;
 	}
-	if (h != d->cfg.node && !cluster_peer_alive(d, h))
+	if (h != d->cfg.node && !node_alive(d, h))
 		return; /* the holder died: its copy was listed, not the reader's */
 	if (e->state == WIRE_PS_M && e->owner == h)
 		e->sharers = 1ull << h;
@@ -425,36 +425,30 @@ static void on_shared(struct dsmd *d, int from,
 _Static_assert(offsetof(struct wire_dsm_req, page) == 0 &&
 	       offsetof(struct wire_dsm_done, page) == 0 &&
 	       offsetof(struct wire_dsm_shared, page) == 0,
-	       "dir_on_msg reads the page first");
+	       "the core checks the page first");
 
-void dir_on_msg(struct dsmd *d, int from, const struct wire_msg *m)
+void dir_on_req_msg(struct dsmd *d, int from, const struct wire_msg *m)
 {
 	struct wire_dsm_req q;
-	struct wire_dsm_done done;
-	struct wire_dsm_shared sh;
-	uint64_t page;
 
-	/* Every body here starts with the page (the decoder checked each
-	 * body's length). */
-	memcpy(&page, m->body, sizeof(page));
-	if (page >= d->mem.npages) {
-		d->mem.st.bad_msgs++;
-		return;
-	}
-	switch (m->hdr->type) {
-	case WIRE_DSM_REQ:
-		memcpy(&q, m->body, sizeof(q));
-		dir_on_req(d, from, m->hdr->req_id, &q);
-		break;
-	case WIRE_DSM_SHARED:
-		memcpy(&sh, m->body, sizeof(sh));
-		on_shared(d, from, &sh);
-		break;
-	default:
-		memcpy(&done, m->body, sizeof(done));
-		on_done(d, from, m->hdr->req_id, &done);
-		break;
-	}
+	memcpy(&q, m->body, sizeof(q));
+	dir_on_req(d, from, m->hdr->req_id, &q);
+}
+
+void dir_on_done(struct dsmd *d, int from, const struct wire_msg *m)
+{
+	struct wire_dsm_done done;
+
+	memcpy(&done, m->body, sizeof(done));
+	on_done(d, from, m->hdr->req_id, &done);
+}
+
+void dir_on_shared(struct dsmd *d, int from, const struct wire_msg *m)
+{
+	struct wire_dsm_shared sh;
+
+	memcpy(&sh, m->body, sizeof(sh));
+	on_shared(d, from, &sh);
 }
 
 static void free_queue(struct dentry *e)
@@ -529,7 +523,7 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 	} else if (e->busy && (e->owe & bit)) {
 		e->owe &= ~bit;
 		lost.flags = e->supplier == node ? WIRE_LOST_SUPPLIER : 0;
-		mem_send(d, e->busy_node, WIRE_DSM_LOST, e->busy_req, &lost,
+		node_send(d, e->busy_node, WIRE_DSM_LOST, e->busy_req, &lost,
 			 sizeof(lost));
 	}
 	if (e->busy)
@@ -545,7 +539,7 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 
 void dir_peer_down(struct dsmd *d, int node)
 {
-	struct ptab *t = &d->mem.dir;
+	struct ptab *t = &d->page->dir;
 	size_t c, i;
 
 	for (c = 0; t->chunks && c < t->nchunks; c++) {
@@ -560,7 +554,7 @@ void dir_peer_down(struct dsmd *d, int node)
 
 void dir_teardown(struct dsmd *d)
 {
-	struct ptab *t = &d->mem.dir;
+	struct ptab *t = &d->page->dir;
 	size_t c, i;
 
 	for (c = 0; t->chunks && c < t->nchunks; c++) {
@@ -576,7 +570,7 @@ void dir_teardown(struct dsmd *d)
 
 static bool page_valid(const struct dsmd *d, uint64_t page)
 {
-	return page < d->mem.npages;
+	return page < d->arena.npages;
 }
 
 static struct home *page_get(struct dsmd *d, uint64_t page, bool create)
@@ -614,7 +608,7 @@ static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
 		return -EINVAL;
 	memcpy(&p, buf, sizeof(p));
 	if (p.state > DIR_LOST || p.owner >= (uint32_t)d->cfg.nnodes ||
-	    (p.sharers & ~home_all_nodes(d)) || (p.state == WIRE_PS_S && !p.sharers))
+	    (p.sharers & ~node_all(d)) || (p.state == WIRE_PS_S && !p.sharers))
 		return -EINVAL;
 	e->state = (uint8_t)p.state;
 	e->owner = (uint16_t)p.owner;
@@ -637,8 +631,8 @@ static void page_left(struct dsmd *d, uint64_t page, struct home *h, int to)
 		if (!w->r.route.hops)
 			w->r.route.hops = 1; /* no longer from its origin */
 		w->r.route.epoch = h->epoch;
-		d->mem.st.forwards++;
-		mem_send(d, to, WIRE_DSM_REQ, w->req_id, &w->r, sizeof(w->r));
+		d->st.forwards++;
+		node_send(d, to, WIRE_DSM_REQ, w->req_id, &w->r, sizeof(w->r));
 		free(w);
 	}
 	(void)page;
@@ -659,6 +653,6 @@ const struct home_kind home_page_kind = {
 	.unpack = page_unpack,
 	.left = page_left,
 	.arrived = page_arrived,
-	.nacked = mem_txn_nacked,
-	.located = mem_txn_located,
+	.nacked = req_nacked,
+	.located = req_located,
 };

@@ -1,0 +1,180 @@
+/* Unit tests of dsmd's core (daemon/core/): the module table (modules.c)
+ * made into dispatch tables, the order modules hear of events in, the self
+ * queue, and messages kept for later. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "dsm_harness.h"
+#include "modules.h"
+
+/* How many modules of the table list node message type t. */
+static int msg_handlers(unsigned t)
+{
+	const struct dsmd_msg *m;
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i < dsmd_nmodules; i++)
+		for (m = dsmd_modules[i]->msgs; m && m->type; m++)
+			n += m->type == t;
+	return n;
+}
+
+static int ipc_handlers(unsigned t)
+{
+	const struct dsmd_ipc *c;
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i < dsmd_nmodules; i++)
+		for (c = dsmd_modules[i]->ipcs; c && c->type; c++)
+			n += c->type == t;
+	return n;
+}
+
+/* Every node-channel type of wire.h has exactly one handler, but CREDIT,
+ * which the transport consumes itself; and the dispatch table the core
+ * filled names that module. */
+static int test_every_node_type_one_handler(void)
+{
+	unsigned t;
+
+	CHECK(setup(2, 0) == 0);
+	for (t = 1; t < WIRE_TYPE_MAX; t++) {
+		if (wire_type_channel(t) != WIRE_CH_NODE)
+			continue;
+		if (t == WIRE_CREDIT) {
+			CHECK(msg_handlers(t) == 0);
+			continue;
+		}
+		CHECKF(msg_handlers(t) == 1, "%s has %d handlers",
+		       wire_type_name(t), msg_handlers(t));
+		CHECK(dsmd_msg_owner(&tc.d[0], t) != NULL);
+	}
+	/* And no module takes a type that is not a node message. */
+	for (t = 1; t < WIRE_TYPE_MAX; t++)
+		if (wire_type_channel(t) != WIRE_CH_NODE)
+			CHECK(msg_handlers(t) == 0);
+	return 0;
+}
+
+/* Every request a client may send after its hello has exactly one
+ * handler; what dsmd sends back has none. */
+static int test_every_request_one_handler(void)
+{
+	static const unsigned requests[] = {
+		WIRE_IPC_STATUS, WIRE_IPC_CHECK, WIRE_IPC_INJECT,
+		WIRE_IPC_ATTACH, WIRE_IPC_UFFD, WIRE_IPC_COLL,
+		WIRE_IPC_REGION, WIRE_IPC_PAGE, WIRE_IPC_STATS,
+		WIRE_IPC_DETACH, WIRE_IPC_POLICY, WIRE_IPC_LOCK,
+	};
+	unsigned t, i, nreq = sizeof(requests) / sizeof(requests[0]);
+
+	for (i = 0; i < nreq; i++)
+		CHECKF(ipc_handlers(requests[i]) == 1, "%s has %d handlers",
+		       wire_type_name(requests[i]), ipc_handlers(requests[i]));
+	for (t = 1; t < WIRE_TYPE_MAX; t++) {
+		bool req = false;
+
+		for (i = 0; i < nreq; i++)
+			req |= requests[i] == t;
+		if (!req)
+			CHECKF(ipc_handlers(t) == 0, "%s is handled",
+			       wire_type_name(t));
+	}
+	return 0;
+}
+
+/* The order modules are set up in and hear of deaths in is the order
+ * modules.c argues for: home before the kinds it serves (page, lock). */
+static int test_module_order(void)
+{
+	static const char *const want[] = {"core", "ctl", "check", "home",
+					   "page", "coll", "lock"};
+	size_t i;
+
+	CHECK(dsmd_nmodules == sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < dsmd_nmodules; i++)
+		CHECKF(!strcmp(dsmd_modules[i]->name, want[i]),
+		       "module %zu is %s, not %s", i, dsmd_modules[i]->name,
+		       want[i]);
+	return 0;
+}
+
+/* RDMA events: the tagged ones to the page module, the others to the
+ * self-check, nobody else. */
+static int test_rdma_owners(void)
+{
+	CHECK(setup(2, 0) == 0);
+	CHECK(tc.d[0].rdma_mod[1] == &page_module);
+	CHECK(tc.d[0].rdma_mod[0] == &check_module);
+	return 0;
+}
+
+/* Sent to self: handled in the next round, in order, like a message from
+ * a peer; an unknown type is counted as unexpected, a page out of the
+ * arena as bad. */
+static int test_self_queue(void)
+{
+	struct wire_dsm_done done = {.page = ARENA / WIRE_PAGE_SIZE};
+	struct wire_heartbeat hb = {0};
+
+	CHECK(setup(2, 0) == 0);
+	pump();
+	CHECK(node_send(&tc.d[0], 0, WIRE_CREDIT, 0, NULL, 0) == 0);
+	CHECK(node_send(&tc.d[0], 0, WIRE_DSM_DONE, 1, &done,
+			sizeof(done)) == 0);
+	CHECK(node_send(&tc.d[0], 0, WIRE_HEARTBEAT, 0, &hb, sizeof(hb)) == 0);
+	CHECK(tc.d[0].bad_msgs == 0 && st(0)->bad_msgs == 0);
+	CHECK(node_run_self(&tc.d[0]));
+	CHECK(tc.d[0].bad_msgs == 1);   /* CREDIT: no module */
+	CHECK(st(0)->bad_msgs == 1);    /* the page is past the arena */
+	CHECK(!node_run_self(&tc.d[0]));
+	return 0;
+}
+
+/* A module whose setup fails: those before it are torn down again, and
+ * the error comes back (here: no descriptor is left for the node's memfd,
+ * so the page module fails). */
+static int test_setup_failure_unwinds(void)
+{
+	struct rlimit old, few;
+	struct dsmd d;
+	int ret;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = (struct dsmd_config){.node = 0, .nnodes = 1,
+				     .arena_base = BASE, .arena_size = ARENA};
+	CHECK(dsmd_init(&d, &tc_clock) == 0);
+	CHECK(xport_create(&xport_mock_ops,
+			   &(struct xport_config){.self = 0, .nnodes = 1,
+						  .recv_depth = 4,
+						  .cb = cluster_on_event,
+						  .cb_arg = &d,
+						  .impl_arg = (tc.f =
+						  xport_mock_fabric_new(1))},
+			   &d.x) == 0);
+	CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	few = old;
+	few.rlim_cur = (rlim_t)d.epfd; /* every descriptor from here is refused */
+	CHECK(setrlimit(RLIMIT_NOFILE, &few) == 0);
+	ret = dsmd_modules_setup(&d);
+	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	CHECK(ret == -EMFILE);
+	CHECK(d.modules_up == 0 && !d.page && !d.home && !d.check);
+	xport_destroy(d.x);
+	dsmd_fini(&d);
+	return 0;
+}
+
+static const struct test_case tests[] = {
+	{"every_node_type_one_handler", test_every_node_type_one_handler},
+	{"every_request_one_handler", test_every_request_one_handler},
+	{"module_order", test_module_order},
+	{"rdma_owners", test_rdma_owners},
+	{"self_queue", test_self_queue},
+	{"setup_failure_unwinds", test_setup_failure_unwinds},
+};
+
+TEST_MAIN(tests, teardown)
