@@ -1,4 +1,4 @@
-/* bench_xport: libdsm's own transport (libdsm/xport_rdma.c) between two
+/* bench_xport: libdsm's own transport (transport/xport_rdma.c) between two
  * processes, measured like bench_verbs measures raw verbs, so that the
  * transport's overhead over the floor is a ratio in one run:
  *

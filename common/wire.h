@@ -65,7 +65,7 @@ enum wire_type {
 	/* END: C->P, session over; P may drop its state. */
 	WIRE_CHECK_END = 8,
 
-	/* ---- shared memory: the directory protocol (daemon/dir.c) ----
+	/* ---- shared memory: the directory protocol (daemon/page/dir.c) ----
 	 * R is a node that faults, M the page's master, H a holder.
 	 * req_id is always R's transaction id. */
 	WIRE_DSM_REQ = 9,     /* R->M: read or write the page */
@@ -76,7 +76,7 @@ enum wire_type {
 	WIRE_DSM_GRANT = 13,  /* M->R: rights granted, acks and data to wait
 				 for */
 	WIRE_DSM_DONE = 14,   /* R->M: transaction over, the entry is free */
-	/* ---- collectives, named regions, resets (daemon/coll.c) ---- */
+	/* ---- collectives, named regions, resets (daemon/coll/) ---- */
 	WIRE_COLL_ARRIVE = 15, /* node->0: its ranks entered collective seq */
 	WIRE_COLL_DONE = 16,   /* 0->nodes: collective seq is over */
 	WIRE_REGION_OP = 17,   /* node->0: open or close a named region */
@@ -87,7 +87,7 @@ enum wire_type {
 	 * died.  R counts the ack, or gives the transaction up (DONE with
 	 * aborted) when the page it waits for can no longer come. */
 	WIRE_DSM_LOST = 21,
-	/* ---- where directory entries live (daemon/home.c) ----
+	/* ---- where directory entries live (daemon/home/) ----
 	 * An entry (a page's, later a lock's) is mastered by one node and
 	 * may move to the node that uses it most. */
 	WIRE_DIR_MIGRATE = 22, /* old master -> new: the entry and its counts;
@@ -100,7 +100,7 @@ enum wire_type {
 	WIRE_DIR_WHO_HAS_REPLY = 26,
 	WIRE_DIR_POLICY = 27,  /* node -> every node: a region's policy */
 	WIRE_DIR_POLICY_ACK = 28,
-	/* The lock manager (daemon/lock.c).  OP: owner -> master, routed
+	/* The lock manager (daemon/lock/).  OP: owner -> master, routed
 	 * like DSM_REQ; REPLY: master -> owner; PROBE: a deadlock search
 	 * visiting the node of a lock's owner; RECOVERED: node -> every node,
 	 * it rebuilt what it holds of a dead node's resources. */
@@ -109,10 +109,10 @@ enum wire_type {
 	WIRE_LOCK_PROBE = 31,
 	WIRE_LOCK_RECOVERED = 32,
 	/* R->H: a read miss sent straight to the node R last heard take the
-	 * page (mem.c, "Reads from a holder").  H writes the page into R's
-	 * slot with an S grant (R then tells the master: DSM_SHARED), or
-	 * passes the request on to the master as a DSM_REQ.  Body: struct
-	 * wire_dsm_req. */
+	 * page (daemon/page/holder.c, "Reads from a holder").  H writes the
+	 * page into R's slot with an S grant (R then tells the master:
+	 * DSM_SHARED), or passes the request on to the master as a DSM_REQ.
+	 * Body: struct wire_dsm_req. */
 	WIRE_DSM_PEER_REQ = 33,
 	/* R->M, once R installed a copy H gave it directly (node = H,
 	 * version of the copy): M lists R as a sharer if H is listed and
@@ -213,7 +213,7 @@ static inline int wire_is_coherence(unsigned type)
 }
 
 /* A heartbeat may carry the sender's load: how many entries it masters
- * that were used recently (daemon/home.c).  An empty one is valid too. */
+ * that were used recently (daemon/home/).  An empty one is valid too. */
 struct wire_heartbeat {
 	uint32_t load;
 	uint32_t reserved;

@@ -1,4 +1,4 @@
-/* Where directory entries live, and how they move (daemon/home.c).
+/* Where directory entries live, and how they move (daemon/home/).
  *
  * Every directory entry (a page's or a lock resource's) is
  * mastered by exactly one node.  It starts at its home by placement (the

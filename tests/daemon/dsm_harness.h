@@ -61,11 +61,7 @@ static struct {
 static inline void teardown(void)
 {
 	for (int i = 0; i < tc.n; i++) {
-		client_close_all(&tc.d[i]);
-		dsmd_modules_teardown(&tc.d[i]);
-		if (tc.d[i].x)
-			xport_destroy(tc.d[i].x);
-		dsmd_fini(&tc.d[i]);
+		mock_node_stop(&tc.d[i]);
 		if (tc.app[i].uffd >= 0)
 			close(tc.app[i].uffd);
 	}
@@ -97,8 +93,7 @@ static inline int setup(int n, unsigned hold_us)
 		tc.app[i] = (struct app){.uffd = open("/dev/null", O_RDONLY),
 					 .refs = 1};
 		tc.n = i + 1; /* teardown() undoes this node from here on */
-		if (mock_node_start(d, tc.f, 16, &tc_clock) ||
-		    dsmd_modules_setup(d))
+		if (mock_node_start(d, tc.f, 16, &tc_clock))
 			return -1;
 		list_init(&tc.app[i].link);
 		cluster_start(d);

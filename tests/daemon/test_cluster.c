@@ -61,8 +61,7 @@ static int setup(int n, int joiners)
 		};
 		tc.n = i + 1;
 		/* Every module, as in dsmd: they hear of deaths too. */
-		if (mock_node_start(d, tc.f, 8, &fake_clock) ||
-		    dsmd_modules_setup(d))
+		if (mock_node_start(d, tc.f, 8, &fake_clock))
 			return -1;
 		cluster_start(d);
 	}
@@ -74,10 +73,7 @@ static int setup(int n, int joiners)
 static void teardown(void)
 {
 	for (int i = 0; i < tc.n; i++) {
-		dsmd_modules_teardown(&tc.d[i]);
-		if (tc.d[i].x)
-			xport_destroy(tc.d[i].x);
-		dsmd_fini(&tc.d[i]); /* messages a death queued to self */
+		mock_node_stop(&tc.d[i]);
 		close(tc.ready_rd[i]);
 		if (tc.d[i].cfg.ready_fd >= 0)
 			close(tc.d[i].cfg.ready_fd);

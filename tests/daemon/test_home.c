@@ -1,6 +1,7 @@
-/* Unit tests of where directory entries live (daemon/home/, daemon/page/dir.c) on the
- * host: dsmd cores on the in-memory transport (tests/dsm_harness.h), with
- * the clock in the test's hand.  Entries move to the node that uses them
+/* Unit tests of where directory entries live (daemon/home/, and the page
+ * kind in daemon/page/dir.c) on the host: dsmd cores on the in-memory
+ * transport (tests/daemon/dsm_harness.h), with the clock in the test's
+ * hand.  Entries move to the node that uses them
  * most and not back and forth; requests racing with a move are neither lost
  * nor served twice; stale hints, dead ends and a dead node on the way still
  * lead to the master; first-touch placement; policies set per range reach
