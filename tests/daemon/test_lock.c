@@ -1,21 +1,27 @@
 /* The lock manager over the in-memory transport (unit test "lock"): dsmd
- * cores joined by the mock fabric, processes stood in for by socket pairs
- * whose dsmd end is a lock connection.  The test sends IPC_LOCK requests
- * as libdsm would, pumps the fabric until nothing moves, and reads the
- * events dsmd sent the process.  The clock is the test's (timeouts and
- * deadlock searches run when it says).
+ * cores with every module, joined by the mock fabric, processes stood in
+ * for by socket pairs whose dsmd end is a lock connection.  Each process
+ * has a struct client of its own, on no list and watched by nobody: the
+ * test hands its IPC_LOCK requests, as libdsm sends them, to the handler
+ * the module table gives that type, and its death to the lock module's
+ * client_gone (the core's client_close would close and free the struct).
+ * The test pumps the fabric until nothing moves and reads the events dsmd
+ * sent the process.  The clock is the test's (timeouts and deadlock
+ * searches run when it says).
  */
 #include "dsm_harness.h"
 
 #include <sys/socket.h>
 
 #include "ipc.h"
+#include "lock/lock.h"
+#include "modules.h"
 
 #define NPROC 8
 
 struct proc {
 	int node;
-	struct lclient *lc;
+	struct client c;       /* its lock connection; c.lk once it asked */
 	int fd[2];             /* dsmd's end, the process's end */
 	unsigned basts;
 	int bast_mode;
@@ -33,33 +39,50 @@ static struct proc *proc_new(int node)
 	*p = (struct proc){.node = node, .bast_mode = -1};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->fd))
 		abort();
-	p->lc = lock_client_new(&tc.d[node], p->fd[0]);
-	if (!p->lc)
-		abort();
+	p->c = (struct client){.hello = true, .kind = WIRE_IPC_KIND_LOCK};
+	p->c.w.fd = p->fd[0];
+	list_init(&p->c.link);
 	return p;
 }
 
-static void procs_close(void)
+/* Stashed completions, read off a process's socket. */
+struct done {
+	uint64_t req;
+	struct wire_ipc_lock_event ev;
+};
+static struct done dones[256];
+static unsigned ndones;
+
+static int lsetup_policy(int n, const struct wire_policy *p)
 {
+	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
+	tc_policy = *p;
+	if (setup(n, 0))
+		return -1;
+	pump();
+	return 0;
+}
+
+static void lsetup(int n)
+{
+	static const struct wire_policy none;
+
+	if (lsetup_policy(n, &none))
+		abort();
+}
+
+/* The suite's teardown (the runner calls it after every test): the
+ * daemons first (the lock module lets go of the clients), then the
+ * processes' sockets. */
+static void lteardown(void)
+{
+	teardown();
 	for (unsigned i = 0; i < nprocs; i++) {
 		close(P[i].fd[0]);
 		close(P[i].fd[1]);
 	}
 	nprocs = 0;
-}
-
-static void lsetup(int n)
-{
-	tc_policy = (struct wire_policy){0};
-	if (setup(n, 0))
-		abort();
-	pump();
-}
-
-static void lteardown(void)
-{
-	procs_close();
-	teardown();
+	ndones = 0;
 }
 
 /* One IPC_LOCK from process p, as libdsm sends it; the request id. */
@@ -67,11 +90,18 @@ static uint64_t ipc(struct proc *p, struct wire_ipc_lock *q)
 {
 	unsigned char buf[sizeof(struct wire_hdr) + sizeof(*q)];
 	struct wire_msg m;
+	struct dsmd *d = &tc.d[p->node];
+	const struct dsmd_ipc *h = d->ipc_of[WIRE_IPC_LOCK];
 	uint64_t id = ++next_req;
+	int fd = -1;
 
 	wire_build(buf, sizeof(buf), WIRE_IPC_LOCK, id, q, sizeof(*q));
 	if (wire_decode(buf, sizeof(buf), WIRE_CH_IPC, &m) != WIRE_OK ||
-	    !lock_ipc(&tc.d[p->node], p->lc, &m))
+	    dsmd_ipc_owner(d, WIRE_IPC_LOCK) != &lock_module || !h ||
+	    !(h->from & IPC_FROM(p->c.kind)))
+		abort();
+	h->fn(d, &p->c, &m, &fd);
+	if (!p->c.lk) /* made at the first request */
 		abort();
 	return id;
 }
@@ -107,14 +137,6 @@ static uint64_t unlock_req(struct proc *p, uint64_t lkid, uint32_t flags,
 		memcpy(q.lvb, lvb, strlen(lvb) + 1);
 	return ipc(p, &q);
 }
-
-/* Stashed completions, read off a process's socket. */
-struct done {
-	uint64_t req;
-	struct wire_ipc_lock_event ev;
-};
-static struct done dones[256];
-static unsigned ndones;
 
 static void drain(struct proc *p)
 {
@@ -240,7 +262,6 @@ static int test_matrix(void)
 				CHECK(unlock_now(b, lb) == 0);
 		}
 	}
-	lteardown();
 	return 0;
 }
 
@@ -266,7 +287,6 @@ static int test_queue_order(void)
 		for (int j = i + 1; j < 4; j++)
 			CHECK(result(p[j], req[j], NULL) == 1);
 	}
-	lteardown();
 	return 0;
 }
 
@@ -302,7 +322,6 @@ static int test_conversion_first(void)
 	CHECK(result(b, conv, NULL) == -EAGAIN);
 	CHECK(lock_now(a, &la, DSM_LK_PW, DSM_LKF_NOQUEUE, r) == -EAGAIN);
 	CHECK(lock_now(a, &la, DSM_LK_CR, DSM_LKF_NOQUEUE, r) == 0);
-	lteardown();
 	return 0;
 }
 
@@ -331,7 +350,6 @@ static int test_blocking_notes(void)
 	CHECK(a->basts == 1);
 	CHECK(unlock_now(a, la) == 0);
 	CHECK(result(c, req, NULL) == 0);
-	lteardown();
 	return 0;
 }
 
@@ -377,7 +395,8 @@ static int test_value_block(void)
 	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
 	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
 	CHECK(result(b, req, NULL) == 1);
-	lock_client_gone(&tc.d[0], a->lc);
+	lock_module.client_gone(&tc.d[0], &a->c);
+	CHECK(!a->c.lk);
 	CHECK(result(b, req, &ev) == 0);
 	CHECK(ev.has_lvb && (ev.sbflags & DSM_SBF_VALNOTVALID));
 	CHECK(unlock_now(b, lb) == 0);
@@ -388,7 +407,6 @@ static int test_value_block(void)
 	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
 	CHECK(result(b, req, &ev) == 0 && !ev.sbflags &&
 	      !strcmp((char *)ev.lvb, "hello-3"));
-	lteardown();
 	return 0;
 }
 
@@ -407,11 +425,9 @@ static int test_timeout_and_cancel(void)
 	CHECK(lock_now(a, &la, DSM_LK_EX, 0, r) == 0);
 	req = lock_req(b, &lb, DSM_LK_PR, 0, r, 0, 300, false);
 	CHECK(result(b, req, NULL) == 1);
-	fake_now += 200;
-	lock_on_timer(&tc.d[1]);
+	advance(200);
 	CHECK(result(b, req, NULL) == 1);
-	fake_now += 101;
-	lock_on_timer(&tc.d[1]);
+	advance(101);
 	CHECK(result(b, req, NULL) == -ETIMEDOUT);
 	/* Cancel a waiting request. */
 	req = lock_req(b, &lb, DSM_LK_PR, 0, r, 0, 0, false);
@@ -425,10 +441,8 @@ static int test_timeout_and_cancel(void)
 	CHECK(unlock_now(a, la) == 0);
 	req2 = lock_req(b, &lb2, DSM_LK_EX, 0, r, 0, 50, false);
 	CHECK(result(b, req2, NULL) == 0);
-	fake_now += 100;
-	lock_on_timer(&tc.d[1]);
+	advance(100);
 	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
-	lteardown();
 	return 0;
 }
 
@@ -478,7 +492,6 @@ static int test_bad_requests(void)
 					 NULL, 0, 0, false), NULL) == -EBUSY);
 		CHECK(unlock_now(b, lb) == -EBUSY);
 	}
-	lteardown();
 	return 0;
 }
 
@@ -504,9 +517,7 @@ static int run_cycle(int n)
 	for (int i = 0; i < n; i++)
 		CHECK(result(p[i], req[i], NULL) == 1);
 	/* Searches start once a request waited the deadlock time. */
-	fake_now += LOCK_DEADLOCK_MS + 1;
-	for (int i = 0; i < n; i++)
-		lock_on_timer(&tc.d[i]);
+	advance(LOCK_DEADLOCK_MS + 1);
 	pump();
 	for (int i = 0; i < n; i++) {
 		int ret = result(p[i], req[i], NULL);
@@ -519,9 +530,7 @@ static int run_cycle(int n)
 	CHECKF(victims == 1, "%d victims", victims);
 	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 1);
 	/* A second round of searches finds nothing more. */
-	fake_now += LOCK_DEADLOCK_MS + 1;
-	for (int i = 0; i < n; i++)
-		lock_on_timer(&tc.d[i]);
+	advance(LOCK_DEADLOCK_MS + 1);
 	pump();
 	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 1);
 	CHECK(unlock_now(p[victim], held[victim]) == 0);
@@ -531,7 +540,6 @@ static int run_cycle(int n)
 	/* The victim's release lets its predecessor on; the chain then
 	 * drains as each releases. */
 	CHECK(granted == 1);
-	lteardown();
 	return 0;
 }
 
@@ -563,14 +571,11 @@ static int test_no_false_deadlock(void)
 	req[1] = lock_req(p[1], &lk[2], DSM_LK_EX, 0, a, 0, 0, false);
 	req[2] = lock_req(p[2], &lk[2], DSM_LK_PR, 0, b, 0, 0, false);
 	for (int round = 0; round < 3; round++) {
-		fake_now += LOCK_DEADLOCK_MS + 1;
-		for (int i = 0; i < 3; i++)
-			lock_on_timer(&tc.d[i]);
+		advance(LOCK_DEADLOCK_MS + 1);
 		pump();
 	}
 	CHECK(result(p[1], req[1], NULL) == 1 && result(p[2], req[2], NULL) == 1);
 	CHECK(sum_stat(offsetof(struct dsm_stats, lock_deadlocks)) == 0);
-	lteardown();
 	return 0;
 }
 
@@ -616,7 +621,6 @@ static int test_master_dies(void)
 	/* w: its holder died in EX: granted to a, the block invalid. */
 	CHECK(result(a, rq2, &ev) == 0);
 	CHECK(ev.has_lvb && (ev.sbflags & DSM_SBF_VALNOTVALID));
-	lteardown();
 	return 0;
 }
 
@@ -628,11 +632,11 @@ static int test_moves_to_user(void)
 	uint64_t la, lb, before;
 	const char *r;
 
-	tc_policy = (struct wire_policy){.migrate = 1, .share_pct = 60,
-					 .min_requests = 4, .window_ms = 1000,
-					 .load_pct = 200};
-	CHECK(setup(2, 0) == 0);
-	pump();
+	static const struct wire_policy moving = {
+		.migrate = 1, .share_pct = 60, .min_requests = 4,
+		.window_ms = 1000, .load_pct = 200};
+
+	CHECK(lsetup_policy(2, &moving) == 0);
 	r = name_on(0, "mv");
 	a = proc_new(0);
 	b = proc_new(1);
@@ -655,7 +659,6 @@ static int test_moves_to_user(void)
 		CHECK(unlock_now(b, lb) == 0);
 		CHECK(result(a, req, NULL) == 0);
 	}
-	lteardown();
 	return 0;
 }
 
@@ -695,7 +698,6 @@ static int test_bad_messages(void)
 	CHECK(st(1)->bad_msgs - bad == 8);
 	a = proc_new(1);
 	CHECK(lock_now(a, &lk, DSM_LK_EX, 0, "x") == 0);
-	lteardown();
 	return 0;
 }
 
@@ -715,8 +717,4 @@ static const struct test_case tests[] = {
 	{"bad_messages", test_bad_messages},
 };
 
-int main(int argc, char **argv)
-{
-	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
-	return test_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
-}
+TEST_MAIN(tests, lteardown)

@@ -1,0 +1,204 @@
+/* A node's death, and recovering from it.
+ *
+ * When a node dies, every master drops the dead node's locks (a PW or EX
+ * holder's value block goes with it), and every survivor sends the locks
+ * it holds on resources the dead node mastered (REBUILD) to the resource's
+ * recovery master: the first live node from the placement's home on.
+ * That node first asks every node whether someone else masters the
+ * resource (it may have moved); if not, it adopts it (kind.c).  Then each
+ * survivor tells every node it is done (RECOVERED); until a node has heard
+ * that from every live node, it grants nothing and holds new requests
+ * (master.c), so no grant is made from a half-rebuilt resource.  The
+ * survivors' REBUILDs go out before their RECOVERED, on the same queue
+ * pairs, so they arrive first.
+ *
+ * An operation that names a death this node has not seen yet waits for it
+ * (lockmgr.early), so that it is not sent on to the dead node.
+ */
+#define _GNU_SOURCE
+#include <dsm.h>
+#include <stdlib.h>
+
+#include "lock/lock.h"
+#include "log.h"
+
+bool lock_recovering(const struct dsmd *d)
+{
+	const struct lockmgr *lk = d->lk;
+	int i;
+
+	for (i = 0; i < d->cfg.nnodes; i++)
+		if (lk->await[i])
+			return true;
+	return false;
+}
+
+/* Every survivor is done: grant again, then serve what was held, in the
+ * order it came. */
+static void end_recovery(struct dsmd *d)
+{
+	struct lockmgr *lk = d->lk;
+	struct lpend *p, *tmp;
+	struct list q;
+	unsigned i;
+
+	list_init(&q);
+	list_splice_tail(&q, &lk->held);
+	log_info("lock recovery done");
+	for (i = 0; i < LK_BUCKETS; i++) {
+		struct lres *r;
+
+		list_for_each(r, &lk->res[i], hlink)
+			lock_grant_pass(d, r);
+	}
+	list_for_each_safe(p, tmp, &q, link) {
+		list_del(&p->link);
+		lock_on_op(d, p->from, &p->op);
+		free(p);
+	}
+}
+
+void lock_heard_recovered(struct dsmd *d, int from, unsigned dead)
+{
+	struct lockmgr *lk = d->lk;
+	bool was = lock_recovering(d);
+
+	lk->reported[dead] |= lock_bit(from);
+	lk->await[dead] &= ~lock_bit(from);
+	if (was && !lock_recovering(d))
+		end_recovery(d);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The phases of a death                                                  */
+
+/* Master side: the dead node's locks go; a writer's block with them. */
+static void drop_node_locks(struct dsmd *d, int node)
+{
+	unsigned i;
+
+	for (i = 0; i < LK_BUCKETS; i++) {
+		struct lres *r;
+
+		list_for_each(r, &d->lk->res[i], hlink) {
+			struct list *queues[3] = {&r->granted, &r->converting,
+						  &r->waiting};
+			struct lkb *b, *tmp;
+			int q;
+
+			for (q = 0; q < 3; q++) {
+				list_for_each_safe(b, tmp, queues[q], link) {
+					if (b->id.node != node)
+						continue;
+					if (b->grmode != LK_NONE &&
+					    b->grmode >= DSM_LK_PW)
+						r->lvb_valid = false;
+					list_del(&b->link);
+					free(b);
+				}
+			}
+		}
+	}
+}
+
+/* Owner side, one lock whose master died: to the recovery master as this
+ * node holds it (a CANCEL it sent may have died with the master). */
+static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node)
+{
+	struct wire_lock_op o;
+
+	if (r && !home_is_master(d, l->key, &r->h)) {
+		r->h.flags = HOME_KNOWN;
+		r->h.hint = (uint16_t)node; /* dead: orphaned */
+	}
+	lock_fill_op(d, l, WIRE_LOCK_REBUILD, &o);
+	if (l->state == LS_WAITING)
+		o.grmode = LK_NONE;
+	if (l->state == LS_GRANTED)
+		o.rqmode = LK_NONE;
+	if (l->lvb_ok)
+		o.flags |= WIRE_LKF_LVB;
+	lock_send_op(d, &o);
+	if (l->cancel)
+		lock_owner_send(d, l, WIRE_LOCK_CANCEL, l->cancel);
+}
+
+/* Owner side: what we hold of resources the dead node mastered goes to
+ * their recovery masters; releases it never answered are done. */
+static void rebuild_owned(struct dsmd *d, int node)
+{
+	unsigned i;
+
+	for (i = 0; i < LK_BUCKETS; i++) {
+		struct llock *l, *tmp;
+
+		list_for_each_safe(l, tmp, &d->lk->byh[i], hlink) {
+			struct lres *r = lock_res_get(d, l->key, false);
+			uint32_t epoch;
+			int where = home_where(d, l->key, r ? &r->h : NULL,
+					       &epoch);
+
+			if (where != node && l->master != node)
+				continue;
+			if (l->state == LS_UNLOCKING)
+				lock_released(d, l);
+			else
+				rebuild(d, l, r, node);
+		}
+	}
+}
+
+/* Tell everyone this node is done; wait for the others to say so. */
+static void recovery_begin(struct dsmd *d, int node)
+{
+	struct lockmgr *lk = d->lk;
+	struct wire_lock_recovered rc = {.dead = (uint32_t)node};
+	int n, me = d->cfg.node;
+
+	for (n = 0; n < d->cfg.nnodes; n++)
+		if (n != me && node_alive(d, n))
+			node_send(d, n, WIRE_LOCK_RECOVERED, 0, &rc, sizeof(rc));
+	lk->reported[node] |= lock_bit(me);
+	lk->await[node] = node_all(d) & ~lk->reported[node] & ~lk->dead &
+			  ~lock_bit(me);
+	for (n = 0; n < d->cfg.nnodes; n++)
+		lk->await[n] &= ~lock_bit(node); /* it will not report */
+}
+
+/* Operations that waited for this death, in the order they came; the
+ * others keep waiting, in their order too. */
+static void replay_early(struct dsmd *d, int node)
+{
+	struct lockmgr *lk = d->lk;
+	struct lpend *p, *tmp;
+	struct list q;
+
+	list_init(&q);
+	list_splice_tail(&q, &lk->early);
+	list_for_each_safe(p, tmp, &q, link) {
+		list_del(&p->link);
+		if ((int)p->op.reserved - 1 == node) {
+			lock_on_op(d, p->from, &p->op);
+			free(p);
+		} else {
+			list_add_tail(&lk->early, &p->link);
+		}
+	}
+}
+
+void lock_peer_down(struct dsmd *d, int node)
+{
+	struct lockmgr *lk = d->lk;
+
+	if (!lk || (lk->dead & lock_bit(node)))
+		return;
+	lk->dead |= lock_bit(node);
+	drop_node_locks(d, node);
+	rebuild_owned(d, node);
+	recovery_begin(d, node);
+	replay_early(d, node);
+	if (lock_recovering(d))
+		log_info("node %d died: rebuilding its lock resources", node);
+	else
+		end_recovery(d);
+}
