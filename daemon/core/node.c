@@ -37,7 +37,8 @@ static struct kept *kept_new(int from, unsigned type, uint64_t req_id,
 	*k = (struct kept){.from = from, .type = (uint8_t)type,
 			   .req_id = req_id, .len = (uint32_t)len};
 	list_init(&k->link);
-	memcpy(k->body, body, len);
+	if (len) /* a body of none may come as NULL */
+		memcpy(k->body, body, len);
 	return k;
 }
 

@@ -701,6 +701,49 @@ static int test_bad_messages(void)
 	return 0;
 }
 
+/* Node `at` alone sees `node` die: the link between them is cut both
+ * ways and its transport reports the death (the others do not know). */
+static void dies_at(int at, int node)
+{
+	struct xport_event ev = {.type = XPORT_EV_PEER_DOWN, .peer = node,
+				 .reason = "cut by the test"};
+
+	xport_mock_cut(tc.f, at, node, true);
+	xport_mock_cut(tc.f, node, at, true);
+	cluster_on_event(&tc.d[at], &ev);
+}
+
+/* Operations that wait for a death the master has not seen yet keep their
+ * order across another death seen meanwhile: a request and then its
+ * cancel, replayed in that order, end the request with -ECANCELED (in the
+ * other order the cancel finds nothing and the request is granted). */
+static int test_early_ops_keep_order(void)
+{
+	struct proc *p;
+	struct wire_ipc_lock_event ev;
+	uint64_t lk, req;
+	const char *r;
+
+	lsetup(4);
+	r = name_on(3, "early");
+	p = proc_new(1);
+	dies_at(1, 3);
+	pump();
+	/* To the recovery master, node 0, naming node 3 dead: it waits. */
+	req = lock_req(p, &lk, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(p, unlock_req(p, lk, DSM_LKF_CANCEL, NULL), NULL) == 0);
+	CHECK(result(p, req, NULL) == 1);
+	dies_at(0, 2); /* another death first */
+	pump();
+	CHECK(result(p, req, NULL) == 1);
+	dies_at(0, 3); /* node 0 sees 3 die: the two run */
+	dies_at(1, 2); /* node 1's RECOVERED for 2 ends node 0's recovery */
+	pump();
+	CHECK(result(p, req, &ev) == -ECANCELED);
+	CHECK(ev.mode == LK_NONE);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"matrix", test_matrix},
 	{"queue_order", test_queue_order},
@@ -713,6 +756,7 @@ static const struct test_case tests[] = {
 	{"deadlock_three", test_deadlock_three},
 	{"no_false_deadlock", test_no_false_deadlock},
 	{"master_dies", test_master_dies},
+	{"early_ops_keep_order", test_early_ops_keep_order},
 	{"moves_to_user", test_moves_to_user},
 	{"bad_messages", test_bad_messages},
 };

@@ -56,6 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rxe_job.h"
+
 #define PAGE 4096
 #define NODES 4
 #define NMODES 6
@@ -66,15 +68,6 @@
 #define READ_ONCE(x) (*(volatile __typeof__(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 
-static int rank;
-
-#define FAIL(...)                                                        \
-	do {                                                             \
-		printf("FAIL: rank %d: ", rank);                         \
-		printf(__VA_ARGS__);                                     \
-		printf("\n");                                            \
-		exit(1);                                                 \
-	} while (0)
 
 static const char *const mode_name[NMODES] = {"NL", "CR", "CW",
 					      "PR", "PW", "EX"};
@@ -133,24 +126,6 @@ static long long now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void barrier(void)
-{
-	int ret = dsm_barrier();
-
-	if (ret)
-		FAIL("dsm_barrier: %s", strerror(-ret));
-}
-
-static struct dsm_stats stats(void)
-{
-	struct dsm_stats st;
-	int ret = dsm_get_stats(&st);
-
-	if (ret)
-		FAIL("dsm_get_stats: %s", strerror(-ret));
-	return st;
 }
 
 static int lk(int mode, struct dsm_lksb *sb, uint32_t flags,

@@ -25,39 +25,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rxe_job.h"
+
 #define PAGE 4096
 #define NODES 4
 #define PER_NODE 4              /* pages each node pulls */
 #define NPULL (NODES * PER_NODE)
 #define ROUNDS 6
 
-static int rank;
-
-#define FAIL(...)                                                        \
-	do {                                                             \
-		printf("FAIL: rank %d: ", rank);                         \
-		printf(__VA_ARGS__);                                     \
-		printf("\n");                                            \
-		exit(1);                                                 \
-	} while (0)
-
-static void barrier(void)
-{
-	int ret = dsm_barrier();
-
-	if (ret)
-		FAIL("dsm_barrier: %s", strerror(-ret));
-}
-
-static struct dsm_stats stats(void)
-{
-	struct dsm_stats s;
-	int ret = dsm_get_stats(&s);
-
-	if (ret)
-		FAIL("dsm_get_stats: %s", strerror(-ret));
-	return s;
-}
 
 static int master_of(const void *p)
 {

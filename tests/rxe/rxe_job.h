@@ -1,0 +1,41 @@
+/* What the rxe test programs that run as ranks of a job (dsm_lock.c,
+ * dsm_migrate.c) share: the rank, failing loudly, and the calls every
+ * phase makes, each failing the test on an error. */
+#ifndef DSM_TEST_RXE_JOB_H
+#define DSM_TEST_RXE_JOB_H
+
+#include <dsm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int rank;
+
+/* Print "FAIL: rank R: ..." and exit 1: the runner prints every log. */
+#define FAIL(...)                                                        \
+	do {                                                             \
+		printf("FAIL: rank %d: ", rank);                         \
+		printf(__VA_ARGS__);                                     \
+		printf("\n");                                            \
+		exit(1);                                                 \
+	} while (0)
+
+static inline void barrier(void)
+{
+	int ret = dsm_barrier();
+
+	if (ret)
+		FAIL("dsm_barrier: %s", strerror(-ret));
+}
+
+static inline struct dsm_stats stats(void)
+{
+	struct dsm_stats st;
+	int ret = dsm_get_stats(&st);
+
+	if (ret)
+		FAIL("dsm_get_stats: %s", strerror(-ret));
+	return st;
+}
+
+#endif
