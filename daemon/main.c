@@ -1,7 +1,6 @@
-/* dsmd: the per-node daemon.  Reads its configuration (options.c), joins
- * the cluster through the rendezvous, connects the full mesh, sets up the
- * modules (modules.c) and runs the core's event loop until SIGTERM or
- * SIGINT. */
+/* dsmd's main(): reads its configuration (options.c), joins the cluster
+ * through the rendezvous, connects the full mesh, sets up the modules
+ * (modules.c) and runs the core's event loop until SIGTERM or SIGINT. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
