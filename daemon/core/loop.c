@@ -138,7 +138,12 @@ static void on_tick(struct dsmd *d, struct timer *t)
 		if (dsmd_modules[i]->tick)
 			dsmd_modules[i]->tick(d);
 	cluster_tick(d);
-	timer_start(d, t, dsmd_now_us(d) + tick_us(d), on_tick);
+	if (timer_start(d, t, dsmd_now_us(d) + tick_us(d), on_tick)) {
+		/* No heartbeats nor deadlines from here on: stop, loudly. */
+		log_err("out of memory for the tick timer");
+		d->stop = true;
+		d->failed = true;
+	}
 }
 
 static void on_signal(struct dsmd *d, struct watch *w, uint32_t events)

@@ -30,8 +30,11 @@ uint64_t node_all(const struct dsmd *d)
 static struct kept *kept_new(int from, unsigned type, uint64_t req_id,
 			     const void *body, size_t len)
 {
-	struct kept *k = malloc(sizeof(*k) + len);
+	struct kept *k;
 
+	if (len > WIRE_MSG_MAX - sizeof(struct wire_hdr))
+		return NULL;
+	k = malloc(sizeof(*k) + len);
 	if (!k)
 		return NULL;
 	*k = (struct kept){.from = from, .type = (uint8_t)type,
@@ -126,23 +129,18 @@ struct kept *node_keep(int from, const struct wire_msg *m)
 
 void node_replay(struct dsmd *d, struct kept *k)
 {
-	unsigned char *buf = malloc(sizeof(struct wire_hdr) + k->len);
+	/* A kept message is at most what a node message may be (kept_new
+	 * refused longer ones). */
+	unsigned char buf[WIRE_MSG_MAX];
 	struct wire_hdr *h = (struct wire_hdr *)buf;
 	struct wire_msg msg;
 
-	if (!buf) {
-		log_err("cannot replay a %s: dropped", wire_type_name(k->type));
-		free(k);
-		return;
-	}
-	wire_build(buf, sizeof(*h) + k->len, k->type, k->req_id, k->body,
-		   k->len);
+	wire_build(buf, sizeof(buf), k->type, k->req_id, k->body, k->len);
 	h->src = (uint16_t)k->from;
 	msg = (struct wire_msg){.hdr = h, .body = buf + sizeof(*h),
 				.body_len = k->len};
 	free(k);
 	node_dispatch(d, (int)h->src, &msg);
-	free(buf);
 }
 
 static void deferred_due(struct dsmd *d, struct timer *t)

@@ -1188,20 +1188,12 @@ static void phase_death(struct shared *s, struct survivors *sp)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 100, ret, npages = 8;
+	int n = argc > 1 ? atoi(argv[1]) : 100, npages = 8;
 	struct survivors *sp = NULL;
 	struct shared *s;
 	char *spare;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	ret = dsm_init();
-	if (ret) {
-		fprintf(stderr, "dsm_init: %s\n", strerror(-ret));
-		return 1;
-	}
-	rank = dsm_rank();
-	if (dsm_size() != NODES || dsm_num_nodes() != NODES)
-		FAIL("want %d ranks on %d nodes", NODES, NODES);
+	job_start(NODES);
 	if (n < 1)
 		FAIL("bad increment count %d", n);
 	s = dsm_alloc(PAGE);

@@ -321,19 +321,11 @@ static void phase_stale_and_chain(char *base, int npages, int wait_s)
 
 int main(int argc, char **argv)
 {
-	int wait_s = argc > 1 ? atoi(argv[1]) : 4, ret, npages = 64;
+	int wait_s = argc > 1 ? atoi(argv[1]) : 4, npages = 64;
 	char *pull, *other;
 	long *moves;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	ret = dsm_init();
-	if (ret) {
-		fprintf(stderr, "dsm_init: %s\n", strerror(-ret));
-		return 1;
-	}
-	rank = dsm_rank();
-	if (dsm_size() != NODES || dsm_num_nodes() != NODES)
-		FAIL("want %d ranks on %d nodes", NODES, NODES);
+	job_start(NODES);
 	pull = dsm_alloc((size_t)NPULL * PAGE);
 	other = dsm_alloc((size_t)npages * PAGE);
 	moves = dsm_alloc(PAGE);

@@ -20,6 +20,22 @@ static int rank;
 		exit(1);                                                 \
 	} while (0)
 
+/* Attach as a rank of a job of `nodes` ranks, one per node. */
+static inline void job_start(int nodes)
+{
+	int ret;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ret = dsm_init();
+	if (ret) {
+		fprintf(stderr, "dsm_init: %s\n", strerror(-ret));
+		exit(1);
+	}
+	rank = dsm_rank();
+	if (dsm_size() != nodes || dsm_num_nodes() != nodes)
+		FAIL("want %d ranks on %d nodes", nodes, nodes);
+}
+
 static inline void barrier(void)
 {
 	int ret = dsm_barrier();
