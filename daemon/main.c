@@ -14,26 +14,58 @@
 #include "log.h"
 #include "options.h"
 #include "rendezvous.h"
+#include "xport_mock.h"
+
+/* A one-node job without an RDMA device needs no fabric at all: the
+ * in-memory transport, with a fabric of one, carries what little a lone
+ * node does (registrations; it sends nothing). */
+static struct xport_mock_fabric *alone;
+
+/* The transport --transport names; auto: verbs where an RDMA device is
+ * usable, else nothing for one node, else libfabric (over TCP unless
+ * --provider says otherwise). */
+static const struct xport_ops *transport_ops(const struct dsmd_config *c)
+{
+	switch (c->transport) {
+	case DSMD_XPORT_VERBS:
+		return &xport_rdma_ops;
+	case DSMD_XPORT_OFI:
+		return &xport_ofi_ops;
+	default:
+		if (xport_rdma_usable(c->device))
+			return &xport_rdma_ops;
+		return c->nnodes == 1 ? &xport_mock_ops : &xport_ofi_ops;
+	}
+}
 
 static int setup_transport(struct dsmd *d)
 {
+	const struct xport_ops *ops = transport_ops(&d->cfg);
 	struct xport_config xc = {
 		.self = d->cfg.node, .nnodes = d->cfg.nnodes,
 		.device = d->cfg.device, .addr = d->cfg.addr,
+		.provider = d->cfg.provider,
 		.recv_depth = d->cfg.recv_depth, .poll_us = d->cfg.poll_us,
 		.cb = cluster_on_event, .cb_arg = d,
 	};
 	struct xport_addr mine, all[WIRE_MAX_NODES];
 	int ret;
 
-	ret = xport_create(&xport_rdma_ops, &xc, &d->x);
+	if (ops == &xport_mock_ops) {
+		alone = xport_mock_fabric_new(1);
+		if (!alone)
+			return -ENOMEM;
+		xc.impl_arg = alone;
+	}
+	ret = xport_create(ops, &xc, &d->x);
 	if (ret) {
-		log_err("cannot start the RDMA transport: %s", strerror(-ret));
+		log_err("cannot start the %s transport: %s", ops->name,
+			strerror(-ret));
 		return ret;
 	}
 	xport_local_addr(d->x, &mine);
-	log_info("node %d of %d on %s, transport at %s:%u", d->cfg.node,
-		 d->cfg.nnodes, xport_device(d->x),
+	log_info("node %d of %d: transport %s on %s, at %s:%u", d->cfg.node,
+		 d->cfg.nnodes, ops->name, xport_device(d->x),
 		 inet_ntoa((struct in_addr){mine.ip}), ntohs(mine.port));
 	ret = rdv_exchange(d->cfg.rendezvous, d->cfg.node, d->cfg.nnodes,
 			   &mine, all, d->cfg.join_timeout_ms);
@@ -82,6 +114,8 @@ static void teardown(struct dsmd *d)
 	dsmd_modules_teardown(d);
 	if (d->x)
 		xport_destroy(d->x);
+	if (alone)
+		xport_mock_fabric_free(alone);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
 		unlink(d->cfg.socket);

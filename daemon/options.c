@@ -30,8 +30,13 @@ static void usage(FILE *f)
 "  -r, --node N            this node's number, 0..nodes-1     (DSM_NODE)\n"
 "  -n, --nodes N           nodes in the cluster               (DSM_NNODES)\n"
 "  -R, --rendezvous H:P    node 0's rendezvous address        (DSM_RENDEZVOUS)\n"
+"      --transport T       auto (verbs where an RDMA device is usable, else\n"
+"                          libfabric), verbs or ofi, default auto (DSM_TRANSPORT)\n"
+"      --provider NAME     libfabric provider for ofi, default tcp\n"
+"                                                          (DSM_OFI_PROVIDER)\n"
 "  -d, --device NAME       RDMA device                        (DSM_DEVICE)\n"
-"  -a, --addr IP           IPv4 address on the RDMA device    (DSM_RDMA_ADDR)\n"
+"  -a, --addr IP           IPv4 address on the RDMA device, or for ofi the\n"
+"                          one to listen on (default 127.0.0.1) (DSM_RDMA_ADDR)\n"
 "  -s, --socket PATH       Unix socket for clients            (DSM_SOCKET)\n"
 "      --heartbeat-ms MS   heartbeat period, default 500      (DSM_HEARTBEAT_MS)\n"
 "      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
@@ -83,6 +88,7 @@ enum opt_kind {
 	OPT_MIB,     /* uint64_t bytes, given in MiB in [min, max] */
 	OPT_BASE,    /* the arena's base address (after its size) */
 	OPT_PLACE,   /* uint32_t: static or first-touch */
+	OPT_XPORT,   /* uint32_t: auto, verbs or ofi */
 	OPT_ONOFF,   /* uint32_t: on/off or 1/0 */
 	OPT_OFFON,   /* bool: on/off or 1/0, stored inverted */
 };
@@ -104,6 +110,9 @@ struct opt {
  * count. */
 static const struct opt opts[] = {
 	{"rendezvous", 'R', "DSM_RENDEZVOUS", NULL, OPT_STR, 0, 0, CFG(rendezvous)},
+	{"transport", 0, "DSM_TRANSPORT", "--transport (auto, verbs, ofi)",
+	 OPT_XPORT, 0, 0, CFG(transport)},
+	{"provider", 0, "DSM_OFI_PROVIDER", NULL, OPT_STR, 0, 0, CFG(provider)},
 	{"device", 'd', "DSM_DEVICE", NULL, OPT_STR, 0, 0, CFG(device)},
 	{"addr", 'a', "DSM_RDMA_ADDR", NULL, OPT_STR, 0, 0, CFG(addr)},
 	{"socket", 's', NULL, NULL, OPT_STR, 0, 0, CFG(socket)},
@@ -208,6 +217,7 @@ static int parse_word(const char *what, const char *s,
 static int set_opt(struct dsmd_config *c, const struct opt *o, const char *s)
 {
 	static const char *const places[] = {"static", "first-touch", NULL};
+	static const char *const xports[] = {"auto", "verbs", "ofi", NULL};
 	static const char *const onoff[] = {"off", "on", NULL};
 	static const char *const bits[] = {"0", "1", NULL};
 	char *field = (char *)c + o->off;
@@ -222,6 +232,8 @@ static int set_opt(struct dsmd_config *c, const struct opt *o, const char *s)
 		return parse_base(s, c);
 	case OPT_PLACE:
 		return parse_word(o->what, s, places, NULL, (uint32_t *)field);
+	case OPT_XPORT:
+		return parse_word(o->what, s, xports, NULL, (uint32_t *)field);
 	case OPT_ONOFF:
 		return parse_word(o->what, s, onoff, bits, (uint32_t *)field);
 	case OPT_OFFON:

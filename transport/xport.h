@@ -11,6 +11,7 @@
 #ifndef DSM_XPORT_H
 #define DSM_XPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
@@ -62,7 +63,9 @@ struct xport_config {
 	const char *device;   /* RDMA device name; NULL: the one bound to addr,
 				 or the first device */
 	const char *addr;     /* IPv4 address to listen on; NULL: derived from
-				 the device's GID table */
+				 the device's GID table (ofi: 127.0.0.1) */
+	const char *provider; /* libfabric provider (xport_ofi); NULL:
+				 tcp;ofi_rxm */
 	unsigned recv_depth;  /* receive credits per peer, 4..1024 */
 	unsigned poll_us;     /* busy-poll the CQ this long before blocking */
 	unsigned connect_timeout_ms;
@@ -116,6 +119,12 @@ struct xport {
 };
 
 extern const struct xport_ops xport_rdma_ops;
+/* Whether the verbs transport can run here: an RDMA device (the one named,
+ * or any) with an IPv4 address in its GID table. */
+bool xport_rdma_usable(const char *device);
+/* Over a libfabric reliable-datagram endpoint (xport_ofi.c): runs without
+ * RDMA hardware, over tcp by default. */
+extern const struct xport_ops xport_ofi_ops;
 
 static inline int xport_create(const struct xport_ops *ops,
 			       const struct xport_config *cfg,

@@ -1290,6 +1290,13 @@ static int xr_device_ipv4(const char *name, uint32_t *ip)
 	return ret;
 }
 
+bool xport_rdma_usable(const char *device)
+{
+	uint32_t ip;
+
+	return xr_device_ipv4(device, &ip) == 0;
+}
+
 static int xr_setup_listen(struct xport_rdma *x)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET};

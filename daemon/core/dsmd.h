@@ -33,8 +33,17 @@
 
 struct dsmd;
 
+/* Which transport dsmd runs on (--transport). */
+enum dsmd_transport {
+	DSMD_XPORT_AUTO,  /* verbs where an RDMA device is usable, else ofi */
+	DSMD_XPORT_VERBS,
+	DSMD_XPORT_OFI,   /* libfabric, provider cfg.provider */
+};
+
 struct dsmd_config {
 	int node, nnodes;
+	uint32_t transport;     /* enum dsmd_transport */
+	const char *provider;   /* libfabric provider, default "tcp" */
 	const char *rendezvous; /* host:port of node 0's rendezvous */
 	const char *device;     /* RDMA device, NULL: from addr or first */
 	const char *addr;       /* IPv4 on the device, NULL: from its GIDs */
