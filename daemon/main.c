@@ -22,8 +22,9 @@
 static struct xport_mock_fabric *alone;
 
 /* The transport --transport names; auto: verbs where an RDMA device is
- * usable, else nothing for one node, else libfabric (over TCP unless
- * --provider says otherwise). */
+ * named (--device: a missing one is an error, not a reason to change
+ * fabric) or usable, else nothing for one node, else libfabric (over TCP
+ * unless --provider says otherwise). */
 static const struct xport_ops *transport_ops(const struct dsmd_config *c)
 {
 	switch (c->transport) {
@@ -32,7 +33,7 @@ static const struct xport_ops *transport_ops(const struct dsmd_config *c)
 	case DSMD_XPORT_OFI:
 		return &xport_ofi_ops;
 	default:
-		if (xport_rdma_usable(c->device))
+		if (c->device || xport_rdma_usable(NULL))
 			return &xport_rdma_ops;
 		return c->nnodes == 1 ? &xport_mock_ops : &xport_ofi_ops;
 	}

@@ -310,6 +310,11 @@ static int check_config(const struct dsmd_config *c)
 			c->heartbeat_ms);
 		return -EINVAL;
 	}
+	if (c->transport == DSMD_XPORT_OFI && c->device) {
+		log_err("--device %s names an RDMA device, but the transport "
+			"is ofi (--transport, DSM_TRANSPORT)", c->device);
+		return -EINVAL;
+	}
 	if (c->nnodes > 1 && !c->rendezvous) {
 		log_err("a rendezvous address is required for more than one "
 			"node (-R host:port or DSM_RENDEZVOUS)");

@@ -56,6 +56,7 @@ DSM_MIGRATE_SHARE=half expect "bad migrate share" -r 0 -n 1
 DSM_PLACEMENT=first expect "bad placement" -r 0 -n 1
 expect "bad --transport" -r 0 -n 1 --transport carrier-pigeon
 DSM_TRANSPORT=rdma expect "bad --transport" -r 0 -n 1
+expect "names an RDMA device, but the transport is ofi" -r 0 -n 1 --transport ofi --device mlx5_0
 # Too old a kernel is refused before anything starts, naming the version.
 DSM_TEST_KERNEL_RELEASE=5.15.0-91-generic expect "needs Linux 6.4 or later.*5.15.0" -r 0 -n 1
 DSM_TEST_KERNEL_RELEASE=6.3.9 expect "needs Linux 6.4 or later" -r 0 -n 1
