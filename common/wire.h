@@ -729,7 +729,8 @@ struct wire_status_reply {
 	uint64_t dead_after_ms;
 	int32_t numa_node;      /* the RDMA device's, -1 if unknown */
 	uint32_t reserved;
-	char device[32];
+	char device[32];        /* the device, or for ofi the provider */
+	char transport[16];     /* "verbs", "ofi", "mock" (a lone node) */
 	/* struct wire_member members[nnodes]; */
 } __attribute__((packed));
 

@@ -33,6 +33,7 @@ static int reply_status(struct dsmd *d, struct client *c, uint64_t req_id)
 		.numa_node = xport_numa_node(d->x),
 	};
 	snprintf(r->device, sizeof(r->device), "%s", xport_device(d->x));
+	snprintf(r->transport, sizeof(r->transport), "%s", xport_name(d->x));
 	m = (struct wire_member *)(r + 1);
 	for (i = 0; i < d->cfg.nnodes; i++) {
 		m[i].node = (uint32_t)i;

@@ -170,12 +170,14 @@ static int cmd_status(int fd, int timeout_ms)
 		goto out;
 	memcpy(&r, msg.body, sizeof(r));
 	r.device[sizeof(r.device) - 1] = 0;
+	r.transport[sizeof(r.transport) - 1] = 0;
 	if (r.numa_node >= 0)
 		snprintf(numa, sizeof(numa), "NUMA node %d", r.numa_node);
 	else
 		snprintf(numa, sizeof(numa), "NUMA node unknown");
-	printf("node %u of %u on %s (%s), up %llu ms, heartbeat %llu ms, "
-	       "dead after %llu ms\n", r.node, r.nnodes, r.device, numa,
+	printf("node %u of %u, transport %s on %s (%s), up %llu ms, "
+	       "heartbeat %llu ms, dead after %llu ms\n", r.node, r.nnodes,
+	       r.transport, r.device, numa,
 	       (unsigned long long)r.uptime_ms,
 	       (unsigned long long)r.heartbeat_ms,
 	       (unsigned long long)r.dead_after_ms);

@@ -152,6 +152,12 @@ static inline int xport_local_addr(struct xport *x, struct xport_addr *out)
 {
 	return x->ops->local_addr(x, out);
 }
+/* The transport's name: "verbs", "ofi" or "mock" (in memory: tests, and a
+ * lone node, which needs no fabric). */
+static inline const char *xport_name(struct xport *x)
+{
+	return x->ops->name;
+}
 static inline const char *xport_device(struct xport *x)
 {
 	return x->ops->device(x);

@@ -70,10 +70,15 @@
  * (FI_WAIT_FD): xport_fd() is that fd and xport_arm() is fi_trywait() on
  * the CQ, which makes it wake for what comes next or says that something is
  * already there (XO_TRYWAIT_TRIES).
+ *
+ * Loading.  libfabric is opened when this transport first starts, not when
+ * the program loads (see struct xo_lib).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +129,66 @@ _Static_assert(WIRE_MAX_NODES <= 64, "a node number takes 6 bits of CQ data");
 /* Control messages: a CREDIT message's req_id is XO_CTL_MAGIC | kind. */
 #define XO_CTL_MAGIC 0x44534d4f00000000ull /* "DSMO" */
 enum xo_ctl { XO_CTL_HELLO = 1u, XO_CTL_ACK = 2u, XO_CTL_BYE = 4u };
+
+/* The five functions of libfabric this file calls by name; the rest of the
+ * API is inline calls through each object's ops table.  Debian's
+ * libfabric links its PSM providers' libraries, one of which calibrates a
+ * clock when it loads (about 840 short sleeps: 0.2 s on the host, more in
+ * an emulated guest).  A dsmd on verbs, or alone, should not pay that, so
+ * the library is opened on the first xo_create().  It is the one the
+ * headers were built against (same soname), so dlsym's default versions
+ * are the ones the linker would have bound. */
+#define XO_LIB_SONAME "libfabric.so.1"
+static struct xo_lib {
+	int (*getinfo)(uint32_t version, const char *node, const char *service,
+		       uint64_t flags, const struct fi_info *hints,
+		       struct fi_info **info);
+	void (*freeinfo)(struct fi_info *info);
+	struct fi_info *(*dupinfo)(const struct fi_info *info);
+	int (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
+		      void *context);
+	const char *(*strerror)(int errnum);
+	char error[256]; /* why it could not be opened; empty if it could */
+} lf;
+static pthread_once_t lf_once = PTHREAD_ONCE_INIT;
+
+static void *lf_sym(void *h, const char *name)
+{
+	void *p = dlsym(h, name);
+
+	if (!p && !lf.error[0])
+		snprintf(lf.error, sizeof(lf.error), "%s has no %s",
+			 XO_LIB_SONAME, name);
+	return p;
+}
+
+static void lf_open(void)
+{
+	void *h = dlopen(XO_LIB_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(lf.error, sizeof(lf.error), "%s", dlerror());
+		return;
+	}
+	lf.getinfo = lf_sym(h, "fi_getinfo");
+	lf.freeinfo = lf_sym(h, "fi_freeinfo");
+	lf.dupinfo = lf_sym(h, "fi_dupinfo");
+	lf.fabric = lf_sym(h, "fi_fabric");
+	lf.strerror = lf_sym(h, "fi_strerror");
+	/* Kept open for the life of the process: providers keep threads
+	 * and state that outlive any one transport. */
+}
+
+static int lf_load(void)
+{
+	pthread_once(&lf_once, lf_open);
+	if (lf.error[0]) {
+		log_err("transport: cannot load libfabric: %s (Debian: "
+			"apt-get install libfabric1)", lf.error);
+		return -ELIBACC;
+	}
+	return 0;
+}
 
 enum xo_ctx_kind { XO_CTX_RECV, XO_CTX_SEND, XO_CTX_READ, XO_CTX_WRITE };
 
@@ -230,7 +295,7 @@ static void xo_emit(struct xport_ofi *x, struct xport_event *ev)
 /* Log a failed libfabric call once, where it failed; returns its error. */
 static int xo_fail(const char *call, int ret)
 {
-	log_err("transport: %s: %s", call, fi_strerror(-ret));
+	log_err("transport: %s: %s", call, lf.strerror(-ret));
 	return ret;
 }
 
@@ -377,7 +442,7 @@ static void xo_post_failed(struct xo_peer *p, const char *what, int err)
 {
 	char why[96];
 
-	snprintf(why, sizeof(why), "%s: %s", what, fi_strerror(-err));
+	snprintf(why, sizeof(why), "%s: %s", what, lf.strerror(-err));
 	xo_peer_down(p, why);
 }
 
@@ -712,7 +777,7 @@ static int xo_post_recv(struct xport_ofi *x, unsigned i)
 	if (ret)
 		log_err("transport: fi_recv: %s (a receive buffer is lost, "
 			"so peers could overrun us: giving up)",
-			fi_strerror((int)-ret));
+			lf.strerror((int)-ret));
 	return (int)ret;
 }
 
@@ -955,11 +1020,11 @@ static int xo_on_comp_err(struct xport_ofi *x)
 		log_once(x->err_logged, LOG_WARN,
 			 "transport: %s failed: %s (logged once)",
 			 c ? "a receive" : "an operation of no context",
-			 fi_strerror(e.err));
+			 lf.strerror(e.err));
 		return c ? xo_post_recv(x, c->index) : 0;
 	}
 	if (c->kind == XO_CTX_SEND) {
-		snprintf(detail, sizeof(detail), "%s (%s)", fi_strerror(e.err),
+		snprintf(detail, sizeof(detail), "%s (%s)", lf.strerror(e.err),
 			 fi_cq_strerror(x->cq, e.prov_errno, e.err_data, NULL,
 					0));
 		xo_on_send_done(c, detail);
@@ -1115,7 +1180,7 @@ static int xo_insert_av(struct xport_ofi *x, const struct xport_addr *addrs)
 	ret = fi_av_insert(x->av, sin, n, fa, 0, NULL);
 	if (ret != (int)n) {
 		log_err("transport: fi_av_insert took %d of %zu addresses: %s",
-			ret, n, ret < 0 ? fi_strerror(-ret) : "refused");
+			ret, n, ret < 0 ? lf.strerror(-ret) : "refused");
 		return ret < 0 ? ret : -EINVAL;
 	}
 	for (i = 0; i < n; i++) {
@@ -1175,7 +1240,7 @@ static int xo_close_peer(struct xport *xp, int peer)
 
 static struct fi_info *xo_hints(const char *provider, int mr_mode)
 {
-	struct fi_info *h = fi_allocinfo();
+	struct fi_info *h = lf.dupinfo(NULL);
 
 	if (!h)
 		return NULL;
@@ -1197,7 +1262,7 @@ static struct fi_info *xo_hints(const char *provider, int mr_mode)
 	if (provider) {
 		h->fabric_attr->prov_name = strdup(provider);
 		if (!h->fabric_attr->prov_name) {
-			fi_freeinfo(h);
+			lf.freeinfo(h);
 			return NULL;
 		}
 	}
@@ -1212,9 +1277,9 @@ static int xo_getinfo(struct xport_ofi *x, int mr_mode, struct fi_info **out)
 	if (!hints)
 		return -ENOMEM;
 	/* FI_SOURCE: node and service are where we listen; port 0 is any. */
-	ret = fi_getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION),
+	ret = lf.getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION),
 			 x->cfg.addr, "0", FI_SOURCE, hints, out);
-	fi_freeinfo(hints);
+	lf.freeinfo(hints);
 	return ret;
 }
 
@@ -1236,7 +1301,7 @@ static void xo_list_providers(char *buf, size_t len)
 	hints->domain_attr->cq_data_size = 0;
 	hints->tx_attr->msg_order = 0;
 	hints->rx_attr->msg_order = 0;
-	if (fi_getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION), NULL,
+	if (lf.getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION), NULL,
 		       NULL, 0, hints, &all) == 0) {
 		for (i = all; i; i = i->next) {
 			for (j = all; j != i; j = j->next)
@@ -1249,9 +1314,9 @@ static void xo_list_providers(char *buf, size_t len)
 					used ? ", " : "",
 					i->fabric_attr->prov_name);
 		}
-		fi_freeinfo(all);
+		lf.freeinfo(all);
 	}
-	fi_freeinfo(hints);
+	lf.freeinfo(hints);
 }
 
 /* A provider whose answer to the modern modes addresses RMA by offset (tcp)
@@ -1263,7 +1328,7 @@ static int xo_pick_info(struct xport_ofi *x)
 
 	ret = xo_getinfo(x, XO_MR_MODE, &x->info);
 	if (ret == 0 && !(x->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR)) {
-		fi_freeinfo(x->info);
+		lf.freeinfo(x->info);
 		x->info = NULL;
 		ret = xo_getinfo(x, FI_MR_BASIC, &x->info);
 		if (ret == -FI_ENODATA) {
@@ -1324,14 +1389,14 @@ static void xo_close(struct fid *fid, const char *what)
 	ret = fi_close(fid);
 	if (ret)
 		log_warn("transport: closing the %s: %s", what,
-			 fi_strerror(-ret));
+			 lf.strerror(-ret));
 }
 
 static int xo_open_domain(struct xport_ofi *x)
 {
 	int ret;
 
-	ret = fi_fabric(x->info->fabric_attr, &x->fabric, NULL);
+	ret = lf.fabric(x->info->fabric_attr, &x->fabric, NULL);
 	if (ret)
 		return xo_fail("fi_fabric", ret);
 	ret = fi_domain(x->fabric, x->info, &x->domain, NULL);
@@ -1604,7 +1669,7 @@ static void xo_destroy(struct xport *xp)
 	xo_close_queues(x);
 	xo_close_domain(x);
 	if (x->info)
-		fi_freeinfo(x->info);
+		lf.freeinfo(x->info);
 	free(x);
 }
 
@@ -1615,6 +1680,9 @@ static int xo_create(const struct xport_config *cfg, struct xport **out)
 	int ret;
 
 	ret = xo_check_config(cfg, &addr);
+	if (ret)
+		return ret;
+	ret = lf_load();
 	if (ret)
 		return ret;
 	x = calloc(1, sizeof(*x));
@@ -1655,7 +1723,7 @@ out_close_domain:
 	xo_close_domain(x);
 out_free_info:
 	if (x->info)
-		fi_freeinfo(x->info);
+		lf.freeinfo(x->info);
 	free(x);
 	return ret;
 }
@@ -1704,7 +1772,7 @@ static int xo_reg_mr(struct xport *xp, void *addr, size_t len,
 			NULL);
 	if (ret) {
 		log_err("transport: fi_mr_reg of %zu bytes at %p: %s", len,
-			addr, fi_strerror(-ret));
+			addr, lf.strerror(-ret));
 		return ret;
 	}
 	x->next_key++;

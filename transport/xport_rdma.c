@@ -1569,7 +1569,7 @@ static int xr_counters(struct xport *xp, int peer, struct wire_counters *out)
 }
 
 const struct xport_ops xport_rdma_ops = {
-	.name = "rdma",
+	.name = "verbs",
 	.create = xr_create,
 	.destroy = xr_destroy,
 	.fd = xr_fd,
