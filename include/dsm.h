@@ -232,7 +232,8 @@ struct dsm_stats {
 	uint64_t peer_passed;      /* ... that it passed on to the master
 				      (it no longer held the page, or was
 				      busy with it) */
-	uint64_t reserved[1];
+	uint64_t nodes_dead;       /* nodes this node has declared dead
+				      (and begun to recover from) */
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -127,7 +127,7 @@ static int cmd_stats(int fd, int timeout_ms)
 		"who_has_broadcasts", "lock_requests", "lock_remote",
 		"lock_basts", "lock_deadlocks", "lock_rebuilt", "wakeups",
 		"poll_hits", "direct_installs", "peer_requests",
-		"peer_served", "peer_passed",
+		"peer_served", "peer_passed", "nodes_dead",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];
@@ -135,7 +135,7 @@ static int cmd_stats(int fd, int timeout_ms)
 	size_t i;
 	int ret;
 
-	_Static_assert(sizeof(v) == offsetof(struct dsm_stats, reserved),
+	_Static_assert(sizeof(v) == sizeof(struct dsm_stats),
 		       "a name for every counter of struct dsm_stats");
 	if (!buf)
 		return -ENOMEM;

@@ -55,6 +55,7 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	for (i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->peer_down)
 			dsmd_modules[i]->peer_down(d, node);
+	d->st.nodes_dead++;
 	if (!d->formed) {
 		log_err("node %d failed before the cluster formed", node);
 		d->stop = true;

@@ -201,6 +201,11 @@ static int test_lost_connection_is_immediate(void)
 	CHECK(state(0, 1) == WIRE_MEMBER_DEAD);
 	CHECK(state(2, 1) == WIRE_MEMBER_DEAD);
 	CHECK(state(0, 2) == WIRE_MEMBER_ALIVE);
+	/* Counted once per death (dsm_stats.nodes_dead), on the survivors. */
+	CHECK(tc.d[0].st.nodes_dead == 1 && tc.d[2].st.nodes_dead == 1);
+	xport_mock_kill(tc.f, 1);
+	pump();
+	CHECK(tc.d[0].st.nodes_dead == 1);
 	CHECK(!tc.d[0].failed && !tc.d[0].stop);
 	teardown();
 	return 0;

@@ -9,14 +9,11 @@
  * C mastered by node 2 (its directory entry died: SIGBUS, not a hang).
  */
 #define _GNU_SOURCE
-#include <dsm.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "rxe_job.h"
 
 #define PAGE 4096
 
@@ -46,25 +43,16 @@ static volatile long *page_of(char *base, int npages, int node, int skip)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
 	struct sigaction sa = {.sa_handler = on_bus};
-	int wait_s = argc > 1 ? atoi(argv[1]) : 6, rank, ret, npages = 16;
+	int npages = 16;
 	volatile long *b, *c, *dpage;
 	struct dsm_stats st;
 	long vb, vc, vd;
 	char *base;
 
-	ret = dsm_init();
-	if (ret) {
-		fprintf(stderr, "dsm_init: %s\n", strerror(-ret));
-		return 1;
-	}
-	rank = dsm_rank();
-	if (dsm_size() != 3 || dsm_num_nodes() != 3) {
-		fprintf(stderr, "want 3 ranks on 3 nodes\n");
-		return 1;
-	}
+	job_start(3);
 	base = dsm_alloc((size_t)npages * PAGE);
 	if (!base) {
 		perror("dsm_alloc");
@@ -87,7 +75,7 @@ int main(int argc, char **argv)
 		kill((pid_t)atol(getenv("DSM_DAEMON_PID")), SIGKILL);
 		_exit(0);
 	}
-	sleep((unsigned)wait_s); /* node 2 is declared dead meanwhile */
+	wait_deaths(1); /* node 2's, on this node */
 	if (rank == 1)
 		return 0;
 	sigaction(SIGBUS, &sa, NULL);

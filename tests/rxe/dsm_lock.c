@@ -1120,6 +1120,7 @@ static void phase_death(struct shared *s, struct survivors *sp)
 	}
 
 	/* Survivors only from here: no barrier, no page but sp. */
+	wait_deaths(1);
 	if (rank == 0) {
 		wait_ast(&w, 0, "PR on R2 after its EX holder died");
 		if (!(w.sb.flags & DSM_SBF_VALNOTVALID))

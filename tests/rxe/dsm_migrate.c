@@ -248,7 +248,7 @@ static void pull_to(volatile long *pg, int p, long tag)
 }
 
 /* Two pages go 0 -> 1 -> 2 while node 3 remembers node 1 for both. */
-static void phase_stale_and_chain(char *base, int npages, int wait_s)
+static void phase_stale_and_chain(char *base, int npages)
 {
 	volatile long *s1 = NULL, *s2 = NULL;
 	struct dsm_stats a, b;
@@ -299,7 +299,7 @@ static void phase_stale_and_chain(char *base, int npages, int wait_s)
 		kill((pid_t)atol(getenv("DSM_DAEMON_PID")), SIGKILL);
 		_exit(0);
 	}
-	sleep((unsigned)wait_s); /* node 1 is declared dead meanwhile */
+	wait_deaths(1); /* node 1's, on this node */
 	if (rank == 3) {
 		a = stats();
 		got = s2[1];
@@ -319,9 +319,9 @@ static void phase_stale_and_chain(char *base, int npages, int wait_s)
 	sleep(2); /* let rank 3 finish before the others detach */
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-	int wait_s = argc > 1 ? atoi(argv[1]) : 4, npages = 64;
+	int npages = 64;
 	char *pull, *other;
 	long *moves;
 
@@ -338,8 +338,7 @@ int main(int argc, char **argv)
 		set_policy(other + (size_t)npages / 2 * PAGE,
 			   (size_t)npages / 2 * PAGE, &stale_policy);
 	barrier();
-	phase_stale_and_chain(other + (size_t)npages / 2 * PAGE, npages / 2,
-			      wait_s);
+	phase_stale_and_chain(other + (size_t)npages / 2 * PAGE, npages / 2);
 	if (rank == 0)
 		printf("PASS: entries move to their users, stay when shared "
 		       "evenly, and stale or dead hints still lead to them\n");

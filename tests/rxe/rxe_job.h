@@ -1,5 +1,5 @@
 /* What the rxe test programs that run as ranks of a job (dsm_lock.c,
- * dsm_migrate.c) share: the rank, failing loudly, and the calls every
+ * dsm_migrate.c, dsm_death.c) share: the rank, failing loudly, and the calls every
  * phase makes, each failing the test on an error. */
 #ifndef DSM_TEST_RXE_JOB_H
 #define DSM_TEST_RXE_JOB_H
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int rank;
 
@@ -52,6 +53,25 @@ static inline struct dsm_stats stats(void)
 	if (ret)
 		FAIL("dsm_get_stats: %s", strerror(-ret));
 	return st;
+}
+
+/* Wait until this node's dsmd has declared `count` nodes dead since it
+ * started (dsm_stats.nodes_dead).  A test that kills a node waits for the
+ * death itself, not for a time a loaded machine may not keep; the limit
+ * only turns a death never noticed into a failure. */
+#define DEATH_WAIT_MS 60000
+static inline void wait_deaths(uint64_t count)
+{
+	int waited;
+
+	for (waited = 0; stats().nodes_dead < count; waited += 10) {
+		if (waited >= DEATH_WAIT_MS)
+			FAIL("no death noticed after %d ms (%llu of %llu)",
+			     waited,
+			     (unsigned long long)stats().nodes_dead,
+			     (unsigned long long)count);
+		usleep(10 * 1000);
+	}
 }
 
 #endif
