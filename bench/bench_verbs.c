@@ -17,52 +17,24 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "benchlib.h"
 #include "bench_cli.h"
 #include "gbench_shim.h"
 #include "log.h"
+#include "pair_proto.h"
 #include "verbs_pair.h"
 
 #define PROG "bench_verbs"
 #define CONNECT_TIMEOUT_MS 10000
 #define SPIN_TIMEOUT_NS (10ull * 1000000000ull) /* a lost completion */
 #define SERVER_SPIN_NS (200ull * 1000000ull)    /* then sleep */
-#define MSG_MAGIC 0x64736d62u                   /* "dsmb" */
 
-/* Exit statuses. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_ENV = 2 };
-
-/* Messages on the QP, each VP_MSG_SIZE bytes on the wire, in host byte
- * order (both ends run this program; mixed-endian pairs are unsupported). */
-struct msg {
-	uint32_t magic;
-	uint32_t type;
-	uint64_t seq;
-	unsigned char pad[VP_MSG_SIZE - 16];
-};
-
-enum msg_type {
-	/* client -> server, server idle: a ping-pong phase starts; the
-	 * server busy-polls until MSG_END. */
-	MSG_BEGIN = 1,
-	/* client -> server, in a phase: answered by MSG_PONG, same seq. */
-	MSG_PING = 2,
-	/* server -> client: the answer to one MSG_PING. */
-	MSG_PONG = 3,
-	/* client -> server, in a phase: back to sleeping between phases. */
-	MSG_END = 4,
-	/* client -> server, idle: disconnect and exit. */
-	MSG_QUIT = 5,
-};
+_Static_assert(VP_MSG_SIZE == PAIR_MSG_SIZE, "a slot holds one pair message");
 
 struct options {
 	enum { ROLE_PAIR, ROLE_SERVER, ROLE_CLIENT } role;
@@ -91,15 +63,11 @@ struct client {
 static int client_take_recv(struct client *c, const struct ibv_wc *wc)
 {
 	uint32_t slot = vp_wr_slot(wc->wr_id);
-	struct msg m;
+	struct pair_msg m;
 
 	memcpy(&m, vp_recv_buf(&c->ep, slot), sizeof(m));
-	if (wc->byte_len == VP_MSG_SIZE && m.magic == MSG_MAGIC &&
-	    m.type == MSG_PONG && m.seq == c->seq)
+	if (pair_client_pong(&m, wc->byte_len, c->seq, &c->bad))
 		c->pongs++;
-	else if (c->bad++ == 0)
-		log_err("client: dropped a malformed message (%u bytes, type "
-			"%u); counting the rest", wc->byte_len, m.type);
 	return vp_post_recv(&c->ep, slot);
 }
 
@@ -144,7 +112,7 @@ static int client_spin(struct client *c, uint64_t sends, uint64_t reads,
 }
 
 /* Post a SEND, first waiting for the send queue to drain if it is full. */
-static int client_post(struct client *c, const struct msg *m, bool signal)
+static int client_post(struct client *c, const struct pair_msg *m, bool signal)
 {
 	int rc = vp_post_send(&c->ep, m, sizeof(*m), signal);
 
@@ -159,7 +127,7 @@ static int client_post(struct client *c, const struct msg *m, bool signal)
 /* A control message, delivered (its SEND completed) on return. */
 static int client_send(struct client *c, uint32_t type)
 {
-	struct msg m = { .magic = MSG_MAGIC, .type = type, .seq = ++c->seq };
+	struct pair_msg m = pair_msg(type, ++c->seq);
 	int rc = client_post(c, &m, true);
 
 	return rc ? rc : client_spin(c, c->sends + 1, 0, 0);
@@ -178,7 +146,7 @@ static int op_read(void *ctx)
 static int op_ping(void *ctx)
 {
 	struct client *c = ctx;
-	struct msg m = { .magic = MSG_MAGIC, .type = MSG_PING, .seq = ++c->seq };
+	struct pair_msg m = pair_msg(PAIR_PING, ++c->seq);
 	int rc = client_post(c, &m, false);
 
 	return rc ? rc : client_spin(c, 0, 0, c->pongs + 1);
@@ -186,53 +154,34 @@ static int op_ping(void *ctx)
 
 static int ping_begin(void *ctx)
 {
-	return client_send(ctx, MSG_BEGIN);
+	return client_send(ctx, PAIR_BEGIN);
 }
 
 static int ping_end(void *ctx)
 {
-	return client_send(ctx, MSG_END);
+	return client_send(ctx, PAIR_END);
 }
 
 /* ------------------------------------------------------------ server */
 
 struct server {
 	struct vp_endpoint ep;
-	bool busy;          /* in a ping-pong phase: spin, do not sleep */
-	bool done;          /* MSG_QUIT seen */
-	bool pong_pending;  /* the send queue was full; retry after polling */
-	uint64_t pong_seq;  /* of the PING to answer; one at most in flight */
-	unsigned long bad;  /* received messages dropped as malformed */
+	struct pair_server st;
 };
 
 static int server_pong(struct server *s)
 {
-	struct msg pong = { .magic = MSG_MAGIC, .type = MSG_PONG,
-			    .seq = s->pong_seq };
+	struct pair_msg pong = pair_msg(PAIR_PONG, s->st.pong_seq);
 	int rc = vp_post_send(&s->ep, &pong, sizeof(pong), false);
 
-	s->pong_pending = rc == -EAGAIN;
+	s->st.pong_pending = rc == -EAGAIN;
 	return rc < 0 && rc != -EAGAIN ? rc : 0;
-}
-
-static int server_take_msg(struct server *s, const struct msg *m)
-{
-	switch (m->type) {
-	case MSG_BEGIN: s->busy = true; return 0;
-	case MSG_END: s->busy = false; return 0;
-	case MSG_QUIT: s->done = true; return 0;
-	case MSG_PING: s->pong_seq = m->seq; return server_pong(s);
-	}
-	if (s->bad++ == 0)
-		log_err("server: dropped a message of unknown type %u; "
-			"counting the rest", m->type);
-	return 0;
 }
 
 static int server_take_recv(struct server *s, const struct ibv_wc *wc)
 {
 	uint32_t slot = vp_wr_slot(wc->wr_id);
-	struct msg m;
+	struct pair_msg m;
 	int rc;
 
 	memcpy(&m, vp_recv_buf(&s->ep, slot), sizeof(m));
@@ -240,13 +189,7 @@ static int server_take_recv(struct server *s, const struct ibv_wc *wc)
 	rc = vp_post_recv(&s->ep, slot);
 	if (rc)
 		return rc;
-	if (wc->byte_len != VP_MSG_SIZE || m.magic != MSG_MAGIC) {
-		if (s->bad++ == 0)
-			log_err("server: dropped a malformed message (%u "
-				"bytes); counting the rest", wc->byte_len);
-		return 0;
-	}
-	return server_take_msg(s, &m);
+	return pair_server_take(&s->st, &m, wc->byte_len) ? server_pong(s) : 0;
 }
 
 /* Handle whatever the CQ holds: the number of completions, or an error. */
@@ -266,25 +209,25 @@ static int server_poll(struct server *s)
 	return n;
 }
 
-/* Serve until MSG_QUIT.  Spin while a phase runs and for a moment after
+/* Serve until PAIR_QUIT.  Spin while a phase runs and for a moment after
  * the last completion; otherwise arm the CQ, poll once more (a completion
  * that came before the arm raises no event) and sleep. */
 static int serve(struct server *s, int ctl_fd)
 {
 	uint64_t last = bench_now_ns();
 
-	while (!s->done) {
+	while (!s->st.done) {
 		int n = server_poll(s);
 
-		if (n >= 0 && s->pong_pending && server_pong(s))
+		if (n >= 0 && s->st.pong_pending && server_pong(s))
 			return -EIO;
 		if (n < 0)
 			return n;
-		if (n > 0 || s->pong_pending) {
+		if (n > 0 || s->st.pong_pending) {
 			last = bench_now_ns();
 			continue;
 		}
-		if (s->busy && bench_now_ns() - last < SERVER_SPIN_NS)
+		if (s->st.busy && bench_now_ns() - last < SERVER_SPIN_NS)
 			continue;
 		n = vp_arm(&s->ep);
 		if (!n)
@@ -329,36 +272,23 @@ static int run_server(const struct options *o, int ctl_fd)
 		rc = serve(&s, ctl_fd);
 	vp_close(&s.ep);
 	if (rc == -ECONNRESET)
-		log_err("server: the client disconnected before MSG_QUIT");
+		log_err("server: the client disconnected before PAIR_QUIT");
 	return rc;
 }
 
 /* ------------------------------------------------------------ cases */
 
-/* Counters of a result, added while the client is still connected. */
-static int verbs_counters(struct bench_result *r, unsigned divisor,
-			  bool inline_send)
-{
-	int rc = bench_result_add_counter(r, "rtt_divisor", divisor);
-
-	if (!rc)
-		rc = bench_result_add_counter(r, "inline", inline_send);
-	if (!rc)
-		rc = bench_result_add_counter(r, "busy_poll", 1);
-	return rc;
-}
-
 static int read_counters(void *ctx, struct bench_result *r)
 {
 	(void)ctx;
-	return verbs_counters(r, 1, false);
+	return pair_floor_counters(r, 1, false);
 }
 
 static int ping_counters(void *ctx, struct bench_result *r)
 {
 	const struct client *c = ctx;
 
-	return verbs_counters(r, 2, c->ep.max_inline >= VP_MSG_SIZE);
+	return pair_floor_counters(r, 2, c->ep.max_inline >= VP_MSG_SIZE);
 }
 
 /* The benchmarks; ctx (the client) is filled in per run. */
@@ -416,7 +346,7 @@ static int check_device(const struct options *o, const struct client *c)
 
 static int quit_server(struct client *c)
 {
-	return client_send(c, MSG_QUIT);
+	return client_send(c, PAIR_QUIT);
 }
 
 static int run_client(const struct options *o, uint16_t port)
@@ -462,73 +392,32 @@ static int read_port(int fd, uint16_t *port)
 	return -ECHILD;
 }
 
-/* Exit status of the child, killing it if it does not end in time. */
-static int reap(pid_t pid)
-{
-	int status;
-
-	for (int i = 0; i < 100; i++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status)
-						 : EXIT_FAIL;
-		if (got < 0)
-			return EXIT_FAIL;
-		usleep(50000);
-	}
-	log_err("the server (pid %d) did not exit; killing it", (int)pid);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	return EXIT_FAIL;
-}
-
 static int exit_status(int rc)
 {
 	if (rc == 0)
-		return EXIT_OK;
+		return PAIR_EXIT_OK;
 	if (rc == -ENODEV || rc == -EADDRNOTAVAIL)
-		return EXIT_ENV;
-	return EXIT_FAIL;
+		return PAIR_EXIT_ENV;
+	return PAIR_EXIT_FAIL;
+}
+
+/* The client's end of the forked pair: the server's port comes first. */
+static int client_end(const void *o, int fd)
+{
+	uint16_t port;
+	int rc = read_port(fd, &port);
+
+	return rc ? rc : run_client(o, port);
+}
+
+static int server_end(const void *o, int fd)
+{
+	return run_server(o, fd);
 }
 
 static int run_pair(const struct options *o)
 {
-	int sv[2], child_status, rc;
-	uint16_t port;
-	pid_t pid;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
-		log_err("socketpair: %s", strerror(errno));
-		return EXIT_FAIL;
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		log_err("fork: %s", strerror(errno));
-		return EXIT_FAIL;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		/* Do not outlive a client that crashes. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(exit_status(run_server(o, sv[1])));
-	}
-	close(sv[1]);
-	rc = read_port(sv[0], &port);
-	if (!rc)
-		rc = run_client(o, port);
-	close(sv[0]);
-	/* A server still waiting for a client that gave up would only time
-	 * out; the client has logged why. */
-	if (rc && rc != -ECHILD)
-		kill(pid, SIGTERM);
-	child_status = reap(pid);
-	if (rc == -ECHILD)
-		return child_status ? child_status : EXIT_FAIL;
-	if (!rc && child_status)
-		return child_status;
-	return exit_status(rc);
+	return pair_run(server_end, client_end, o, exit_status);
 }
 
 /* ------------------------------------------------------------ main */
@@ -636,7 +525,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 				NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
-			exit(EXIT_OK);
+			exit(PAIR_EXIT_OK);
 		}
 		if (parse_opt(c, optarg, o)) {
 			if (c != '?')
@@ -712,7 +601,7 @@ int main(int argc, char **argv)
 	log_setup(PROG, -1);
 	if (parse_args(argc, argv, &o)) {
 		usage(stderr);
-		return EXIT_ENV;
+		return PAIR_EXIT_ENV;
 	}
 	if (o.device && !*o.device)
 		o.device = NULL;
@@ -721,7 +610,7 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = check_options(&o);
 	if (rc)
-		return EXIT_ENV;
+		return PAIR_EXIT_ENV;
 	if (o.role == ROLE_SERVER)
 		return exit_status(run_server(&o, -1));
 	if (o.role == ROLE_CLIENT)

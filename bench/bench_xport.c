@@ -1,6 +1,8 @@
-/* bench_xport: libdsm's own transport (transport/xport_rdma.c) between two
- * processes, measured like bench_verbs measures raw verbs, so that the
- * transport's overhead over the floor is a ratio in one run:
+/* bench_xport: libdsm's own transport between two processes, over verbs
+ * (transport/xport_rdma.c, measured like bench_verbs measures raw verbs) or
+ * with --transport ofi over libfabric (transport/xport_ofi.c, against
+ * bench_ofi), so that the transport's overhead over its floor is a ratio
+ * in one run.  The cases have the same names on both:
  *
  *   xport_send_64       64-byte message ping-pong through xport_send(),
  *                       one-way = round trip / 2; both ends block in poll()
@@ -10,11 +12,19 @@
  *                       blocking until its completion
  *   xport_read_4k_poll  the same, spinning
  *
+ * (on ofi, "RDMA READ" is an fi_read).
+ *
  * The process starts a server for each case (itself again, by fork and
- * exec, as node 1; it echoes messages and owns the buffer that is read);
- * the two swap transport addresses through a socketpair.  Counters per operation (messages and bytes sent
- * and received by the client, credit-only messages included) come from the
- * transport's own counters.
+ * exec, as node 1, with the same transport; it echoes messages and owns
+ * the buffer that is read); the two swap transport addresses through a
+ * socketpair.  Counters per operation (messages and bytes sent and received
+ * by the client, credit-only messages included) come from the transport's
+ * own counters.
+ *
+ * --transport verbs|ofi (default $DSM_TRANSPORT when it names one of them,
+ * else verbs); --provider NAME for ofi (default $DSM_OFI_PROVIDER, else
+ * the transport's, tcp;ofi_rxm).  Both ends use $DSM_RDMA_ADDR, as dsmd
+ * does: on ofi, the address to listen on (default 127.0.0.1).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,6 +51,11 @@
 #define WAIT_MS 10000
 
 enum { C_SEND, C_SEND_POLL, C_READ, C_READ_POLL, C_MAX };
+
+/* The transport both ends run, from the command line (the server's comes
+ * from its exec arguments). */
+static const struct xport_ops *xops = &xport_rdma_ops;
+static const char *provider; /* ofi: NULL for the transport's default */
 
 static const struct {
 	const char *name, *note;
@@ -108,14 +123,15 @@ static void on_event(void *arg, const struct xport_event *ev)
 	}
 }
 
-/* Progress until *flag, the peer is down, or WAIT_MS pass. */
+/* Progress until *flag, the peer is down or has said it is done (END: on
+ * ofi no disconnection follows), or WAIT_MS pass. */
 static int wait_for(struct end *e, bool *flag)
 {
 	struct pollfd pfd = {.fd = xport_fd(e->x), .events = POLLIN};
 	struct timespec t0, t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!*flag && !e->down) {
+	while (!*flag && !e->down && !e->quit) {
 		/* Blocking, the way dsmd's loop does: arm, and sleep only if
 		 * the arm's own poll found nothing. */
 		int armed = e->poll ? 1 : xport_arm(e->x);
@@ -140,7 +156,8 @@ static int end_open(struct end *e, int self, bool poll, int sock)
 {
 	struct xport_config cfg = {
 		.self = self, .nnodes = 2, .device = getenv("DSM_DEVICE"),
-		.addr = getenv("DSM_RDMA_ADDR"), .recv_depth = 32,
+		.addr = getenv("DSM_RDMA_ADDR"), .provider = provider,
+		.recv_depth = 32,
 		.cb = on_event, .cb_arg = e,
 	};
 	struct xport_addr addrs[2];
@@ -149,7 +166,7 @@ static int end_open(struct end *e, int self, bool poll, int sock)
 	memset(e, 0, sizeof(*e));
 	e->self = self;
 	e->poll = poll;
-	ret = xport_create(&xport_rdma_ops, &cfg, &e->x);
+	ret = xport_create(xops, &cfg, &e->x);
 	if (ret)
 		return ret;
 	xport_local_addr(e->x, &addrs[self]);
@@ -245,7 +262,8 @@ static int client_begin(void *ctx)
 		snprintf(fd, sizeof(fd), "%d", sv[1]);
 		fcntl(sv[1], F_SETFD, 0);
 		execl("/proc/self/exe", "bench_xport", "--serve-fd", fd,
-		      cases[c->kind].poll ? "poll" : "block", (char *)NULL);
+		      cases[c->kind].poll ? "poll" : "block", xops->name,
+		      provider ? provider : "", (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -347,28 +365,82 @@ static int client_counters(void *ctx, struct bench_result *r)
 /* ---------------------------------------------------------------------- */
 /* Main                                                                   */
 
+/* "verbs" or "ofi" (xport_name()'s); NULL for anything else. */
+static const struct xport_ops *ops_named(const char *name)
+{
+	if (name && !strcmp(name, xport_rdma_ops.name))
+		return &xport_rdma_ops;
+	if (name && !strcmp(name, xport_ofi_ops.name))
+		return &xport_ofi_ops;
+	return NULL;
+}
+
+/* --transport and --provider after bench_cli_parse, their defaults from
+ * the environment dsmd reads; the title names what runs.  -EINVAL on a
+ * bad name. */
+static int pick_transport(const char *name, const char *prov, char *title,
+			  size_t len)
+{
+	const char *env = getenv("DSM_TRANSPORT");
+
+	if (!name)
+		name = ops_named(env) ? env : xport_rdma_ops.name;
+	xops = ops_named(name);
+	if (!xops) {
+		fprintf(stderr, "bench_xport: --transport must be verbs or "
+			"ofi, not '%s'\n", name);
+		return -EINVAL;
+	}
+	if (!prov)
+		prov = getenv("DSM_OFI_PROVIDER");
+	provider = prov && *prov ? prov : NULL;
+	if (xops == &xport_rdma_ops)
+		snprintf(title, len, "bench_xport: libdsm's transport "
+			 "(xport_rdma), 2 processes");
+	else
+		snprintf(title, len, "bench_xport: libdsm's transport "
+			 "(xport_ofi over %s), 2 processes",
+			 provider ? provider : "tcp;ofi_rxm");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct client cl[C_MAX];
+	static char title[160];
+	const char *transport = NULL, *prov = NULL;
+	const struct bench_cli_opt opts[] = {
+		{"transport", 0, "NAME", "verbs or ofi [$DSM_TRANSPORT, "
+		 "else verbs]", &transport},
+		{"provider", 0, "NAME", "libfabric provider for ofi "
+		 "[$DSM_OFI_PROVIDER, else tcp;ofi_rxm]", &prov},
+	};
 	struct bench_case bc[C_MAX];
 	struct bench_cli o = {
 		.tool = "bench_xport",
-		.title = "bench_xport: libdsm's transport (xport_rdma), "
-			 "2 processes",
-		.hint = "an RDMA device is needed ($DSM_DEVICE, "
-			"$DSM_RDMA_ADDR): run under scripts/softroce",
+		.title = title,
+		.hint = "verbs needs an RDMA device ($DSM_DEVICE, "
+			"$DSM_RDMA_ADDR): run under scripts/softroce; ofi "
+			"runs anywhere",
+		.opts = opts, .nopts = 2,
 	};
 	int i, ret;
 
 	log_setup("bench_xport", -1);
 	log_set_level(LOG_WARN);
-	if (argc == 4 && !strcmp(argv[1], "--serve-fd")) {
+	if (argc == 6 && !strcmp(argv[1], "--serve-fd")) {
 		log_set_level(LOG_ERR); /* the client leaving is no news */
+		xops = ops_named(argv[4]);
+		provider = *argv[5] ? argv[5] : NULL;
+		if (!xops)
+			return 1;
 		return run_server(!strcmp(argv[3], "poll"), atoi(argv[2]));
 	}
 	ret = bench_cli_parse(&o, argc, argv);
 	if (ret)
 		return ret > 0 ? 0 : 2;
+	if (pick_transport(transport, prov, title, sizeof(title)))
+		return 2;
 	for (i = 0; i < C_MAX; i++) {
 		cl[i].kind = i;
 		bc[i] = (struct bench_case){

@@ -263,12 +263,23 @@ static void json_result(FILE *f, const struct bench_result *r)
 int bench_write_json(const char *path, const char *tool,
 		     const struct bench_result *r, size_t n)
 {
+	return bench_write_json_on(path, tool, NULL, r, n);
+}
+
+int bench_write_json_on(const char *path, const char *tool,
+			const char *fabric, const struct bench_result *r,
+			size_t n)
+{
 	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
 
 	if (!f)
 		return -errno;
 	fputs("{\"tool\": ", f);
 	json_string(f, tool);
+	if (fabric) {
+		fputs(", \"fabric\": ", f);
+		json_string(f, fabric);
+	}
 	fprintf(f, ", \"clock\": \"CLOCK_MONOTONIC\", \"clock_cost_ns\": %llu,"
 		   " \"unit\": \"us\",\n \"benchmarks\": [\n",
 		(unsigned long long)bench_clock_cost_ns());

@@ -112,6 +112,11 @@ void bench_print_table(FILE *f, const struct bench_result *r, size_t n);
 /* {"tool": ..., "clock": ..., "benchmarks": [one object per result]}. */
 int bench_write_json(const char *path, const char *tool,
 		     const struct bench_result *r, size_t n);
+/* The same with "fabric": what the tool ran over ("libfabric
+ * tcp;ofi_rxm"), after "tool"; none when NULL. */
+int bench_write_json_on(const char *path, const char *tool,
+			const char *fabric, const struct bench_result *r,
+			size_t n);
 
 #ifdef __cplusplus
 }

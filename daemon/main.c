@@ -18,8 +18,11 @@
 
 /* A one-node job without an RDMA device needs no fabric at all: the
  * in-memory transport, with a fabric of one, carries what little a lone
- * node does (registrations; it sends nothing). */
+ * node does (registrations; it sends nothing).  It is named "none" where a
+ * user reads it (the start-up line, dsmctl status): the mock is the unit
+ * tests' fabric, and here there is none. */
 static struct xport_mock_fabric *alone;
+static struct xport_ops alone_ops;
 
 /* The transport --transport names; auto: verbs where an RDMA device is
  * named (--device: a missing one is an error, not a reason to change
@@ -53,6 +56,9 @@ static int setup_transport(struct dsmd *d)
 	int ret;
 
 	if (ops == &xport_mock_ops) {
+		alone_ops = xport_mock_ops;
+		alone_ops.name = "none";
+		ops = &alone_ops;
 		alone = xport_mock_fabric_new(1);
 		if (!alone)
 			return -ENOMEM;
@@ -64,10 +70,18 @@ static int setup_transport(struct dsmd *d)
 			strerror(-ret));
 		return ret;
 	}
+	if (alone)
+		d->x->ops = &alone_ops; /* the mock's ops, under its name here */
 	xport_local_addr(d->x, &mine);
-	log_info("node %d of %d: transport %s on %s, at %s:%u", d->cfg.node,
-		 d->cfg.nnodes, ops->name, xport_device(d->x),
-		 inet_ntoa((struct in_addr){mine.ip}), ntohs(mine.port));
+	if (alone)
+		log_info("node %d of %d: transport none (one node, no fabric)",
+			 d->cfg.node, d->cfg.nnodes);
+	else
+		log_info("node %d of %d: transport %s on %s, at %s:%u",
+			 d->cfg.node, d->cfg.nnodes, ops->name,
+			 xport_device(d->x),
+			 inet_ntoa((struct in_addr){mine.ip}),
+			 ntohs(mine.port));
 	ret = rdv_exchange(d->cfg.rendezvous, d->cfg.node, d->cfg.nnodes,
 			   &mine, all, d->cfg.join_timeout_ms);
 	if (ret)

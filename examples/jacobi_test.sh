@@ -3,7 +3,7 @@
 # computing alone (the program checks and prints OK or a difference).
 #   examples/jacobi_test.sh BUILD_DIR
 # Runs it on one node (natively dsmd then runs no fabric at all: dsmctl
-# status must say transport mock), then on 3 nodes and on 2 nodes x 2 ranks over the
+# status must say transport none), then on 3 nodes and on 2 nodes x 2 ranks over the
 # fabric: verbs on rxe, or libfabric when DSM_TRANSPORT=ofi (CTest label
 # "native").  Without an RDMA device and without DSM_TRANSPORT=ofi it skips
 # (exit 77, reason printed) unless DSM_REQUIRE_RDMA=1.
@@ -16,15 +16,7 @@ trap 'rm -f "$out"' EXIT
 
 fail() { echo "FAIL: $*"; echo "---- output ----"; cat "$out"; exit 1; }
 
-if [ "${DSM_TRANSPORT:-}" != ofi ] &&
-	! ibv_devices 2>/dev/null | awk 'NR>2 {found=1} END {exit !found}'; then
-	if [ "${DSM_REQUIRE_RDMA:-0}" = 1 ]; then
-		echo "FAIL: no RDMA device, and DSM_REQUIRE_RDMA=1"
-		exit 1
-	fi
-	echo "SKIP: no RDMA device here; run through scripts/softroce"
-	exit 77
-fi
+. "$(dirname "$0")/../tests/need_fabric.sh"
 want=${DSM_TRANSPORT:-verbs}
 
 # run WHAT RANKS-LINE DSMRUN-ARGS...: the run must pass its own check.
@@ -42,8 +34,8 @@ run() {
 
 # One node, with the transport left to dsmd: where an RDMA device is
 # usable that is verbs (rxe); where none is, a lone dsmd runs no fabric at
-# all (the in-memory transport), whatever the others were asked for.
-lone=mock
+# all (transport none), whatever the others were asked for.
+lone=none
 [ "$want" = verbs ] && lone=verbs
 (unset DSM_TRANSPORT; run "one node" "1 nodes=1" -n 1)
 grep -q "node 0 of 1, transport $lone on" "$out" ||

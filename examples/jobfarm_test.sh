@@ -22,17 +22,7 @@ trap 'rm -f "$out"' EXIT
 fail() { echo "FAIL: $*"; echo "---- output ----"; cat "$out"; exit 1; }
 
 [ -x "$farm" ] || { echo "FAIL: $farm not built"; exit 1; }
-# Over libfabric (DSM_TRANSPORT=ofi: CTest label "native") no RDMA device
-# is needed.
-if [ "${DSM_TRANSPORT:-}" != ofi ] &&
-	! ibv_devices 2>/dev/null | awk 'NR>2 {found=1} END {exit !found}'; then
-	if [ "${DSM_REQUIRE_RDMA:-0}" = 1 ]; then
-		echo "FAIL: no RDMA device, and DSM_REQUIRE_RDMA=1"
-		exit 1
-	fi
-	echo "SKIP: no RDMA device here; run through scripts/softroce"
-	exit 77
-fi
+. "$(dirname "$0")/../tests/need_fabric.sh"
 
 # Count lines of $out matching a pattern.
 count() { grep -c -E "$1" "$out" || true; }

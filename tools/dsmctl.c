@@ -175,6 +175,9 @@ static int cmd_status(int fd, int timeout_ms)
 		snprintf(numa, sizeof(numa), "NUMA node %d", r.numa_node);
 	else
 		snprintf(numa, sizeof(numa), "NUMA node unknown");
+	/* A lone node without an RDMA device runs no fabric ("none"). */
+	if (!strcmp(r.transport, "none"))
+		snprintf(r.device, sizeof(r.device), "no fabric");
 	printf("node %u of %u, transport %s on %s (%s), up %llu ms, "
 	       "heartbeat %llu ms, dead after %llu ms\n", r.node, r.nnodes,
 	       r.transport, r.device, numa,

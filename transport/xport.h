@@ -152,8 +152,8 @@ static inline int xport_local_addr(struct xport *x, struct xport_addr *out)
 {
 	return x->ops->local_addr(x, out);
 }
-/* The transport's name: "verbs", "ofi" or "mock" (in memory: tests, and a
- * lone node, which needs no fabric). */
+/* The transport's name: "verbs", "ofi", "mock" (in memory, for tests) or
+ * "none" (the same, for a lone node, which needs no fabric: daemon/main.c). */
 static inline const char *xport_name(struct xport *x)
 {
 	return x->ops->name;

@@ -72,13 +72,11 @@
  * already there (XO_TRYWAIT_TRIES).
  *
  * Loading.  libfabric is opened when this transport first starts, not when
- * the program loads (see struct xo_lib).
+ * the program loads (see ofi_lib.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +92,7 @@
 #include "clock.h"
 #include "credit.h"
 #include "log.h"
+#include "ofi_lib.h"
 #include "xport.h"
 
 #define XO_DEFAULT_PROVIDER "tcp;ofi_rxm"
@@ -113,13 +112,6 @@
  * a short burst of polling while a connection changes, none when idle. */
 #define XO_TRYWAIT_TRIES 4
 
-/* The modern registration modes this file copes with: it registers its own
- * buffers and passes descriptors (LOCAL), names remote memory by virtual
- * address (VIRT_ADDR), exchanges keys the provider chose (PROV_KEY), and
- * registers allocated memory only (ALLOCATED). */
-#define XO_MR_MODE (FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | \
-		    FI_MR_PROV_KEY)
-
 /* The CQ data of a WRITE with immediate: node (6 bits), length (26), imm. */
 #define XO_IMM_SRC_SHIFT 58
 #define XO_IMM_LEN_SHIFT 32
@@ -129,66 +121,6 @@ _Static_assert(WIRE_MAX_NODES <= 64, "a node number takes 6 bits of CQ data");
 /* Control messages: a CREDIT message's req_id is XO_CTL_MAGIC | kind. */
 #define XO_CTL_MAGIC 0x44534d4f00000000ull /* "DSMO" */
 enum xo_ctl { XO_CTL_HELLO = 1u, XO_CTL_ACK = 2u, XO_CTL_BYE = 4u };
-
-/* The five functions of libfabric this file calls by name; the rest of the
- * API is inline calls through each object's ops table.  Debian's
- * libfabric links its PSM providers' libraries, one of which calibrates a
- * clock when it loads (about 840 short sleeps: 0.2 s on the host, more in
- * an emulated guest).  A dsmd on verbs, or alone, should not pay that, so
- * the library is opened on the first xo_create().  It is the one the
- * headers were built against (same soname), so dlsym's default versions
- * are the ones the linker would have bound. */
-#define XO_LIB_SONAME "libfabric.so.1"
-static struct xo_lib {
-	int (*getinfo)(uint32_t version, const char *node, const char *service,
-		       uint64_t flags, const struct fi_info *hints,
-		       struct fi_info **info);
-	void (*freeinfo)(struct fi_info *info);
-	struct fi_info *(*dupinfo)(const struct fi_info *info);
-	int (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
-		      void *context);
-	const char *(*strerror)(int errnum);
-	char error[256]; /* why it could not be opened; empty if it could */
-} lf;
-static pthread_once_t lf_once = PTHREAD_ONCE_INIT;
-
-static void *lf_sym(void *h, const char *name)
-{
-	void *p = dlsym(h, name);
-
-	if (!p && !lf.error[0])
-		snprintf(lf.error, sizeof(lf.error), "%s has no %s",
-			 XO_LIB_SONAME, name);
-	return p;
-}
-
-static void lf_open(void)
-{
-	void *h = dlopen(XO_LIB_SONAME, RTLD_NOW | RTLD_LOCAL);
-
-	if (!h) {
-		snprintf(lf.error, sizeof(lf.error), "%s", dlerror());
-		return;
-	}
-	lf.getinfo = lf_sym(h, "fi_getinfo");
-	lf.freeinfo = lf_sym(h, "fi_freeinfo");
-	lf.dupinfo = lf_sym(h, "fi_dupinfo");
-	lf.fabric = lf_sym(h, "fi_fabric");
-	lf.strerror = lf_sym(h, "fi_strerror");
-	/* Kept open for the life of the process: providers keep threads
-	 * and state that outlive any one transport. */
-}
-
-static int lf_load(void)
-{
-	pthread_once(&lf_once, lf_open);
-	if (lf.error[0]) {
-		log_err("transport: cannot load libfabric: %s (Debian: "
-			"apt-get install libfabric1)", lf.error);
-		return -ELIBACC;
-	}
-	return 0;
-}
 
 enum xo_ctx_kind { XO_CTX_RECV, XO_CTX_SEND, XO_CTX_READ, XO_CTX_WRITE };
 
@@ -295,7 +227,7 @@ static void xo_emit(struct xport_ofi *x, struct xport_event *ev)
 /* Log a failed libfabric call once, where it failed; returns its error. */
 static int xo_fail(const char *call, int ret)
 {
-	log_err("transport: %s: %s", call, lf.strerror(-ret));
+	log_err("transport: %s: %s", call, ofi_lf.strerror(-ret));
 	return ret;
 }
 
@@ -442,7 +374,7 @@ static void xo_post_failed(struct xo_peer *p, const char *what, int err)
 {
 	char why[96];
 
-	snprintf(why, sizeof(why), "%s: %s", what, lf.strerror(-err));
+	snprintf(why, sizeof(why), "%s: %s", what, ofi_lf.strerror(-err));
 	xo_peer_down(p, why);
 }
 
@@ -777,7 +709,7 @@ static int xo_post_recv(struct xport_ofi *x, unsigned i)
 	if (ret)
 		log_err("transport: fi_recv: %s (a receive buffer is lost, "
 			"so peers could overrun us: giving up)",
-			lf.strerror((int)-ret));
+			ofi_lf.strerror((int)-ret));
 	return (int)ret;
 }
 
@@ -1020,11 +952,11 @@ static int xo_on_comp_err(struct xport_ofi *x)
 		log_once(x->err_logged, LOG_WARN,
 			 "transport: %s failed: %s (logged once)",
 			 c ? "a receive" : "an operation of no context",
-			 lf.strerror(e.err));
+			 ofi_lf.strerror(e.err));
 		return c ? xo_post_recv(x, c->index) : 0;
 	}
 	if (c->kind == XO_CTX_SEND) {
-		snprintf(detail, sizeof(detail), "%s (%s)", lf.strerror(e.err),
+		snprintf(detail, sizeof(detail), "%s (%s)", ofi_lf.strerror(e.err),
 			 fi_cq_strerror(x->cq, e.prov_errno, e.err_data, NULL,
 					0));
 		xo_on_send_done(c, detail);
@@ -1180,7 +1112,7 @@ static int xo_insert_av(struct xport_ofi *x, const struct xport_addr *addrs)
 	ret = fi_av_insert(x->av, sin, n, fa, 0, NULL);
 	if (ret != (int)n) {
 		log_err("transport: fi_av_insert took %d of %zu addresses: %s",
-			ret, n, ret < 0 ? lf.strerror(-ret) : "refused");
+			ret, n, ret < 0 ? ofi_lf.strerror(-ret) : "refused");
 		return ret < 0 ? ret : -EINVAL;
 	}
 	for (i = 0; i < n; i++) {
@@ -1238,125 +1170,12 @@ static int xo_close_peer(struct xport *xp, int peer)
 /* ---------------------------------------------------------------------- */
 /* Setup: provider                                                        */
 
-static struct fi_info *xo_hints(const char *provider, int mr_mode)
-{
-	struct fi_info *h = lf.dupinfo(NULL);
-
-	if (!h)
-		return NULL;
-	h->caps = FI_MSG | FI_RMA | FI_SEND | FI_RECV | FI_READ | FI_WRITE |
-		  FI_REMOTE_READ | FI_REMOTE_WRITE | FI_SOURCE;
-	h->mode = FI_CONTEXT | FI_CONTEXT2 | FI_LOCAL_MR;
-	h->addr_format = FI_SOCKADDR_IN;
-	h->ep_attr->type = FI_EP_RDM;
-	/* As on a verbs RC queue pair: messages in order, a message after a
-	 * WRITE after its data, a peer's hello before its first WRITE. */
-	h->tx_attr->msg_order = FI_ORDER_SAS | FI_ORDER_SAW | FI_ORDER_WAS;
-	h->rx_attr->msg_order = FI_ORDER_SAS | FI_ORDER_SAW | FI_ORDER_WAS;
-	h->domain_attr->mr_mode = mr_mode;
-	h->domain_attr->cq_data_size = 8;
-	h->domain_attr->av_type = FI_AV_TABLE;
-	h->domain_attr->threading = FI_THREAD_DOMAIN;
-	h->domain_attr->control_progress = FI_PROGRESS_MANUAL;
-	h->domain_attr->data_progress = FI_PROGRESS_MANUAL;
-	if (provider) {
-		h->fabric_attr->prov_name = strdup(provider);
-		if (!h->fabric_attr->prov_name) {
-			lf.freeinfo(h);
-			return NULL;
-		}
-	}
-	return h;
-}
-
-static int xo_getinfo(struct xport_ofi *x, int mr_mode, struct fi_info **out)
-{
-	struct fi_info *hints = xo_hints(x->provider, mr_mode);
-	int ret;
-
-	if (!hints)
-		return -ENOMEM;
-	/* FI_SOURCE: node and service are where we listen; port 0 is any. */
-	ret = lf.getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION),
-			 x->cfg.addr, "0", FI_SOURCE, hints, out);
-	lf.freeinfo(hints);
-	return ret;
-}
-
-/* What the user could have asked for: every provider with reliable
- * datagrams, messages and RMA, whatever its modes. */
-static void xo_list_providers(char *buf, size_t len)
-{
-	struct fi_info *hints = xo_hints(NULL, 0), *all = NULL, *i, *j;
-	size_t used = 0;
-
-	snprintf(buf, len, "none");
-	if (!hints)
-		return;
-	hints->caps = FI_MSG | FI_RMA;
-	hints->mode = ~0ull;
-	hints->addr_format = FI_FORMAT_UNSPEC;
-	hints->domain_attr->mr_mode = XO_MR_MODE | FI_MR_ENDPOINT | FI_MR_RAW |
-				      FI_MR_MMU_NOTIFY | FI_MR_RMA_EVENT;
-	hints->domain_attr->cq_data_size = 0;
-	hints->tx_attr->msg_order = 0;
-	hints->rx_attr->msg_order = 0;
-	if (lf.getinfo(FI_VERSION(FI_MAJOR_VERSION, FI_MINOR_VERSION), NULL,
-		       NULL, 0, hints, &all) == 0) {
-		for (i = all; i; i = i->next) {
-			for (j = all; j != i; j = j->next)
-				if (!strcmp(j->fabric_attr->prov_name,
-					    i->fabric_attr->prov_name))
-					break;
-			if (j == i && used < len)
-				used += (size_t)snprintf(
-					buf + used, len - used, "%s%s",
-					used ? ", " : "",
-					i->fabric_attr->prov_name);
-		}
-		lf.freeinfo(all);
-	}
-	lf.freeinfo(hints);
-}
-
-/* A provider whose answer to the modern modes addresses RMA by offset (tcp)
- * is asked again for FI_MR_BASIC: see "Keys and addresses" above. */
-static int xo_pick_info(struct xport_ofi *x)
-{
-	char list[512];
-	int ret;
-
-	ret = xo_getinfo(x, XO_MR_MODE, &x->info);
-	if (ret == 0 && !(x->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR)) {
-		lf.freeinfo(x->info);
-		x->info = NULL;
-		ret = xo_getinfo(x, FI_MR_BASIC, &x->info);
-		if (ret == -FI_ENODATA) {
-			log_err("transport: libfabric provider '%s' addresses "
-				"RMA by offset, not by virtual address",
-				x->provider);
-			return -EPROTONOSUPPORT;
-		}
-	}
-	if (ret == -FI_ENODATA) {
-		xo_list_providers(list, sizeof(list));
-		log_err("transport: libfabric has no provider '%s' with "
-			"reliable datagrams, messages, RMA and 8 bytes of CQ "
-			"data on %s; providers with reliable datagrams, "
-			"messages and RMA: %s", x->provider, x->cfg.addr, list);
-		return -ENOENT;
-	}
-	if (ret)
-		return xo_fail("fi_getinfo", ret);
-	return 0;
-}
-
 static int xo_setup_info(struct xport_ofi *x)
 {
 	struct fi_info *info;
 	int ret;
 
-	ret = xo_pick_info(x);
+	ret = ofi_pick_info(x->provider, x->cfg.addr, "transport", &x->info);
 	if (ret)
 		return ret;
 	info = x->info;
@@ -1389,14 +1208,14 @@ static void xo_close(struct fid *fid, const char *what)
 	ret = fi_close(fid);
 	if (ret)
 		log_warn("transport: closing the %s: %s", what,
-			 lf.strerror(-ret));
+			 ofi_lf.strerror(-ret));
 }
 
 static int xo_open_domain(struct xport_ofi *x)
 {
 	int ret;
 
-	ret = lf.fabric(x->info->fabric_attr, &x->fabric, NULL);
+	ret = ofi_lf.fabric(x->info->fabric_attr, &x->fabric, NULL);
 	if (ret)
 		return xo_fail("fi_fabric", ret);
 	ret = fi_domain(x->fabric, x->info, &x->domain, NULL);
@@ -1669,7 +1488,7 @@ static void xo_destroy(struct xport *xp)
 	xo_close_queues(x);
 	xo_close_domain(x);
 	if (x->info)
-		lf.freeinfo(x->info);
+		ofi_lf.freeinfo(x->info);
 	free(x);
 }
 
@@ -1682,7 +1501,7 @@ static int xo_create(const struct xport_config *cfg, struct xport **out)
 	ret = xo_check_config(cfg, &addr);
 	if (ret)
 		return ret;
-	ret = lf_load();
+	ret = ofi_lib_load("transport");
 	if (ret)
 		return ret;
 	x = calloc(1, sizeof(*x));
@@ -1723,7 +1542,7 @@ out_close_domain:
 	xo_close_domain(x);
 out_free_info:
 	if (x->info)
-		lf.freeinfo(x->info);
+		ofi_lf.freeinfo(x->info);
 	free(x);
 	return ret;
 }
@@ -1772,7 +1591,7 @@ static int xo_reg_mr(struct xport *xp, void *addr, size_t len,
 			NULL);
 	if (ret) {
 		log_err("transport: fi_mr_reg of %zu bytes at %p: %s", len,
-			addr, lf.strerror(-ret));
+			addr, ofi_lf.strerror(-ret));
 		return ret;
 	}
 	x->next_key++;

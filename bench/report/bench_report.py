@@ -13,6 +13,11 @@ A floor is the sum of the medians of the raw operations an operation cannot
 avoid, measured in the same run (FLOORS below; --floor adds or replaces
 one).  An operation whose floor parts are missing from DIR is listed
 without a ratio.
+
+FLOORS names the raw verbs operations (bench_verbs, scripts/bench).  A run
+that has none of them but bench_ofi's (scripts/bench --native: libfabric,
+no RDMA) takes each verbs part's libfabric counterpart instead (OFI_PARTS);
+summary.md ends with the floor set used.
 """
 import glob
 import json
@@ -52,13 +57,20 @@ FLOORS = {
     "lock_ex_remote_master": ["verbs_send_64*4"],
 }
 
+# The libfabric floor parts (bench_ofi) that stand for the verbs ones in a
+# run without RDMA.
+OFI_PARTS = {
+    "verbs_send_64": "ofi_send_64",
+    "verbs_read_4k": "ofi_read_4k",
+}
+
 # Application-shaped benchmarks: their samples are whole iterations of a
 # workload (seconds), listed in the table but kept out of the latency plot.
 APP_TOOLS = {"bench_partition", "app_jacobi"}
 
 STATS = ("min_us", "median_us", "avg_us", "p99_us", "p999_us")
 NOT_COUNTERS = set(STATS) | {"name", "note", "bytes", "iterations", "warmup",
-                             "trimmed", "max_us", "stdev_us"}
+                             "trimmed", "max_us", "stdev_us", "fabric"}
 
 
 def load(outdir):
@@ -73,6 +85,8 @@ def load(outdir):
             continue
         for b in doc["benchmarks"]:
             b["tool"] = doc.get("tool", os.path.basename(path))
+            if "fabric" in doc:
+                b["fabric"] = doc["fabric"]
             results[b["name"]] = b
     return results
 
@@ -82,15 +96,32 @@ def split_part(part):
     return name, int(times) if times else 1
 
 
-def floor_of(name, results):
-    parts = FLOORS.get(name)
+def floor_set(results):
+    """The raw set this run measured: its name and tool for the summary,
+    and FLOORS with its parts renamed to that set's."""
+    ofi = [results[p] for p in OFI_PARTS.values() if p in results]
+    if any(p in results for p in OFI_PARTS) or not ofi:
+        return "verbs", "bench_verbs", FLOORS
+
+    def rename(part):
+        name, k = split_part(part)
+        name = OFI_PARTS.get(name, name)
+        return f"{name}*{k}" if "*" in part else name
+
+    fabric = ofi[0].get("fabric", "libfabric")
+    return fabric, ofi[0]["tool"], {op: [rename(p) for p in parts]
+                                    for op, parts in FLOORS.items()}
+
+
+def floor_of(name, results, floors):
+    parts = floors.get(name)
     if not parts or any(split_part(p)[0] not in results for p in parts):
         return None, parts
     return sum(results[n]["median_us"] * k
                for n, k in map(split_part, parts)), parts
 
 
-def markdown(results):
+def markdown(results, floors, set_name, set_tool):
     out = ["| benchmark | tool | iterations | min | median | avg | p99 | "
            "p99.9 | counters per op | floor (median) | ratio |",
            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
@@ -103,7 +134,7 @@ def markdown(results):
             # MB/s).
             mbs = b["bytes"] / b["median_us"]
             counters += f", MB_s={mbs:.3g}, pages_s={mbs * 1e6 / 4096:.4g}"
-        floor, parts = floor_of(name, results)
+        floor, parts = floor_of(name, results, floors)
         fl = f"{floor:.2f} ({' + '.join(parts)})" if floor else "-"
         ratio = f"{b['median_us'] / floor:.2f}" if floor else "-"
         stats = " | ".join(f"{b[s]:.2f}" for s in STATS)
@@ -112,10 +143,12 @@ def markdown(results):
     out.append("")
     out.append("Times in microseconds; warm-up and trimmed samples as each "
                "tool states. Ratios compare medians of the same run.")
+    out.append("")
+    out.append(f"Floor set: {set_name} ({set_tool}).")
     return "\n".join(out) + "\n"
 
 
-def plot(results, outdir):
+def plot(results, outdir, floors, set_name):
     if not shutil.which("gnuplot"):
         print("bench_report: gnuplot not found; no plot (run scripts/setup)",
               file=sys.stderr)
@@ -131,13 +164,13 @@ def plot(results, outdir):
     with open(data, "w") as f:
         f.write("# name median floor\n")
         for name, b in ops.items():
-            floor, _ = floor_of(name, results)
+            floor, _ = floor_of(name, results, floors)
             fl = f"{floor:.3f}" if floor else "?"
             f.write(f'"{name}" {b["median_us"]:.3f} {fl}\n')
     script = f"""
 set terminal pngcairo size 1000,500 noenhanced
 set output '{os.path.join(outdir, "latency.png")}'
-set title 'Median latency by operation, against its floor (same run)'
+set title 'Median latency by operation, against its floor ({set_name}, same run)'
 set ylabel 'microseconds (log scale)'
 set logscale y
 set datafile missing '?'
@@ -181,11 +214,11 @@ plot '{data}' using 1:2 with linespoints title 'median'{floor_line}
     return True
 
 
-def plot_upgrades(results, outdir):
+def plot_upgrades(results, outdir, floors):
     pts = []
     for name, b in results.items():
         if name.startswith("dsm_upgrade_"):
-            fl, _ = floor_of(name, results)
+            fl, _ = floor_of(name, results, floors)
             pts.append((int(name.rsplit("_", 1)[1]), b["median_us"], fl))
     return plot_series(outdir, "upgrade.png",
                        "Upgrade latency against the number of other sharers",
@@ -218,11 +251,13 @@ def main():
     results = load(outdir)
     if not results:
         sys.exit(f"bench_report: no benchmark results in {outdir}")
+    set_name, set_tool, floors = floor_set(results)
     with open(os.path.join(outdir, "summary.md"), "w") as f:
-        f.write(markdown(results))
-    pngs = [png for png, done in (("latency.png", plot(results, outdir)),
-                                  ("upgrade.png", plot_upgrades(results, outdir)),
-                                  ("app.png", plot_app(results, outdir)))
+        f.write(markdown(results, floors, set_name, set_tool))
+    pngs = [png for png, done in
+            (("latency.png", plot(results, outdir, floors, set_name)),
+             ("upgrade.png", plot_upgrades(results, outdir, floors)),
+             ("app.png", plot_app(results, outdir)))
             if done]
     print(f"bench_report: {len(results)} benchmarks -> "
           f"{os.path.join(outdir, 'summary.md')}"
