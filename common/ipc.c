@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@ static int ipc_addr(const char *path, struct sockaddr_un *sun)
 	return 0;
 }
 
-int ipc_listen(const char *path)
+int ipc_listen(const char *path, mode_t mode, gid_t group)
 {
 	struct sockaddr_un sun;
 	int fd, ret = ipc_addr(path, &sun);
@@ -30,9 +31,18 @@ int ipc_listen(const char *path)
 	if (fd < 0)
 		return -errno;
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 64)) {
+	/* The mode is set before listen(): until then a connect is refused,
+	 * so nobody gets in under the umask's mode. */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun))) {
 		ret = -errno;
 		close(fd);
+		return ret;
+	}
+	if ((group != (gid_t)-1 && chown(path, (uid_t)-1, group)) ||
+	    chmod(path, mode) || listen(fd, 64)) {
+		ret = -errno;
+		close(fd);
+		unlink(path);
 		return ret;
 	}
 	return fd;
@@ -186,7 +196,7 @@ int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
 int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,
 		    struct wire_ipc_hello_ok *hello)
 {
-	struct wire_ipc_hello h = {.kind = kind, .pid = (uint32_t)getpid()};
+	struct wire_ipc_hello h = {.kind = kind};
 	char buf[256];
 	struct wire_msg m;
 	int fd, ret;

@@ -10,13 +10,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "wire.h"
 
 #define IPC_DEFAULT_SOCKET "/run/dsm/dsmd.sock"
 
-/* Listening socket at path (an old socket file there is replaced). */
-int ipc_listen(const char *path);
+/* Listening socket at path (an old socket file there is replaced: the
+ * caller holds the path's lock, daemon/core/access.c), with mode and, unless
+ * group is (gid_t)-1, that group, both set before it listens. */
+int ipc_listen(const char *path, mode_t mode, gid_t group);
 /* Connected socket, or negative errno. */
 int ipc_connect(const char *path);
 int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,

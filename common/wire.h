@@ -626,12 +626,12 @@ struct wire_reset {
 #define WIRE_IPC_KIND_CTL 1u
 #define WIRE_IPC_KIND_APP 2u
 #define WIRE_IPC_KIND_LOCK 3u /* a process's lock connection */
-#define WIRE_IPC_MAGIC "DSMIPC01"
+/* 02: the hello lost its pid (dsmd takes the peer's from the kernel). */
+#define WIRE_IPC_MAGIC "DSMIPC02"
 
 struct wire_ipc_hello {
 	char magic[8]; /* WIRE_IPC_MAGIC, not NUL terminated */
 	uint32_t kind; /* WIRE_IPC_KIND_* */
-	uint32_t pid;
 } __attribute__((packed));
 
 struct wire_ipc_hello_ok {

@@ -131,10 +131,9 @@ static void teardown(struct dsmd *d)
 		xport_destroy(d->x);
 	if (alone)
 		xport_mock_fabric_free(alone);
-	if (d->listen_fd >= 0) {
+	if (d->listen_fd >= 0)
 		close(d->listen_fd);
-		unlink(d->cfg.socket);
-	}
+	access_close(d);
 	dsmd_fini(d);
 }
 

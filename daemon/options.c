@@ -39,6 +39,9 @@ static void usage(FILE *f)
 "  -a, --addr IP           IPv4 address on the RDMA device, or for ofi the\n"
 "                          one to listen on (default 127.0.0.1) (DSM_RDMA_ADDR)\n"
 "  -s, --socket PATH       Unix socket for clients            (DSM_SOCKET)\n"
+"      --allow-uid LIST    users (names or uids, comma-separated) who may\n"
+"                          attach besides dsmd's own and root (DSM_ALLOW_UID)\n"
+"      --allow-group LIST  groups who may attach             (DSM_ALLOW_GROUP)\n"
 "      --heartbeat-ms MS   heartbeat period, default 500      (DSM_HEARTBEAT_MS)\n"
 "      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
 "                                                             (DSM_DEAD_AFTER_MS)\n"
@@ -117,6 +120,9 @@ static const struct opt opts[] = {
 	{"device", 'd', "DSM_DEVICE", NULL, OPT_STR, 0, 0, CFG(device)},
 	{"addr", 'a', "DSM_RDMA_ADDR", NULL, OPT_STR, 0, 0, CFG(addr)},
 	{"socket", 's', NULL, NULL, OPT_STR, 0, 0, CFG(socket)},
+	{"allow-uid", 0, "DSM_ALLOW_UID", NULL, OPT_STR, 0, 0, CFG(allow_uid)},
+	{"allow-group", 0, "DSM_ALLOW_GROUP", NULL, OPT_STR, 0, 0,
+	 CFG(allow_group)},
 	{"heartbeat-ms", 0, "DSM_HEARTBEAT_MS", "heartbeat", OPT_UINT, 10,
 	 600000, CFG(heartbeat_ms)},
 	{"dead-after-ms", 0, "DSM_DEAD_AFTER_MS", "dead-after", OPT_UINT, 20,

@@ -40,6 +40,11 @@
 /* What the fault handling needs from userfaultfd on shared memory. */
 #define DSM_UFFD_FEATURES (UFFD_FEATURE_MINOR_SHMEM | \
 			   UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+/* And what it uses where the kernel has it (Linux 6.6): dsmd poisons a page
+ * that cannot be had, so that the faulting access gets SIGBUS itself. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1ull << 14)
+#endif
 
 struct opened {
 	void *addr;
@@ -198,9 +203,19 @@ static int uffd_create(void)
 			 "access to /dev/userfaultfd)", strerror(-fd));
 		return fd == -EPERM ? -EPERM : -ENOSYS;
 	}
+	/* The features are asked for once per descriptor: with poison
+	 * first, then without it on a kernel that lacks it. */
+	api.features |= UFFD_FEATURE_POISON;
 	if (ioctl(fd, UFFDIO_API, &api) == 0)
 		return fd;
 	close(fd);
+	fd = uffd_open();
+	api = (struct uffdio_api){.api = UFFD_API,
+				  .features = DSM_UFFD_FEATURES};
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
 	probe = uffd_open();
 	api = (struct uffdio_api){.api = UFFD_API};
 	if (probe >= 0 && ioctl(probe, UFFDIO_API, &api) == 0)

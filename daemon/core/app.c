@@ -5,17 +5,47 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "dsmd.h"
 #include "ipc.h"
 #include "log.h"
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
 void app_put(struct app *a)
 {
-	if (--a->refs == 0)
-		free(a);
+	if (--a->refs)
+		return;
+	if (a->pidfd >= 0)
+		close(a->pidfd);
+	free(a);
+}
+
+/* A pidfd of the process at the other end of c: the kernel's own
+ * (SO_PEERPIDFD), or before Linux 6.5 one opened on the pid the kernel
+ * gave at accept (the process is still connected, so that pid is still
+ * its own).  -1 if neither works: the process then cannot be signalled. */
+static int peer_pidfd(const struct client *c)
+{
+	socklen_t len;
+	int fd;
+
+	len = sizeof(fd);
+	if (getsockopt(c->w.fd, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) == 0 &&
+	    len == sizeof(fd))
+		return fd;
+	fd = (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd >= 0 ? fd : -1;
 }
 
 int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
@@ -66,7 +96,8 @@ static void on_attach(struct dsmd *d, struct client *c,
 	}
 	*a = (struct app){.c = c, .uffd = -1, .refs = 1, .rank = at.rank,
 			  .size = at.size, .local_size = at.local_size,
-			  .pid = (uint32_t)c->cred.pid, .job = at.job};
+			  .pid = (uint32_t)c->cred.pid, .job = at.job,
+			  .pidfd = peer_pidfd(c)};
 	a->w.fd = -1;
 	list_add_head(&d->apps, &a->link);
 	c->app = a;

@@ -6,7 +6,8 @@
  * client, is counted in ipc_refused, and the daemon goes on.  Every other
  * request goes to the module that handles its type (struct dsmd_ipc).
  * The peer's credentials are read at accept (SO_PEERCRED): a process's pid
- * is the kernel's word, not the client's.
+ * is the kernel's word, not the client's, and who may connect at all is
+ * access.c's to say.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,7 +30,7 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 	struct client *c;
 	struct ucred cred;
 	socklen_t len;
-	int fd;
+	int fd, ret;
 
 	(void)events;
 	while ((fd = accept4(w->fd, NULL, NULL,
@@ -40,9 +41,20 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 			continue;
 		}
 		len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
-		    watch_add(d, &c->w, fd, EPOLLIN, on_client)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			log_warn("dropped a client: %s", strerror(errno));
+			close(fd);
+			free(c);
+			continue;
+		}
+		if (!access_allowed(d, fd, &cred)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		ret = watch_add(d, &c->w, fd, EPOLLIN, on_client);
+		if (ret) {
+			log_warn("dropped a client: %s", strerror(-ret));
 			close(fd);
 			free(c);
 			continue;
@@ -56,21 +68,11 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 
 int client_listen(struct dsmd *d)
 {
-	char dir[256], *slash;
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s", d->cfg.socket);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		mkdir(dir, 0755); /* /run/dsm by default; fine if it exists */
-	}
-	d->listen_fd = ipc_listen(d->cfg.socket);
-	if (d->listen_fd < 0) {
-		log_err("cannot listen on Unix socket %s: %s", d->cfg.socket,
-			strerror(-d->listen_fd));
+	d->listen_fd = access_listen(d);
+	if (d->listen_fd < 0)
 		return d->listen_fd;
-	}
 	ret = watch_add(d, &d->listen_w, d->listen_fd, EPOLLIN, on_listen);
 	if (ret)
 		log_err("watching %s: %s", d->cfg.socket, strerror(-ret));

@@ -43,11 +43,14 @@ enum dsmd_transport {
 struct dsmd_config {
 	int node, nnodes;
 	uint32_t transport;     /* enum dsmd_transport */
-	const char *provider;   /* libfabric provider, default "tcp" */
+	const char *provider;   /* libfabric provider, default "tcp;ofi_rxm" */
 	const char *rendezvous; /* host:port of node 0's rendezvous */
 	const char *device;     /* RDMA device, NULL: from addr or first */
 	const char *addr;       /* IPv4 on the device, NULL: from its GIDs */
 	const char *socket;     /* Unix socket for clients */
+	const char *allow_uid;  /* users besides dsmd's own (and root) who
+				   may attach: names or uids, comma-separated */
+	const char *allow_group; /* groups who may: names or gids */
 	unsigned heartbeat_ms;
 	unsigned dead_after_ms;
 	unsigned join_timeout_ms;
@@ -208,7 +211,9 @@ struct app {
 	struct list link;       /* d->apps */
 	struct client *c;       /* NULL once the process is gone */
 	unsigned refs;
-	uint32_t rank, size, local_size, pid;
+	uint32_t rank, size, local_size;
+	uint32_t pid;           /* the kernel's (SO_PEERCRED), for messages */
+	int pidfd;              /* to signal it: the process, not its pid */
 	uint64_t job;
 	/* The page module's (page/fault.c): its userfaultfd. */
 	struct watch w;
@@ -308,8 +313,29 @@ struct page_state;
 struct coll_state;
 struct lockmgr;
 
+struct ucred;
+
+/* Who may attach (core/access.c). */
+#define DSMD_MAX_ALLOW 16
+struct dsmd_access {
+	uint32_t uids[DSMD_MAX_ALLOW], gids[DSMD_MAX_ALLOW];
+	unsigned nuids, ngids;
+	int lock_fd;            /* flock on SOCKET.lock; -1 until taken */
+};
+
+/* Prepare the socket's directory, take its lock, and listen with the modes
+ * the allowed clients need: the listening fd, or a negative errno (logged;
+ * -EADDRINUSE when another dsmd serves the path). */
+int access_listen(struct dsmd *d);
+/* Whether the peer (its kernel credentials) may use dsmd; a refusal is
+ * counted in d->ipc_refused and logged. */
+bool access_allowed(struct dsmd *d, int fd, const struct ucred *cred);
+/* Remove the socket and the lock, if they are this dsmd's. */
+void access_close(struct dsmd *d);
+
 struct dsmd {
 	struct dsmd_config cfg;
+	struct dsmd_access access;
 	const struct clock *clock;
 	struct xport *x;
 	int epfd, listen_fd, timer_fd, signal_fd;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,6 +25,15 @@
 
 #ifndef UFFDIO_CONTINUE_MODE_WP
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1) /* Linux 6.4 */
+#endif
+#ifndef UFFDIO_POISON /* Linux 6.6 */
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
 static int uffd_continue(int uffd, uint64_t addr, bool wp)
@@ -150,16 +160,43 @@ void fault_run(struct dsmd *d, struct list *list)
 	}
 }
 
-/* The page cannot be had: its directory entry died with its master, or
- * its only copy with its holder.  The process gets SIGBUS, as for memory
- * that is gone, rather than a hang. */
-static void lost(struct dsmd *d, struct app *a, uint64_t page)
+/* Poison the page in the process's mapping: the faulting access itself
+ * then gets SIGBUS (BUS_MCEERR_AR, si_addr in the page), as for memory
+ * that is gone.  0, or a negative errno (-EINVAL before Linux 6.6 or
+ * without UFFD_FEATURE_POISON). */
+static int uffd_poison(int uffd, uint64_t addr)
 {
+	struct uffdio_poison p = {
+		.range = {.start = addr, .len = WIRE_PAGE_SIZE},
+	};
+
+	return ioctl(uffd, UFFDIO_POISON, &p) ? -errno : 0;
+}
+
+/* The page cannot be had: its directory entry died with its master, or
+ * its only copy with its holder.  The faulting access gets SIGBUS rather
+ * than a hang: through the poisoned page where the kernel can, otherwise
+ * signalled through the process's pidfd, which names the process that
+ * attached and no other (not one that took its pid since, nor another pid
+ * namespace's).  The page stays poisoned in that process until its
+ * mapping is dropped. */
+static void lost(struct dsmd *d, struct fault *f, uint64_t page)
+{
+	struct app *a = f->app;
+	int ret;
+
 	d->st.lost_faults++;
 	log_err("page %llu is lost (its master or its only holder died): "
 		"process %u gets SIGBUS", (unsigned long long)page, a->pid);
-	if (a->pid)
-		kill((pid_t)a->pid, SIGBUS);
+	ret = uffd_poison(a->uffd, f->addr & ~(uint64_t)(WIRE_PAGE_SIZE - 1));
+	if (ret == 0)
+		return;
+	if (a->pidfd >= 0 &&
+	    syscall(SYS_pidfd_send_signal, a->pidfd, SIGBUS, NULL, 0) == 0)
+		return;
+	log_err("cannot signal process %u (page %llu): poison: %s; pidfd: "
+		"%s", a->pid, (unsigned long long)page, strerror(-ret),
+		a->pidfd < 0 ? "none" : strerror(errno));
 }
 
 void fault_fail(struct dsmd *d, struct list *list, uint64_t page)
@@ -168,7 +205,7 @@ void fault_fail(struct dsmd *d, struct list *list, uint64_t page)
 
 	list_for_each_safe(f, tmp, list, link) {
 		if (f->app->uffd >= 0)
-			lost(d, f->app, page);
+			lost(d, f, page);
 		fault_put(f);
 	}
 }

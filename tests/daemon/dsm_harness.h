@@ -91,7 +91,7 @@ static inline int setup(int n, unsigned hold_us)
 		};
 		/* A stand-in process: its "userfaultfd" takes no ioctl. */
 		tc.app[i] = (struct app){.uffd = open("/dev/null", O_RDONLY),
-					 .refs = 1};
+					 .pidfd = -1, .refs = 1};
 		tc.n = i + 1; /* teardown() undoes this node from here on */
 		if (mock_node_start(d, tc.f, 16, &tc_clock))
 			return -1;

@@ -52,7 +52,7 @@ static int refused_raw(const void *p, size_t len)
 
 static size_t hello(void *buf, const char *magic, uint32_t kind)
 {
-	struct wire_ipc_hello h = {.kind = kind, .pid = (uint32_t)getpid()};
+	struct wire_ipc_hello h = {.kind = kind};
 
 	memcpy(h.magic, magic, sizeof(h.magic));
 	return wire_build(buf, 256, WIRE_IPC_HELLO, 1, &h, sizeof(h));
@@ -91,6 +91,27 @@ static int test_bad_version(void)
 
 	b[offsetof(struct wire_hdr, version)] = WIRE_VERSION + 1;
 	CHECK(refused_raw(b, len));
+	return 0;
+}
+
+/* The hello of IPC version 01 carried the client's pid, which dsmd once
+ * signalled (a pid of 0xffffffff became kill(-1, SIGBUS)): it is refused
+ * now, old magic or new, and the pid is the kernel's. */
+static int test_hello_with_pid(void)
+{
+	struct {
+		struct wire_ipc_hello h;
+		uint32_t pid;
+	} __attribute__((packed)) old = {.h.kind = WIRE_IPC_KIND_APP,
+					 .pid = 0xffffffffu};
+	unsigned char b[256];
+
+	memcpy(old.h.magic, "DSMIPC01", sizeof(old.h.magic));
+	CHECK(refused_raw(b, wire_build(b, sizeof(b), WIRE_IPC_HELLO, 1, &old,
+					sizeof(old))));
+	memcpy(old.h.magic, WIRE_IPC_MAGIC, sizeof(old.h.magic));
+	CHECK(refused_raw(b, wire_build(b, sizeof(b), WIRE_IPC_HELLO, 1, &old,
+					sizeof(old))));
 	return 0;
 }
 
@@ -199,6 +220,7 @@ static const struct test_case tests[] = {
 	{"bad_magic", test_bad_magic},
 	{"bad_kind", test_bad_kind},
 	{"bad_version", test_bad_version},
+	{"hello_with_pid", test_hello_with_pid},
 	{"truncated", test_truncated},
 	{"oversized", test_oversized},
 	{"request_before_hello", test_request_before_hello},
