@@ -66,26 +66,16 @@ int ipc_connect(const char *path)
 	return fd;
 }
 
-int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
-		size_t body_len, int pass_fd)
+int ipc_send_raw(int fd, const void *msg, size_t len, int pass_fd)
 {
-	size_t len = sizeof(struct wire_hdr) + body_len;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
-	struct iovec iov;
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	char *buf;
 	ssize_t n;
 
-	if (len > WIRE_IPC_MAX)
-		return -EMSGSIZE;
-	buf = malloc(len);
-	if (!buf)
-		return -ENOMEM;
-	wire_build(buf, len, type, req_id, body, body_len);
-	iov = (struct iovec){.iov_base = buf, .iov_len = len};
 	if (pass_fd >= 0) {
 		struct cmsghdr *cm;
 
@@ -99,10 +89,27 @@ int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
 		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
 	}
 	n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	free(buf);
 	if (n < 0)
-		return -errno;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
+		size_t body_len, int pass_fd)
+{
+	size_t len = sizeof(struct wire_hdr) + body_len;
+	char *buf;
+	int ret;
+
+	if (len > WIRE_IPC_MAX)
+		return -EMSGSIZE;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	wire_build(buf, len, type, req_id, body, body_len);
+	ret = ipc_send_raw(fd, buf, len, pass_fd);
+	free(buf);
+	return ret;
 }
 
 int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,

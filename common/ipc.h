@@ -24,6 +24,9 @@ int ipc_listen(const char *path, mode_t mode, gid_t group);
 int ipc_connect(const char *path);
 int ipc_send(int fd, unsigned type, uint64_t req_id, const void *body,
 	     size_t body_len);
+/* A message already built (wire_build), passing pass_fd when >= 0: 0,
+ * -EAGAIN when a nonblocking socket is full, or another negative errno. */
+int ipc_send_raw(int fd, const void *msg, size_t len, int pass_fd);
 /* The same, passing the descriptor pass_fd (SCM_RIGHTS) when >= 0. */
 int ipc_send_fd(int fd, unsigned type, uint64_t req_id, const void *body,
 		size_t body_len, int pass_fd);

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 "      --allow-uid LIST    users (names or uids, comma-separated) who may\n"
 "                          attach besides dsmd's own and root (DSM_ALLOW_UID)\n"
 "      --allow-group LIST  groups who may attach             (DSM_ALLOW_GROUP)\n"
+"      --client-queue-kb KB  replies waiting for a client that does not read,\n"
+"                          at most (then it is cut off), default 4096\n"
+"                                                   (DSM_CLIENT_QUEUE_KB)\n"
 "      --heartbeat-ms MS   heartbeat period, default 500      (DSM_HEARTBEAT_MS)\n"
 "      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
 "                                                             (DSM_DEAD_AFTER_MS)\n"
@@ -123,6 +126,8 @@ static const struct opt opts[] = {
 	{"allow-uid", 0, "DSM_ALLOW_UID", NULL, OPT_STR, 0, 0, CFG(allow_uid)},
 	{"allow-group", 0, "DSM_ALLOW_GROUP", NULL, OPT_STR, 0, 0,
 	 CFG(allow_group)},
+	{"client-queue-kb", 0, "DSM_CLIENT_QUEUE_KB", "client queue (KiB)",
+	 OPT_UINT, 64, 1 << 20, CFG(client_queue_kb)},
 	{"heartbeat-ms", 0, "DSM_HEARTBEAT_MS", "heartbeat", OPT_UINT, 10,
 	 600000, CFG(heartbeat_ms)},
 	{"dead-after-ms", 0, "DSM_DEAD_AFTER_MS", "dead-after", OPT_UINT, 20,
@@ -338,6 +343,7 @@ static const struct dsmd_config defaults = {
 		   .share_pct = 60, .min_requests = 4, .window_ms = 500,
 		   .load_pct = 200},
 	.deadlock_ms = LOCK_DEADLOCK_MS,
+	.client_queue_kb = CLIENT_OUT_MAX >> 10,
 };
 
 /* getopt_long's table from ours, plus node, count, verbose and help. */

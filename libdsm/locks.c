@@ -5,16 +5,24 @@
  * in the order of the requests, and blocking notifications come unasked.
  * Two threads of the library serve it:
  *
- *   the reader   reads every event off the connection: it fills the lock
- *                status block, wakes the caller of a blocking request, and
- *                queues callbacks; it never runs the caller's code, so a
- *                callback that blocks on a lock call of its own cannot stop
- *                the answer it waits for from being read;
+ *   the reader   reads every event off the connection: it wakes the
+ *                caller of a blocking request, fills the lock status block
+ *                of an asynchronous one and queues its callback; it never
+ *                runs the caller's code, so a callback that blocks on a
+ *                lock call of its own cannot stop the answer it waits for
+ *                from being read;
  *   the runner   runs the queued callbacks, one at a time, in order.
  *
  * The library keeps its own table of the process's locks (lkid, status
  * block, callbacks, state), so arguments that name a lock are checked
  * before anything is sent: a refused asynchronous call never calls back.
+ *
+ * The caller's memory (the status block, the name) is never touched with
+ * L.mu held: it may be in shared memory, where touching it can fault and
+ * wait for the network, and the reader must not wait behind that.  A
+ * blocking call fills its own block after its answer, outside the mutex;
+ * the reader fills an asynchronous call's block, outside the mutex too,
+ * before it queues the callback.
  */
 #define _GNU_SOURCE
 #include <dsm.h>
@@ -49,7 +57,10 @@ struct pend {
 	struct pend *next;
 	uint64_t req, lkid;
 	bool sync, done;
-	int status;
+	int status;            /* the answer: */
+	uint32_t sbflags;
+	bool has_lvb;
+	char lvb[DSM_LVB_LEN];
 	struct dsm_lksb *lksb; /* filled on completion, NULL: not a request */
 	dsm_ast_fn ast;        /* asynchronous: called on completion */
 	void *arg;
@@ -132,20 +143,33 @@ static void queue_cb(dsm_ast_fn ast, dsm_bast_fn bast, void *arg, int mode)
 	pthread_cond_signal(&L.cb_cv);
 }
 
-/* With L.mu held: a request ended. */
-static void on_complete(uint64_t req, const struct wire_ipc_lock_event *ev)
+/* A request's answer into its status block: without L.mu (see the top). */
+static void fill_lksb(struct dsm_lksb *lksb, const struct pend *p)
+{
+	lksb->status = p->status;
+	lksb->flags = p->sbflags;
+	if (p->has_lvb)
+		memcpy(lksb->lvb, p->lvb, sizeof(lksb->lvb));
+}
+
+/* With L.mu held: a request ended.  A blocking one's caller is woken; an
+ * asynchronous one is returned, for the reader to fill its block and queue
+ * its callback once the mutex is let go. */
+static struct pend *on_complete(uint64_t req,
+				const struct wire_ipc_lock_event *ev)
 {
 	struct pend *p = take_pend(req);
 	struct lk *k;
 
+	_Static_assert(sizeof(p->lvb) == sizeof(ev->lvb), "value blocks");
 	if (!p)
-		return;
+		return NULL;
+	p->status = ev->status;
+	p->sbflags = ev->sbflags;
+	p->has_lvb = ev->has_lvb;
+	memcpy(p->lvb, ev->lvb, sizeof(p->lvb));
 	k = find_lk(p->lkid);
 	if (p->lksb) {
-		p->lksb->status = ev->status;
-		p->lksb->flags = ev->sbflags;
-		if (ev->has_lvb)
-			memcpy(p->lksb->lvb, ev->lvb, sizeof(p->lksb->lvb));
 		if (k && k->state == LKS_WAITING && ev->status)
 			drop_lk(p->lkid); /* never granted: no lock */
 		else if (k && (k->state == LKS_WAITING ||
@@ -153,14 +177,52 @@ static void on_complete(uint64_t req, const struct wire_ipc_lock_event *ev)
 			k->state = LKS_GRANTED;
 	}
 	if (p->sync) {
-		p->status = ev->status;
 		p->done = true;
 		pthread_cond_broadcast(&L.done_cv);
-		return;
+		return NULL;
 	}
+	return p;
+}
+
+/* An asynchronous request's end, L.mu not held: its block, then its
+ * callback. */
+static void end_async(struct pend *p)
+{
+	if (p->lksb)
+		fill_lksb(p->lksb, p);
+	pthread_mutex_lock(&L.mu);
 	if (p->ast)
 		queue_cb(p->ast, NULL, p->arg, 0);
+	pthread_mutex_unlock(&L.mu);
 	free(p);
+}
+
+/* With L.mu held: dsmd went away (or we are closing).  Every request in
+ * flight fails with -EIO: blocking callers are woken, asynchronous ones
+ * are returned as a list, to be ended without the mutex. */
+static struct pend *fail_all(void)
+{
+	struct pend *p, *next, *async = NULL, **keep = &L.pends;
+
+	L.broken = true;
+	for (p = L.pends; p; p = next) {
+		next = p->next;
+		p->status = -EIO;
+		p->sbflags = 0;
+		p->has_lvb = false;
+		if (p->sync) {
+			p->done = true;
+			*keep = p;
+			keep = &p->next;
+		} else {
+			p->next = async;
+			async = p;
+		}
+	}
+	*keep = NULL;
+	pthread_cond_broadcast(&L.done_cv);
+	pthread_cond_signal(&L.cb_cv);
+	return async;
 }
 
 static void *reader(void *unused)
@@ -168,33 +230,29 @@ static void *reader(void *unused)
 	char buf[512];
 	struct wire_msg m;
 	struct wire_ipc_lock_event ev;
+	struct pend *done;
 
 	(void)unused;
 	for (;;) {
 		int ret = ipc_recv(L.fd, buf, sizeof(buf), -1, &m, NULL);
 
+		done = NULL;
 		pthread_mutex_lock(&L.mu);
 		if (ret) {
-			struct pend *p;
-
-			/* dsmd went away (or we are closing): every request
-			 * in flight fails. */
-			L.broken = true;
-			for (p = L.pends; p; p = p->next) {
-				p->status = -EIO;
-				p->done = true;
-				if (p->lksb)
-					p->lksb->status = -EIO;
-			}
-			pthread_cond_broadcast(&L.done_cv);
-			pthread_cond_signal(&L.cb_cv);
+			done = fail_all();
 			pthread_mutex_unlock(&L.mu);
+			while (done) {
+				struct pend *next = done->next;
+
+				end_async(done);
+				done = next;
+			}
 			return NULL;
 		}
 		if (m.hdr->type == WIRE_IPC_LOCK_EVENT) {
 			memcpy(&ev, m.body, sizeof(ev));
 			if (ev.kind == WIRE_IPC_LKE_COMPLETE) {
-				on_complete(m.hdr->req_id, &ev);
+				done = on_complete(m.hdr->req_id, &ev);
 			} else if (ev.kind == WIRE_IPC_LKE_BAST) {
 				struct lk *k = find_lk(ev.lkid);
 
@@ -204,6 +262,8 @@ static void *reader(void *unused)
 			}
 		}
 		pthread_mutex_unlock(&L.mu);
+		if (done)
+			end_async(done);
 	}
 }
 
@@ -267,9 +327,11 @@ static int open_conn(void)
 	return 0;
 }
 
-/* With L.mu held: send q and, for a blocking call, wait for its answer. */
+/* With L.mu held: send q and, for a blocking call, wait for its answer,
+ * which is copied to *answer (its status, flags and value block) for the
+ * caller to put in its block once it has let go of the mutex. */
 static int request(struct wire_ipc_lock *q, struct dsm_lksb *lksb, bool sync,
-		   dsm_ast_fn ast, void *arg)
+		   dsm_ast_fn ast, void *arg, struct pend *answer)
 {
 	struct pend *p = calloc(1, sizeof(*p));
 	int ret;
@@ -292,6 +354,10 @@ static int request(struct wire_ipc_lock *q, struct dsm_lksb *lksb, bool sync,
 		pthread_cond_wait(&L.done_cv, &L.mu);
 	ret = p->status;
 	take_pend(p->req); /* still listed only if the connection broke */
+	if (answer) {
+		*answer = *p;
+		answer->done = true;
+	}
 	free(p);
 	return ret;
 }
@@ -305,7 +371,10 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 				  .timeout_ms = timeout_ms,
 				  .bast = bast != NULL};
 	bool convert = flags & DSM_LKF_CONVERT, sync = !(flags & DSM_LKF_ASYNC);
+	struct pend answer = {.done = false};
 	struct lk *k = NULL;
+	bool asked = false;     /* a request was made: the block gets its end */
+	uint64_t lkid = 0;
 	size_t len = 0;
 	int ret;
 
@@ -322,18 +391,21 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 			return -ENAMETOOLONG;
 		memcpy(q.name, name, len);
 		q.name_len = (uint32_t)len;
+	} else {
+		lkid = lksb->lkid;
 	}
+	/* Read before the mutex (see the top): the block's value. */
+	memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
 	pthread_mutex_lock(&L.mu);
 	ret = open_conn();
 	if (ret)
 		goto out;
 	if (convert) {
-		k = find_lk(lksb->lkid);
+		k = find_lk(lkid);
 		ret = !k ? -ENOLCK : k->state != LKS_GRANTED ? -EBUSY : 0;
 		if (ret)
 			goto out;
 		q.lkid = k->lkid;
-		memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
 		k->state = LKS_CONVERTING;
 		k->ast = ast;
 		k->bast = bast;
@@ -341,6 +413,7 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 	} else {
 		struct lk *pk = parent ? find_lk(parent) : NULL;
 
+		memset(q.lvb, 0, sizeof(q.lvb));
 		if (parent && (!pk || pk->state == LKS_WAITING)) {
 			ret = -ENOLCK;
 			goto out;
@@ -357,12 +430,20 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 			pk->children++;
 		k->next = L.locks;
 		L.locks = k;
-		lksb->lkid = k->lkid;
+		lkid = k->lkid;
 		q.lkid = k->lkid;
 		q.parent = parent;
 	}
-	lksb->status = -EINPROGRESS;
-	ret = request(&q, lksb, sync, ast, arg);
+	if (!sync) {
+		/* The block says "in progress" and names its lock before the
+		 * answer can come (the reader then fills it). */
+		pthread_mutex_unlock(&L.mu);
+		lksb->lkid = lkid;
+		lksb->status = -EINPROGRESS;
+		pthread_mutex_lock(&L.mu);
+	}
+	asked = true;
+	ret = request(&q, lksb, sync, ast, arg, &answer);
 	if (ret && !sync) {
 		/* Not sent: no callback will come. */
 		if (convert)
@@ -372,6 +453,13 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 	}
 out:
 	pthread_mutex_unlock(&L.mu);
+	if (sync && asked) {
+		lksb->lkid = lkid;
+		if (answer.done)
+			fill_lksb(lksb, &answer);
+		else
+			lksb->status = ret;
+	}
 	return ret;
 }
 
@@ -379,15 +467,19 @@ int dsm_unlock(struct dsm_lksb *lksb, uint32_t flags)
 {
 	struct wire_ipc_lock q = {.op = WIRE_IPC_LK_UNLOCK, .flags = flags};
 	struct lk *k;
+	uint64_t lkid;
 	int ret;
 
 	if (!lksb || (flags & ~(uint32_t)(DSM_LKF_CANCEL | DSM_LKF_VALBLK)))
 		return -EINVAL;
+	/* Read before the mutex (see the top). */
+	lkid = lksb->lkid;
+	memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
 	pthread_mutex_lock(&L.mu);
 	ret = open_conn();
 	if (ret)
 		goto out;
-	k = find_lk(lksb->lkid);
+	k = find_lk(lkid);
 	if (!k) {
 		ret = -ENOLCK;
 		goto out;
@@ -405,8 +497,7 @@ int dsm_unlock(struct dsm_lksb *lksb, uint32_t flags)
 		goto out;
 	}
 	q.lkid = k->lkid;
-	memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
-	ret = request(&q, NULL, true, NULL, NULL);
+	ret = request(&q, NULL, true, NULL, NULL, NULL);
 	if (!ret && !(flags & DSM_LKF_CANCEL))
 		drop_lk(q.lkid);
 out:
@@ -417,17 +508,19 @@ out:
 int dsm_lock_master(const struct dsm_lksb *lksb)
 {
 	struct wire_ipc_lock q = {.op = WIRE_IPC_LK_MASTER};
+	uint64_t lkid;
 	int ret;
 
 	if (!lksb)
 		return -EINVAL;
+	lkid = lksb->lkid; /* before the mutex (see the top) */
 	pthread_mutex_lock(&L.mu);
 	ret = open_conn();
-	if (!ret && !find_lk(lksb->lkid))
+	if (!ret && !find_lk(lkid))
 		ret = -ENOLCK;
 	if (!ret) {
-		q.lkid = lksb->lkid;
-		ret = request(&q, NULL, true, NULL, NULL);
+		q.lkid = lkid;
+		ret = request(&q, NULL, true, NULL, NULL, NULL);
 	}
 	pthread_mutex_unlock(&L.mu);
 	return ret;

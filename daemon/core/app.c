@@ -101,8 +101,8 @@ static void on_attach(struct dsmd *d, struct client *c,
 	a->w.fd = -1;
 	list_add_head(&d->apps, &a->link);
 	c->app = a;
-	if (ipc_send_fd(c->w.fd, WIRE_IPC_ATTACH_OK, m->hdr->req_id, &ok,
-			sizeof(ok), d->memfd))
+	if (client_reply_fd(c, WIRE_IPC_ATTACH_OK, m->hdr->req_id, &ok,
+			    sizeof(ok), d->memfd))
 		client_close(d, c);
 }
 

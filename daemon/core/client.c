@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "log.h"
 
 static void on_client(struct dsmd *d, struct watch *w, uint32_t events);
+static void out_free(struct client *c);
 
 static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 {
@@ -40,6 +42,7 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 			close(fd);
 			continue;
 		}
+		client_init(c, d);
 		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			log_warn("dropped a client: %s", strerror(errno));
@@ -90,6 +93,7 @@ void client_close(struct dsmd *d, struct client *c)
 			dsmd_modules[i]->client_gone(d, c);
 	list_del(&c->link);
 	watch_del(d, &c->w);
+	out_free(c);
 	close(c->w.fd);
 	free(c);
 }
@@ -102,10 +106,120 @@ void client_close_all(struct dsmd *d)
 		client_close(d, c);
 }
 
+/* A reply that did not fit in the client's socket, sent on EPOLLOUT. */
+struct out_msg {
+	struct list link;
+	size_t len;
+	int pass_fd;            /* ours (a dup), or -1 */
+	unsigned char buf[];
+};
+
+void client_init(struct client *c, struct dsmd *d)
+{
+	c->d = d;
+	list_init(&c->out);
+	c->out_bytes = 0;
+	c->out_max = d && d->cfg.client_queue_kb ?
+			     (size_t)d->cfg.client_queue_kb << 10 :
+			     CLIENT_OUT_MAX;
+	c->out_broken = false;
+}
+
+static void set_events(struct client *c, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = &c->w};
+
+	if (c->d)
+		epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->w.fd, &ev);
+}
+
+static void out_free(struct client *c)
+{
+	struct out_msg *o, *tmp;
+
+	list_for_each_safe(o, tmp, &c->out, link) {
+		list_del(&o->link);
+		if (o->pass_fd >= 0)
+			close(o->pass_fd);
+		free(o);
+	}
+	c->out_bytes = 0;
+}
+
+/* The queue is over its bound (--client-queue-kb): a process that does not read its
+ * connection is cut off (shutdown: it reads EOF, libdsm's calls get -EIO;
+ * dsmd's loop then sees the hang-up and closes the client) rather than
+ * losing replies in silence or growing dsmd. */
+static int out_overflow(struct client *c)
+{
+	log_warn("a client (pid %d) left over %zu bytes of replies unread: "
+		 "cut off", (int)c->cred.pid, c->out_max);
+	c->out_broken = true;
+	out_free(c);
+	shutdown(c->w.fd, SHUT_RDWR);
+	return -ENOBUFS;
+}
+
+void client_flush(struct client *c)
+{
+	struct out_msg *o, *tmp;
+	int ret;
+
+	list_for_each_safe(o, tmp, &c->out, link) {
+		ret = ipc_send_raw(c->w.fd, o->buf, o->len, o->pass_fd);
+		if (ret == -EAGAIN)
+			return;
+		list_del(&o->link);
+		c->out_bytes -= o->len;
+		if (o->pass_fd >= 0)
+			close(o->pass_fd);
+		free(o);
+		if (ret)
+			break; /* the connection is gone: its hang-up closes it */
+	}
+	out_free(c);
+	set_events(c, EPOLLIN);
+}
+
+int client_reply_fd(struct client *c, unsigned type, uint64_t req_id,
+		    const void *body, size_t len, int pass_fd)
+{
+	size_t n = sizeof(struct wire_hdr) + len;
+	struct out_msg *o;
+	int ret;
+
+	if (c->out_broken)
+		return -ENOBUFS;
+	if (list_empty(&c->out)) {
+		ret = ipc_send_fd(c->w.fd, type, req_id, body, len, pass_fd);
+		if (ret != -EAGAIN)
+			return ret;
+	}
+	if (n > WIRE_IPC_MAX)
+		return -EMSGSIZE;
+	if (c->out_bytes + n > c->out_max)
+		return out_overflow(c);
+	o = malloc(sizeof(*o) + n);
+	if (!o)
+		return out_overflow(c);
+	o->len = n;
+	o->pass_fd = pass_fd >= 0 ? fcntl(pass_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (pass_fd >= 0 && o->pass_fd < 0) {
+		free(o);
+		return out_overflow(c);
+	}
+	wire_build(o->buf, n, type, req_id, body, len);
+	if (list_empty(&c->out))
+		set_events(c, EPOLLIN | EPOLLOUT);
+	list_add_tail(&c->out, &o->link);
+	c->out_bytes += n;
+	return 0;
+}
+
 int client_reply(struct client *c, unsigned type, uint64_t req_id,
 		 const void *body, size_t len)
 {
-	return ipc_send(c->w.fd, type, req_id, body, len);
+	return client_reply_fd(c, type, req_id, body, len, -1);
 }
 
 void client_result(struct client *c, uint64_t req_id, int status)
@@ -166,7 +280,12 @@ static void on_client(struct dsmd *d, struct watch *w, uint32_t events)
 	struct wire_msg m;
 	int ret, fd = -1;
 
-	(void)events;
+	if (events & EPOLLOUT)
+		client_flush(c);
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		free(buf);
+		return;
+	}
 	if (!buf) {
 		client_close(d, c);
 		return;

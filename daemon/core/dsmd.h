@@ -51,6 +51,7 @@ struct dsmd_config {
 	const char *allow_uid;  /* users besides dsmd's own (and root) who
 				   may attach: names or uids, comma-separated */
 	const char *allow_group; /* groups who may: names or gids */
+	unsigned client_queue_kb; /* replies waiting per client, at most */
 	unsigned heartbeat_ms;
 	unsigned dead_after_ms;
 	unsigned join_timeout_ms;
@@ -181,9 +182,18 @@ int node_defer(struct dsmd *d, int from, const struct wire_msg *m,
 struct lclient;
 
 /* A connection on the Unix socket. */
+/* Bytes of replies a client may have waiting in dsmd (its socket full),
+ * by default (--client-queue-kb): over this the client is cut off and its
+ * process gets -EIO.  Two thousand lock events take under 200 KiB. */
+#define CLIENT_OUT_MAX (4u << 20)
+
 struct client {
 	struct watch w;
+	struct dsmd *d;         /* for EPOLLOUT; NULL: unwatched (tests) */
 	struct list link;       /* d->clients */
+	struct list out;        /* struct out_msg: replies not yet sent */
+	size_t out_bytes, out_max;
+	bool out_broken;        /* queue overflowed: being cut off */
 	bool hello;
 	uint32_t kind;          /* WIRE_IPC_KIND_*, from its hello */
 	struct {                /* the peer's (SO_PEERCRED at accept) */
@@ -194,9 +204,17 @@ struct client {
 	struct lclient *lk;     /* the lock module's (kind LOCK) */
 };
 
-/* Write a reply to the client.  0 or a negative errno. */
+/* Write a reply to the client, in order after any that wait: 0 (sent or
+ * queued), or a negative errno (-ENOBUFS: the queue overflowed, and the
+ * client is cut off).  client_reply_fd passes a descriptor with it. */
 int client_reply(struct client *c, unsigned type, uint64_t req_id,
 		 const void *body, size_t len);
+int client_reply_fd(struct client *c, unsigned type, uint64_t req_id,
+		    const void *body, size_t len, int pass_fd);
+/* Send what waits, as far as the socket takes it (on EPOLLOUT). */
+void client_flush(struct client *c);
+/* A client made outside client.c (tests): its queue set up. */
+void client_init(struct client *c, struct dsmd *d);
 /* A WIRE_IPC_RESULT with status. */
 void client_result(struct client *c, uint64_t req_id, int status);
 /* Close the client (its modules hear of it first). */

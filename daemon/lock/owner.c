@@ -127,14 +127,12 @@ void lock_resend(struct dsmd *d, struct llock *l)
 static void event(struct lclient *lc, uint64_t req_id,
 		  const struct wire_ipc_lock_event *ev)
 {
-	/* A process that does not read its connection loses events, and
-	 * its blocked callers wait: say so once. */
-	if (lc && lc->c &&
-	    client_reply(lc->c, WIRE_IPC_LOCK_EVENT, req_id, ev, sizeof(*ev)) &&
-	    !lc->lost_logged) {
-		lc->lost_logged = true;
-		log_warn("a process's lock connection is full: events lost");
-	}
+	/* Queued if the connection is full; a process that leaves more
+	 * than CLIENT_OUT_MAX unread is cut off (client.c says so), and its
+	 * callers get -EIO instead of waiting. */
+	if (lc && lc->c)
+		client_reply(lc->c, WIRE_IPC_LOCK_EVENT, req_id, ev,
+			     sizeof(*ev));
 }
 
 void lock_complete(struct lclient *lc, uint64_t req_id, uint64_t lkid,

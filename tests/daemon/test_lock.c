@@ -11,6 +11,7 @@
  */
 #include "dsm_harness.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "ipc.h"
@@ -40,6 +41,7 @@ static struct proc *proc_new(int node)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->fd))
 		abort();
 	p->c = (struct client){.hello = true, .kind = WIRE_IPC_KIND_LOCK};
+	client_init(&p->c, NULL); /* unwatched: the test flushes it */
 	p->c.w.fd = p->fd[0];
 	list_init(&p->c.link);
 	return p;
@@ -744,6 +746,80 @@ static int test_early_ops_keep_order(void)
 	return 0;
 }
 
+/* A process that does not read while it asks: 2,000 requests on a
+ * nonblocking connection (dsmd's end, as accept gives it), none read until
+ * the last is made.  The socket holds a few hundred events; the rest wait
+ * in the client's output queue, and every one arrives, in order, as the
+ * process reads (dsmd flushes on EPOLLOUT; here the test does).  Before
+ * the queue, 278 arrived and the rest were lost. */
+static int test_events_not_lost(void)
+{
+	enum { N = 2000 };
+	char buf[256], name[16];
+	struct wire_ipc_lock_event ev;
+	struct wire_msg m;
+	uint64_t lk, first = 0, want;
+	unsigned got = 0;
+	struct proc *p;
+	bool progress;
+
+	lsetup(1);
+	p = proc_new(0);
+	CHECK(fcntl(p->fd[0], F_SETFL, O_NONBLOCK) == 0);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "r%u", i);
+		want = lock_req(p, &lk, DSM_LK_PR, 0, name, 0, 0, false);
+		if (!first)
+			first = want;
+		pump();
+	}
+	CHECK(p->c.out_bytes > 0); /* the socket did fill */
+	do {
+		progress = false;
+		while (ipc_recv(p->fd[1], buf, sizeof(buf), 0, &m, NULL) == 0) {
+			memcpy(&ev, m.body, sizeof(ev));
+			CHECK(ev.kind == WIRE_IPC_LKE_COMPLETE && ev.status == 0);
+			CHECK(m.hdr->req_id == first + got); /* in order */
+			got++;
+			progress = true;
+		}
+		client_flush(&p->c);
+	} while (progress);
+	CHECK(got == N);
+	CHECK(p->c.out_bytes == 0 && list_empty(&p->c.out));
+	return 0;
+}
+
+/* A process that never reads is cut off once its waiting replies pass the
+ * bound (here 16 KiB): its end reads what was sent, then EOF (libdsm's
+ * calls then fail with -EIO), and dsmd holds nothing more for it. */
+static int test_unread_client_cut_off(void)
+{
+	char buf[256], name[16];
+	struct wire_msg m;
+	unsigned got = 0;
+	struct proc *p;
+	uint64_t lk;
+	int ret;
+
+	lsetup(1);
+	p = proc_new(0);
+	CHECK(fcntl(p->fd[0], F_SETFL, O_NONBLOCK) == 0);
+	p->c.out_max = 16 << 10;
+	for (unsigned i = 0; i < 2000 && !p->c.out_broken; i++) {
+		snprintf(name, sizeof(name), "c%u", i);
+		lock_req(p, &lk, DSM_LK_PR, 0, name, 0, 0, false);
+		pump();
+	}
+	CHECK(p->c.out_broken);
+	CHECK(p->c.out_bytes == 0 && list_empty(&p->c.out));
+	while ((ret = ipc_recv(p->fd[1], buf, sizeof(buf), 0, &m, NULL)) == 0)
+		got++;
+	CHECK(got > 0);
+	CHECK(ret == -ECONNRESET); /* EOF after what was sent */
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"matrix", test_matrix},
 	{"queue_order", test_queue_order},
@@ -757,6 +833,8 @@ static const struct test_case tests[] = {
 	{"no_false_deadlock", test_no_false_deadlock},
 	{"master_dies", test_master_dies},
 	{"early_ops_keep_order", test_early_ops_keep_order},
+	{"events_not_lost", test_events_not_lost},
+	{"unread_client_cut_off", test_unread_client_cut_off},
 	{"moves_to_user", test_moves_to_user},
 	{"bad_messages", test_bad_messages},
 };
