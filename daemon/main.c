@@ -133,6 +133,8 @@ static void teardown(struct dsmd *d)
 		xport_mock_fabric_free(alone);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
 	access_close(d);
 	dsmd_fini(d);
 }

@@ -45,6 +45,8 @@ static void usage(FILE *f)
 "      --client-queue-kb KB  replies waiting for a client that does not read,\n"
 "                          at most (then it is cut off), default 4096\n"
 "                                                   (DSM_CLIENT_QUEUE_KB)\n"
+"      --max-clients N     connections served at once, default 1024; more\n"
+"                          are refused and counted      (DSM_MAX_CLIENTS)\n"
 "      --heartbeat-ms MS   heartbeat period, default 500      (DSM_HEARTBEAT_MS)\n"
 "      --dead-after-ms MS  silence before a peer is dead, default 5000\n"
 "                                                             (DSM_DEAD_AFTER_MS)\n"
@@ -128,6 +130,8 @@ static const struct opt opts[] = {
 	 CFG(allow_group)},
 	{"client-queue-kb", 0, "DSM_CLIENT_QUEUE_KB", "client queue (KiB)",
 	 OPT_UINT, 64, 1 << 20, CFG(client_queue_kb)},
+	{"max-clients", 0, "DSM_MAX_CLIENTS", "max clients", OPT_UINT, 1,
+	 1 << 20, CFG(max_clients)},
 	{"heartbeat-ms", 0, "DSM_HEARTBEAT_MS", "heartbeat", OPT_UINT, 10,
 	 600000, CFG(heartbeat_ms)},
 	{"dead-after-ms", 0, "DSM_DEAD_AFTER_MS", "dead-after", OPT_UINT, 20,
@@ -343,7 +347,7 @@ static const struct dsmd_config defaults = {
 		   .share_pct = 60, .min_requests = 4, .window_ms = 500,
 		   .load_pct = 200},
 	.deadlock_ms = LOCK_DEADLOCK_MS,
-	.client_queue_kb = CLIENT_OUT_MAX >> 10,
+	.client_queue_kb = CLIENT_OUT_MAX >> 10, .max_clients = DSMD_MAX_CLIENTS,
 };
 
 /* getopt_long's table from ours, plus node, count, verbose and help. */

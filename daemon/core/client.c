@@ -27,6 +27,37 @@
 static void on_client(struct dsmd *d, struct watch *w, uint32_t events);
 static void out_free(struct client *c);
 
+/* A connection dsmd will not serve: closed at once, counted, logged (the
+ * first 16, then at each power of two). */
+static void turn_away(struct dsmd *d, int fd, const char *why)
+{
+	uint64_t n = ++d->ipc_refused;
+
+	close(fd);
+	if (n <= 16 || (n & (n - 1)) == 0)
+		log_warn("refused a client on %s: %s; %llu refused so far",
+			 d->cfg.socket, why, (unsigned long long)n);
+}
+
+/* Out of descriptors (EMFILE, ENFILE): the listening socket stays
+ * readable, and a loop that only retries spins.  As libuv does, let the
+ * spare descriptor go, accept the connection with it and close it at
+ * once, then take the spare again: the client sees EOF, dsmd goes on. */
+static bool shed(struct dsmd *d, int lfd)
+{
+	int fd;
+
+	if (d->spare_fd < 0)
+		return false;
+	close(d->spare_fd);
+	d->spare_fd = -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		turn_away(d, fd, "dsmd is out of file descriptors");
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0;
+}
+
 static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 {
 	struct client *c;
@@ -35,26 +66,37 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 	int fd, ret;
 
 	(void)events;
-	while ((fd = accept4(w->fd, NULL, NULL,
-			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
+	for (;;) {
+		fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if ((errno == EMFILE || errno == ENFILE) &&
+			    shed(d, w->fd))
+				continue;
+			if (errno == ECONNABORTED || errno == EINTR)
+				continue;
+			return; /* EAGAIN: none left */
+		}
+		if (d->nclients >= (d->cfg.max_clients ? d->cfg.max_clients
+							: DSMD_MAX_CLIENTS)) {
+			turn_away(d, fd, "too many clients (--max-clients)");
 			continue;
 		}
-		client_init(c, d);
 		len = sizeof(cred);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			log_warn("dropped a client: %s", strerror(errno));
 			close(fd);
-			free(c);
 			continue;
 		}
 		if (!access_allowed(d, fd, &cred)) {
 			close(fd);
-			free(c);
 			continue;
 		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			turn_away(d, fd, "out of memory");
+			continue;
+		}
+		client_init(c, d);
 		ret = watch_add(d, &c->w, fd, EPOLLIN, on_client);
 		if (ret) {
 			log_warn("dropped a client: %s", strerror(-ret));
@@ -66,6 +108,7 @@ static void on_listen(struct dsmd *d, struct watch *w, uint32_t events)
 		c->cred.uid = cred.uid;
 		c->cred.gid = cred.gid;
 		list_add_head(&d->clients, &c->link);
+		d->nclients++;
 	}
 }
 
@@ -76,6 +119,7 @@ int client_listen(struct dsmd *d)
 	d->listen_fd = access_listen(d);
 	if (d->listen_fd < 0)
 		return d->listen_fd;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ret = watch_add(d, &d->listen_w, d->listen_fd, EPOLLIN, on_listen);
 	if (ret)
 		log_err("watching %s: %s", d->cfg.socket, strerror(-ret));
@@ -92,6 +136,8 @@ void client_close(struct dsmd *d, struct client *c)
 		if (dsmd_modules[i]->client_gone)
 			dsmd_modules[i]->client_gone(d, c);
 	list_del(&c->link);
+	if (c->d)
+		d->nclients--;
 	watch_del(d, &c->w);
 	out_free(c);
 	close(c->w.fd);

@@ -52,6 +52,7 @@ struct dsmd_config {
 				   may attach: names or uids, comma-separated */
 	const char *allow_group; /* groups who may: names or gids */
 	unsigned client_queue_kb; /* replies waiting per client, at most */
+	unsigned max_clients;   /* connections served at once */
 	unsigned heartbeat_ms;
 	unsigned dead_after_ms;
 	unsigned join_timeout_ms;
@@ -186,6 +187,9 @@ struct lclient;
  * by default (--client-queue-kb): over this the client is cut off and its
  * process gets -EIO.  Two thousand lock events take under 200 KiB. */
 #define CLIENT_OUT_MAX (4u << 20)
+/* Connections served at once, by default (--max-clients): each costs a
+ * descriptor and a little memory; a node runs tens of processes. */
+#define DSMD_MAX_CLIENTS 1024
 
 struct client {
 	struct watch w;
@@ -373,6 +377,8 @@ struct dsmd {
 	struct dsm_stats st;    /* every module's counters */
 	uint64_t bad_msgs;      /* node messages no module takes */
 	uint64_t ipc_refused;
+	unsigned nclients;      /* on d->clients */
+	int spare_fd;           /* given up to accept-and-close at EMFILE */
 	bool proto_logged;
 	unsigned net_waits;     /* faults waiting for the network: the loop
 				   may poll then (--txn-poll-us) */

@@ -47,6 +47,7 @@ int dsmd_init(struct dsmd *d, const struct clock *clock)
 	d->clock = clock;
 	d->listen_fd = d->timer_fd = d->signal_fd = d->memfd = -1;
 	d->access.lock_fd = -1;
+	d->spare_fd = -1;
 	list_init(&d->clients);
 	list_init(&d->apps);
 	list_init(&d->self_q);

@@ -1,11 +1,16 @@
 /* Unit tests of dsmd's core (daemon/core/): the module table (modules.c)
  * made into dispatch tables, the order modules hear of events in, the self
  * queue, and messages kept for later. */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "dsm_harness.h"
+#include "ipc.h"
 #include "modules.h"
 
 /* How many modules of the table list node message type t. */
@@ -168,6 +173,103 @@ static int test_setup_failure_unwinds(void)
 	return 0;
 }
 
+/* dsmd's listening socket with n clients connected, on a fresh path. */
+static int listen_with(struct dsmd *d, char *dir, char *path, size_t len,
+		       int *fds, int n)
+{
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, len, "%s/d.sock", dir);
+	d->cfg.socket = path;
+	if (client_listen(d))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if ((fds[i] = ipc_connect(path)) < 0)
+			return -1;
+	return 0;
+}
+
+static void unlisten(struct dsmd *d, char *dir, int *fds, int n)
+{
+	client_close_all(d);
+	watch_del(d, &d->listen_w);
+	close(d->listen_fd);
+	d->listen_fd = -1;
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
+	d->spare_fd = -1;
+	access_close(d);
+	rmdir(dir);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Whether fd reads EOF (the server closed it). */
+static bool sees_eof(int fd)
+{
+	char b[64];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 1000) == 1 && recv(fd, b, sizeof(b), 0) == 0;
+}
+
+/* Out of descriptors, dsmd gives up its spare one to accept each waiting
+ * connection and close it: the clients see EOF, the refusals are counted,
+ * and the listening socket is not left readable for the loop to spin on
+ * (it was, 1000 times of 1000 polls). */
+static int test_emfile_sheds(void)
+{
+	char dir[] = "/tmp/dsmd-core.XXXXXX", path[64];
+	struct pollfd pfd;
+	struct rlimit old, few;
+	struct dsmd *d;
+	int fds[4], probe;
+
+	CHECK(setup(1, 0) == 0);
+	d = &tc.d[0];
+	CHECK(listen_with(d, dir, path, sizeof(path), fds, 4) == 0);
+	CHECK(d->spare_fd >= 0);
+	probe = dup(0);
+	CHECK(probe >= 0);
+	close(probe);
+	CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	few = old;
+	few.rlim_cur = (rlim_t)probe; /* no descriptor above those in use */
+	CHECK(setrlimit(RLIMIT_NOFILE, &few) == 0);
+	d->listen_w.fn(d, &d->listen_w, EPOLLIN);
+	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	pfd = (struct pollfd){.fd = d->listen_fd, .events = POLLIN};
+	CHECK(poll(&pfd, 1, 0) == 0);
+	CHECK(d->ipc_refused == 4 && d->nclients == 0);
+	for (int i = 0; i < 4; i++)
+		CHECK(sees_eof(fds[i]));
+	CHECK(d->spare_fd >= 0); /* taken again for next time */
+	unlisten(d, dir, fds, 4);
+	return 0;
+}
+
+/* Past --max-clients a connection is closed at once and counted; those
+ * within are served. */
+static int test_max_clients(void)
+{
+	char dir[] = "/tmp/dsmd-core.XXXXXX", path[64];
+	struct pollfd p;
+	struct dsmd *d;
+	int fds[3];
+
+	CHECK(setup(1, 0) == 0);
+	d = &tc.d[0];
+	d->cfg.max_clients = 2;
+	CHECK(listen_with(d, dir, path, sizeof(path), fds, 3) == 0);
+	d->listen_w.fn(d, &d->listen_w, EPOLLIN);
+	CHECK(d->nclients == 2 && d->ipc_refused == 1);
+	CHECK(sees_eof(fds[2]));
+	p = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	CHECK(poll(&p, 1, 0) == 0); /* served: open, nothing to read */
+	unlisten(d, dir, fds, 3);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"every_node_type_one_handler", test_every_node_type_one_handler},
 	{"every_request_one_handler", test_every_request_one_handler},
@@ -175,6 +277,8 @@ static const struct test_case tests[] = {
 	{"rdma_owners", test_rdma_owners},
 	{"self_queue", test_self_queue},
 	{"setup_failure_unwinds", test_setup_failure_unwinds},
+	{"emfile_sheds", test_emfile_sheds},
+	{"max_clients", test_max_clients},
 };
 
 TEST_MAIN(tests, teardown)
