@@ -173,7 +173,8 @@ static int end_open(struct end *e, int self, bool poll, int sock)
 	if (write(sock, &addrs[self], sizeof(addrs[0])) != sizeof(addrs[0]) ||
 	    read(sock, &addrs[1 - self], sizeof(addrs[0])) != sizeof(addrs[0]))
 		return -EPIPE;
-	ret = xport_reg_mr(e->x, e->buf, sizeof(e->buf), &e->mr);
+	ret = xport_reg_mr(e->x, e->buf, sizeof(e->buf), XPORT_MR_REMOTE_READ,
+			   &e->mr);
 	if (ret == 0)
 		ret = xport_connect_all(e->x, addrs);
 	if (ret == 0)

@@ -83,7 +83,7 @@ static int ensure_in(struct dsmd *d)
 
 /* Registered buffer of at least len bytes, reused across sessions. */
 static int scratch(struct dsmd *d, void **buf, size_t *cap,
-		   struct xport_mr *mr, size_t len)
+		   struct xport_mr *mr, size_t len, unsigned access)
 {
 	int ret;
 
@@ -97,7 +97,7 @@ static int scratch(struct dsmd *d, void **buf, size_t *cap,
 	*buf = aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
 	if (!*buf)
 		return -ENOMEM;
-	ret = xport_reg_mr(d->x, *buf, len, mr);
+	ret = xport_reg_mr(d->x, *buf, len, access, mr);
 	if (ret) {
 		free(*buf);
 		*buf = NULL;
@@ -135,7 +135,9 @@ static void out_begin_round(struct dsmd *d, int peer)
 	r->rdma_len = b.rdma_len;
 	o->read_done = o->write_done = o->data_done = false;
 	o->t0_us = dsmd_now_us(d);
-	ret = scratch(d, &o->buf, &cap, &o->mr, b.rdma_len);
+	/* The checker's buffer: the destination of its READ and the source
+	 * of its WRITE, nothing for peers. */
+	ret = scratch(d, &o->buf, &cap, &o->mr, b.rdma_len, XPORT_MR_LOCAL);
 	if (ret == 0)
 		ret = xport_send(d->x, peer, WIRE_CHECK_BEGIN, o->session, &b,
 				 sizeof(b));
@@ -176,6 +178,13 @@ static void out_fail(struct dsmd *d, int peer, int status)
 	if (!out_result(d, peer)->status)
 		out_result(d, peer)->status = status;
 	o->state = OUT_DONE;
+	/* The peer lets its scratch buffer go (if the link still works). */
+	if (status != -ECONNRESET) {
+		struct wire_check_end e = {.session = o->session};
+
+		xport_send(d->x, peer, WIRE_CHECK_END, o->session, &e,
+			   sizeof(e));
+	}
 	out_finish_all(d);
 }
 
@@ -380,6 +389,22 @@ static int check_start(struct dsmd *d, struct client *c, uint64_t req_id,
 /* ---------------------------------------------------------------------- */
 /* Peer side                                                              */
 
+/* The session is over: its scratch buffer, which peers could READ and
+ * WRITE, is registered no longer (a buffer open to the network only while
+ * a check runs). */
+static void in_release(struct dsmd *d, int peer)
+{
+	struct check_in *in = &d->check->in[peer];
+
+	in->active = false;
+	if (in->buf) {
+		xport_dereg_mr(d->x, &in->mr);
+		free(in->buf);
+		in->buf = NULL;
+		in->cap = 0;
+	}
+}
+
 static void in_send_result(struct dsmd *d, int peer, unsigned type,
 			   uint32_t received, uint32_t errors, int status,
 			   uint64_t first_bad)
@@ -404,7 +429,8 @@ static void in_on_begin(struct dsmd *d, int peer,
 	    b->payload_len > CHECK_PAYLOAD_MAX)
 		ret = -EINVAL;
 	if (ret == 0)
-		ret = scratch(d, &in->buf, &in->cap, &in->mr, b->rdma_len);
+		ret = scratch(d, &in->buf, &in->cap, &in->mr, b->rdma_len,
+			      XPORT_MR_REMOTE_READ | XPORT_MR_REMOTE_WRITE);
 	*in = (struct check_in){
 		.session = b->session, .active = ret == 0, .count = b->count,
 		.payload_len = b->payload_len, .rdma_len = b->rdma_len,
@@ -480,7 +506,7 @@ static void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
 		return;
 	case WIRE_CHECK_END:
 		if (session == d->check->in[peer].session)
-			d->check->in[peer].active = false;
+			in_release(d, peer);
 		return;
 	}
 	/* Answers to our own check: only for the session running now. */
@@ -522,7 +548,7 @@ static void check_on_rdma(struct dsmd *d, const struct xport_event *ev)
 static void check_on_peer_down(struct dsmd *d, int peer)
 {
 	if (d->check->in)
-		d->check->in[peer].active = false;
+		in_release(d, peer);
 	if (d->check->out)
 		out_fail(d, peer, -ECONNRESET);
 }

@@ -101,7 +101,7 @@ struct xport_ops {
 	int (*send_raw)(struct xport *x, int peer, const void *msg,
 			size_t len);
 	int (*reg_mr)(struct xport *x, void *addr, size_t len,
-		      struct xport_mr *out);
+		      unsigned access, struct xport_mr *out);
 	int (*dereg_mr)(struct xport *x, struct xport_mr *mr);
 	int (*read)(struct xport *x, int peer, struct xport_mr *mr, size_t off,
 		    uint64_t raddr, uint32_t rkey, uint32_t len,
@@ -187,10 +187,17 @@ static inline int xport_send_raw(struct xport *x, int peer, const void *msg,
 {
 	return x->ops->send_raw(x, peer, msg, len);
 }
+/* What peers may do to a registered buffer (this node may always read and
+ * write it): least privilege, so ask only for what the buffer is for. */
+enum xport_access {
+	XPORT_MR_LOCAL = 0,             /* a source or destination of ours */
+	XPORT_MR_REMOTE_READ = 1u << 0, /* peers' READs read it */
+	XPORT_MR_REMOTE_WRITE = 1u << 1, /* peers' WRITEs write it */
+};
 static inline int xport_reg_mr(struct xport *x, void *addr, size_t len,
-			       struct xport_mr *out)
+			       unsigned access, struct xport_mr *out)
 {
-	return x->ops->reg_mr(x, addr, len, out);
+	return x->ops->reg_mr(x, addr, len, access, out);
 }
 static inline int xport_dereg_mr(struct xport *x, struct xport_mr *mr)
 {

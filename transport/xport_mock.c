@@ -31,6 +31,7 @@ struct mock_ev {
 
 struct mock_mr {
 	bool used;
+	unsigned access;     /* XPORT_MR_REMOTE_*: checked as an HCA would */
 	struct xport_mr mr;
 };
 
@@ -285,14 +286,17 @@ static int mock_send_raw(struct xport *x, int peer, const void *msg,
 }
 
 static int mock_reg_mr(struct xport *x, void *addr, size_t len,
-		       struct xport_mr *out)
+		       unsigned access, struct xport_mr *out)
 {
 	struct xport_mock *m = to_mock(x);
 
+	if (access & ~(unsigned)(XPORT_MR_REMOTE_READ | XPORT_MR_REMOTE_WRITE))
+		return -EINVAL;
 	for (unsigned i = 0; i < MOCK_MRS; i++) {
 		if (m->mrs[i].used)
 			continue;
 		m->mrs[i].used = true;
+		m->mrs[i].access = access;
 		m->mrs[i].mr = (struct xport_mr){.addr = addr, .len = len,
 						 .lkey = i + 1, .rkey = i + 1,
 						 .priv = &m->mrs[i]};
@@ -315,10 +319,11 @@ static int mock_dereg_mr(struct xport *x, struct xport_mr *mr)
 	return 0;
 }
 
-/* The remote bytes [raddr, raddr+len) inside a buffer registered with rkey,
- * or NULL: what a real HCA would answer with a remote access error. */
+/* The remote bytes [raddr, raddr+len) inside a buffer registered with rkey
+ * for `access`, or NULL: what a real HCA would answer with a remote access
+ * error. */
 static unsigned char *mock_remote(struct xport_mock *p, uint64_t raddr,
-				  uint32_t rkey, uint32_t len)
+				  uint32_t rkey, uint32_t len, unsigned access)
 {
 	struct mock_mr *mm;
 	uintptr_t base;
@@ -327,7 +332,8 @@ static unsigned char *mock_remote(struct xport_mock *p, uint64_t raddr,
 		return NULL;
 	mm = &p->mrs[rkey - 1];
 	base = (uintptr_t)mm->mr.addr;
-	if (!mm->used || raddr < base || raddr - base > mm->mr.len ||
+	if (!mm->used || (mm->access & access) != access || raddr < base ||
+	    raddr - base > mm->mr.len ||
 	    len > mm->mr.len - (raddr - base))
 		return NULL;
 	return (unsigned char *)(uintptr_t)raddr;
@@ -348,7 +354,8 @@ static int mock_rdma(struct xport_mock *m, bool write, int peer,
 		return -EINVAL;
 	if (!m->up[peer])
 		return -ENOTCONN;
-	remote = mock_remote(p, raddr, rkey, len);
+	remote = mock_remote(p, raddr, rkey, len,
+			     write ? XPORT_MR_REMOTE_WRITE : XPORT_MR_REMOTE_READ);
 	if (!remote || p->dead || m->f->cut[m->cfg.self][peer]) {
 		done.status = -EIO;
 		return mock_push(m, &done, NULL, 0);

@@ -1576,17 +1576,23 @@ static int xo_numa(struct xport *xp)
 	return -1;
 }
 
-/* Registered for every use the interface has: the source of a WRITE and
- * the target of a READ here, and both from a peer. */
+/* Registered as the source of a WRITE and the target of a READ here, and
+ * for peers only what `access` says. */
 static int xo_reg_mr(struct xport *xp, void *addr, size_t len,
-		     struct xport_mr *out)
+		     unsigned access_in, struct xport_mr *out)
 {
 	struct xport_ofi *x = to_xo(xp);
-	uint64_t access = FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
+	uint64_t access = FI_READ | FI_WRITE;
 	struct fid_mr *mr;
 	uint64_t key;
 	int ret;
 
+	if (access_in & ~(unsigned)(XPORT_MR_REMOTE_READ | XPORT_MR_REMOTE_WRITE))
+		return -EINVAL;
+	if (access_in & XPORT_MR_REMOTE_READ)
+		access |= FI_REMOTE_READ;
+	if (access_in & XPORT_MR_REMOTE_WRITE)
+		access |= FI_REMOTE_WRITE;
 	ret = fi_mr_reg(x->domain, addr, len, access, 0, x->next_key, 0, &mr,
 			NULL);
 	if (ret) {

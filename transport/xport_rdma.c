@@ -1533,13 +1533,19 @@ static const char *xr_device(struct xport *xp) { return to_xr(xp)->devname; }
 static int xr_numa(struct xport *xp) { return to_xr(xp)->numa_node; }
 
 static int xr_reg_mr(struct xport *xp, void *addr, size_t len,
-		     struct xport_mr *out)
+		     unsigned access, struct xport_mr *out)
 {
+	int flags = IBV_ACCESS_LOCAL_WRITE; /* READ destinations; and what
+					       REMOTE_WRITE needs */
 	struct ibv_mr *mr;
 
-	mr = ibv_reg_mr(to_xr(xp)->pd, addr, len,
-			IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-				IBV_ACCESS_REMOTE_WRITE);
+	if (access & ~(unsigned)(XPORT_MR_REMOTE_READ | XPORT_MR_REMOTE_WRITE))
+		return -EINVAL;
+	if (access & XPORT_MR_REMOTE_READ)
+		flags |= IBV_ACCESS_REMOTE_READ;
+	if (access & XPORT_MR_REMOTE_WRITE)
+		flags |= IBV_ACCESS_REMOTE_WRITE;
+	mr = ibv_reg_mr(to_xr(xp)->pd, addr, len, flags);
 	if (!mr)
 		return -errno;
 	*out = (struct xport_mr){.addr = addr, .len = len, .lkey = mr->lkey,

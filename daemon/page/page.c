@@ -13,7 +13,7 @@
 _Static_assert(PAGE_NSLOTS <= 0xffff && PAGE_NSEND <= 0xffff,
 	       "slots are numbered in 16 bits");
 
-static int reg_buf(struct dsmd *d, size_t len, void **buf,
+static int reg_buf(struct dsmd *d, size_t len, unsigned access, void **buf,
 		   struct xport_mr *mr)
 {
 	int ret;
@@ -22,7 +22,7 @@ static int reg_buf(struct dsmd *d, size_t len, void **buf,
 	if (!*buf)
 		return -ENOMEM;
 	memset(*buf, 0, len);
-	ret = xport_reg_mr(d->x, *buf, len, mr);
+	ret = xport_reg_mr(d->x, *buf, len, access, mr);
 	if (ret) {
 		free(*buf);
 		*buf = NULL;
@@ -65,11 +65,13 @@ static int page_setup(struct dsmd *d)
 		log_err("out of memory for the page tables");
 		return -ENOMEM;
 	}
-	ret = reg_buf(d, (size_t)PAGE_NSLOTS * PAGE_SLOT_STRIDE, &ps->recv_buf,
-		      &ps->recv_mr);
+	/* Least privilege: holders WRITE pages into the receive slots;
+	 * the send slots are only ever the source of our own WRITEs. */
+	ret = reg_buf(d, (size_t)PAGE_NSLOTS * PAGE_SLOT_STRIDE,
+		      XPORT_MR_REMOTE_WRITE, &ps->recv_buf, &ps->recv_mr);
 	if (ret == 0)
 		ret = reg_buf(d, (size_t)PAGE_NSEND * PAGE_SLOT_STRIDE,
-			      &ps->send_buf, &ps->send_mr);
+			      XPORT_MR_LOCAL, &ps->send_buf, &ps->send_mr);
 	if (ret) {
 		log_err("registering page buffers: %s", strerror(-ret));
 		return ret;

@@ -211,6 +211,44 @@ static int test_hold_time(void)
 	return 0;
 }
 
+/* Registered buffers give peers only what they are for: a holder may
+ * WRITE a page into a receive slot, and nothing else.  A peer's READ of
+ * the receive slots or the send slots, or a WRITE into the send slots,
+ * fails as an HCA fails it (the mock checks access as the NIC does), and
+ * touches nothing. */
+static int test_buffers_least_privilege(void)
+{
+	static unsigned char mine[WIRE_SLOT_SIZE], probe[WIRE_SLOT_SIZE];
+	struct page_state *ps;
+	struct xport_mr mr, pmr;
+	struct xport *x2;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	x2 = tc.d[2].x;
+	ps = tc.d[1].page;
+	memset(mine, 0x5a, sizeof(mine));
+	CHECK(xport_reg_mr(x2, mine, sizeof(mine), XPORT_MR_LOCAL, &mr) == 0);
+	CHECK(xport_reg_mr(x2, probe, sizeof(probe), XPORT_MR_LOCAL,
+			   &pmr) == 0);
+	memset(ps->send_buf, 0, WIRE_SLOT_SIZE);
+	memset(ps->recv_buf, 0x33, WIRE_SLOT_SIZE);
+	xport_write_imm(x2, 1, &mr, 0, (uint64_t)(uintptr_t)ps->send_buf,
+			ps->send_mr.rkey, WIRE_SLOT_SIZE, 0, 1);
+	xport_read(x2, 1, &pmr, 0, (uint64_t)(uintptr_t)ps->recv_buf,
+		   ps->recv_mr.rkey, WIRE_SLOT_SIZE, 2);
+	xport_read(x2, 1, &pmr, 0, (uint64_t)(uintptr_t)ps->send_buf,
+		   ps->send_mr.rkey, WIRE_SLOT_SIZE, 3);
+	pump();
+	for (size_t i = 0; i < WIRE_SLOT_SIZE; i++) {
+		CHECK(((unsigned char *)ps->send_buf)[i] == 0);
+		CHECK(probe[i] == 0);
+	}
+	xport_dereg_mr(x2, &mr);
+	xport_dereg_mr(x2, &pmr);
+	return 0;
+}
+
 /* Well-formed messages that make no sense here are dropped and counted;
  * nothing changes. */
 static int test_bad_messages(void)
@@ -247,7 +285,7 @@ static int test_bad_messages(void)
 	CHECK(entry(4) == NULL || (!entry(4)->busy && !entry(4)->state));
 	/* Page data for a slot that expects none, and for no slot. */
 	memcpy(junk + WIRE_PAGE_SIZE, &tr, sizeof(tr));
-	CHECK(xport_reg_mr(x2, junk, sizeof(junk), &mr) == 0);
+	CHECK(xport_reg_mr(x2, junk, sizeof(junk), XPORT_MR_LOCAL, &mr) == 0);
 	xport_write_imm(x2, 1, &mr, 0,
 			(uint64_t)(uintptr_t)tc.d[1].page->recv_buf,
 			tc.d[1].page->recv_mr.rkey, WIRE_SLOT_SIZE,
@@ -895,6 +933,7 @@ static const struct test_case tests[] = {
 	{"queue_serialises", test_queue_serialises},
 	{"hold_time", test_hold_time},
 	{"bad_messages", test_bad_messages},
+	{"buffers_least_privilege", test_buffers_least_privilege},
 	{"master_dies", test_master_dies},
 	{"requester_dies", test_requester_dies},
 	{"supplier_dies", test_supplier_dies},

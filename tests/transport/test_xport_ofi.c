@@ -220,8 +220,8 @@ static void teardown(void)
 	connect_timeout_ms = 0;
 }
 
-/* A zeroed, registered buffer of node's. */
-static struct buf *buf_new(int node, size_t len)
+/* A zeroed buffer of node's, registered with access. */
+static struct buf *buf_new_access(int node, size_t len, unsigned access)
 {
 	struct buf *b = &bufs[nbufs];
 
@@ -231,9 +231,16 @@ static struct buf *buf_new(int node, size_t len)
 		return NULL;
 	memset(b->p, 0, len);
 	nbufs++;
-	if (xport_reg_mr(nodes[node].x, b->p, len, &b->mr))
+	if (xport_reg_mr(nodes[node].x, b->p, len, access, &b->mr))
 		return NULL;
 	return b;
+}
+
+/* The same, open to peers' READs and WRITEs. */
+static struct buf *buf_new(int node, size_t len)
+{
+	return buf_new_access(node, len,
+			      XPORT_MR_REMOTE_READ | XPORT_MR_REMOTE_WRITE);
 }
 
 /* Message `index` from `from`, with a payload of len bytes (up to a header
@@ -528,6 +535,30 @@ static int read_case(size_t region, size_t roff, size_t loff, size_t len)
 	return TEST_PASS;
 }
 
+/* A buffer registered for no remote access cannot be READ by a peer: the
+ * READ completes with an error and brings nothing (least privilege is
+ * the provider's to enforce, as the NIC's on verbs). */
+static int test_read_needs_access(void)
+{
+	struct buf *src, *dst;
+	int reader = 0;
+
+	START(2, 16);
+	src = buf_new_access(1, 4096, XPORT_MR_REMOTE_WRITE);
+	dst = buf_new(0, 4096);
+	CHECK(src && dst);
+	memset(src->p, 0x77, 4096);
+	CHECK(xport_read(nodes[0].x, 1, &dst->mr, 0,
+			 (uint64_t)(uintptr_t)src->p, src->mr.rkey, 4096,
+			 0xbad) == 0);
+	CHECK(drive(got_done, &reader, DEADLINE_MS));
+	CHECK(nodes[0].done.type == XPORT_EV_READ_DONE);
+	CHECKF(nodes[0].done.status != 0, "a READ without access succeeded");
+	for (size_t i = 0; i < 4096; i++)
+		CHECKF(((unsigned char *)dst->p)[i] == 0, "byte %zu read", i);
+	return TEST_PASS;
+}
+
 static int test_read_4k(void)
 {
 	/* From inside the region: raddr is a virtual address, not an
@@ -812,6 +843,7 @@ static const struct test_case tests[] = {
 	{"burst_beyond_depth", test_burst_beyond_depth},
 	{"queue_bound", test_queue_bound},
 	{"read_4k", test_read_4k},
+	{"read_needs_access", test_read_needs_access},
 	{"read_1m", test_read_1m},
 	{"write_imm", test_write_imm},
 	{"writes_then_message", test_writes_then_message},
