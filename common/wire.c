@@ -26,6 +26,8 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 				  sizeof(struct wire_check_result), 0},
 	[WIRE_CHECK_WRITE_DONE] = {"CHECK_WRITE_DONE", WIRE_CH_NODE,
 				   sizeof(struct wire_check_result), 0},
+	[WIRE_CHECK_PROGRESS] = {"CHECK_PROGRESS", WIRE_CH_NODE,
+				 sizeof(struct wire_check_result), 0},
 	[WIRE_CHECK_END] = {"CHECK_END", WIRE_CH_NODE,
 			    sizeof(struct wire_check_end), 0},
 	[WIRE_DSM_REQ] = {"DSM_REQ", WIRE_CH_NODE,

@@ -19,8 +19,9 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 4u /* 2: entries move between nodes; 3: locks;
-				  4: read misses sent to a holder */
+#define WIRE_VERSION 5u /* 2: entries move between nodes; 3: locks;
+				  4: read misses sent to a holder;
+				  5: a check's DATA paced (CHECK_PROGRESS) */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -159,8 +160,11 @@ enum wire_type {
 	 * notifications as LOCK_EVENT (BAST, req_id 0). */
 	WIRE_IPC_LOCK = 84,
 	WIRE_IPC_LOCK_EVENT = 85,
+	/* checked node -> checker: DATA received so far (a result with
+	 * received set): the checker keeps at most a window unanswered. */
+	WIRE_CHECK_PROGRESS = 86,
 
-	WIRE_TYPE_MAX = 86,
+	WIRE_TYPE_MAX = 87,
 };
 
 /* ---- bodies ---- */

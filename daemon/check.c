@@ -25,6 +25,11 @@
 #include "log.h"
 
 #define CHECK_TIMEOUT_MS  600000u
+/* DATA a checker keeps unanswered per peer: eight times the default
+ * receive credits keeps the pipe full, and bounds what waits in the
+ * transport whatever the count.  The checked node answers every
+ * CHECK_WINDOW / 4. */
+#define CHECK_WINDOW      256u
 #define CHECK_RDMA_MAX    (16u << 20)
 #define CHECK_PAYLOAD_MAX (WIRE_MSG_MAX - sizeof(struct wire_hdr) - \
 			   sizeof(struct wire_check_data))
@@ -42,6 +47,8 @@ struct check_out {
 	uint64_t raddr;
 	uint32_t rkey;
 	bool read_done, write_done, data_done;
+	uint32_t sent, acked; /* DATA sent, and answered by PROGRESS */
+	bool read_posted;
 	bool skip;            /* dead peer left out (WIRE_CHECK_LIVE_ONLY) */
 	uint64_t t0_us;
 	struct wire_check_peer *results; /* [nsizes] */
@@ -188,16 +195,43 @@ static void out_fail(struct dsmd *d, int peer, int status)
 	out_finish_all(d);
 }
 
+/* Send DATA while fewer than CHECK_WINDOW are unanswered; after the last,
+ * the READ.  The window, not `count`, bounds what waits in the transport:
+ * a check of 10^7 messages once queued them all (about 40 GB per peer). */
+static void out_send_more(struct dsmd *d, int peer)
+{
+	struct check_out *o = &d->check->out[peer];
+	uint32_t count = o->round == 0 ? d->check->req.count : 0;
+	size_t plen = d->check->req.payload_len;
+	unsigned char msg[WIRE_MSG_MAX];
+	struct wire_check_data *h = (void *)msg;
+	int ret = 0;
+
+	while (ret == 0 && o->sent < count &&
+	       o->sent - o->acked < CHECK_WINDOW) {
+		*h = (struct wire_check_data){.session = o->session,
+					      .index = o->sent,
+					      .payload_len = (uint32_t)plen};
+		wire_pattern_fill(msg + sizeof(*h), plen,
+				  data_seed(o->seed, o->sent));
+		ret = xport_send(d->x, peer, WIRE_CHECK_DATA, o->session, msg,
+				 sizeof(*h) + plen);
+		o->sent += ret == 0;
+	}
+	if (ret == 0 && o->sent == count && !o->read_posted) {
+		o->read_posted = true;
+		ret = xport_read(d->x, peer, &o->mr, 0, o->raddr, o->rkey,
+				 d->check->req.sizes[o->round], o->session);
+	}
+	if (ret)
+		out_fail(d, peer, ret);
+}
+
 static void out_on_ready(struct dsmd *d, int peer,
 			 const struct wire_check_ready *r)
 {
 	struct check_out *o = &d->check->out[peer];
 	uint32_t len = d->check->req.sizes[o->round];
-	uint32_t i, count = o->round == 0 ? d->check->req.count : 0;
-	size_t plen = d->check->req.payload_len;
-	unsigned char msg[WIRE_MSG_MAX];
-	struct wire_check_data *h = (void *)msg;
-	int ret = 0;
 
 	if (r->status || r->len < len) {
 		out_fail(d, peer, r->status ? r->status : -EPROTO);
@@ -206,20 +240,23 @@ static void out_on_ready(struct dsmd *d, int peer,
 	o->state = OUT_RUN;
 	o->raddr = r->addr;
 	o->rkey = r->rkey;
-	for (i = 0; i < count && ret == 0; i++) {
-		*h = (struct wire_check_data){.session = o->session,
-					      .index = i,
-					      .payload_len = (uint32_t)plen};
-		wire_pattern_fill(msg + sizeof(*h), plen,
-				  data_seed(o->seed, i));
-		ret = xport_send(d->x, peer, WIRE_CHECK_DATA, o->session, msg,
-				 sizeof(*h) + plen);
+	o->sent = o->acked = 0;
+	o->read_posted = false;
+	out_send_more(d, peer);
+}
+
+/* PROGRESS: received so far, at most what was sent. */
+static void out_on_progress(struct dsmd *d, int peer,
+			    const struct wire_check_result *res)
+{
+	struct check_out *o = &d->check->out[peer];
+
+	if (res->received > o->sent || res->received < o->acked) {
+		d->bad_msgs++;
+		return;
 	}
-	if (ret == 0)
-		ret = xport_read(d->x, peer, &o->mr, 0, o->raddr, o->rkey, len,
-				 o->session);
-	if (ret)
-		out_fail(d, peer, ret);
+	o->acked = res->received;
+	out_send_more(d, peer);
 }
 
 static void out_on_read(struct dsmd *d, int peer, int status)
@@ -470,6 +507,9 @@ static void in_on_data(struct dsmd *d, int peer, const struct wire_msg *m)
 	if (in->next == in->count)
 		in_send_result(d, peer, WIRE_CHECK_DATA_DONE, in->next,
 			       in->errors, 0, in->first_bad);
+	else if (in->next % (CHECK_WINDOW / 4) == 0)
+		in_send_result(d, peer, WIRE_CHECK_PROGRESS, in->next,
+			       in->errors, 0, in->first_bad);
 }
 
 static void in_on_write(struct dsmd *d, const struct xport_event *ev)
@@ -516,6 +556,8 @@ static void check_on_msg(struct dsmd *d, int peer, const struct wire_msg *m)
 	}
 	if (m->hdr->type == WIRE_CHECK_READY && o->state == OUT_BEGIN)
 		out_on_ready(d, peer, m->body);
+	else if (m->hdr->type == WIRE_CHECK_PROGRESS && o->state == OUT_RUN)
+		out_on_progress(d, peer, m->body);
 	else if (m->hdr->type != WIRE_CHECK_READY && o->state == OUT_RUN)
 		out_on_result(d, peer, m->hdr->type, m->body);
 	else
@@ -621,6 +663,7 @@ static const struct dsmd_msg check_msgs[] = {
 	{WIRE_CHECK_DATA, false, check_on_msg},
 	{WIRE_CHECK_DATA_DONE, false, check_on_msg},
 	{WIRE_CHECK_WRITE_DONE, false, check_on_msg},
+	{WIRE_CHECK_PROGRESS, false, check_on_msg},
 	{WIRE_CHECK_END, false, check_on_msg},
 	{0},
 };

@@ -24,6 +24,7 @@ static const struct {
 	{WIRE_CHECK_BEGIN, WIRE_CH_NODE, sizeof(struct wire_check_begin)},
 	{WIRE_CHECK_READY, WIRE_CH_NODE, sizeof(struct wire_check_ready)},
 	{WIRE_CHECK_DATA_DONE, WIRE_CH_NODE, sizeof(struct wire_check_result)},
+	{WIRE_CHECK_PROGRESS, WIRE_CH_NODE, sizeof(struct wire_check_result)},
 	{WIRE_CHECK_WRITE_DONE, WIRE_CH_NODE,
 	 sizeof(struct wire_check_result)},
 	{WIRE_CHECK_END, WIRE_CH_NODE, sizeof(struct wire_check_end)},

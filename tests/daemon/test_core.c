@@ -270,6 +270,55 @@ static int test_max_clients(void)
 	return 0;
 }
 
+/* dsmctl check paces its DATA: however many messages are asked for, the
+ * checker sends at most a window before the checked node says how many
+ * it has (CHECK_PROGRESS); the whole check still passes.  A check of
+ * 20,000 messages once put all 20,000 into the transport at once. */
+static int test_check_paced(void)
+{
+	struct wire_ipc_check req = {.count = 20000, .payload_len = 64,
+				     .nsizes = 1, .sizes = {4096}};
+	unsigned char buf[2048], rbuf[WIRE_IPC_MAX];
+	struct wire_check_reply rep;
+	struct wire_check_peer peer;
+	struct client c = {.hello = true, .kind = WIRE_IPC_KIND_CTL};
+	struct wire_msg m;
+	const struct dsmd_ipc *h;
+	unsigned long sent;
+	int sv[2], fd = -1;
+
+	CHECK(setup(2, 0) == 0);
+	pump();
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+	client_init(&c, NULL);
+	c.w.fd = sv[0];
+	wire_build(buf, sizeof(buf), WIRE_IPC_CHECK, 9, &req, sizeof(req));
+	CHECK(wire_decode(buf, sizeof(struct wire_hdr) + sizeof(req),
+			  WIRE_CH_IPC, &m) == WIRE_OK);
+	h = tc.d[0].ipc_of[WIRE_IPC_CHECK];
+	CHECK(h != NULL);
+	h->fn(&tc.d[0], &c, &m, &fd);
+	/* BEGIN to node 1, READY back, and the checker starts sending. */
+	CHECK(xport_progress(tc.d[1].x) > 0);
+	CHECK(xport_progress(tc.d[0].x) > 0);
+	sent = xport_mock_sent(tc.d[0].x, 1, WIRE_CHECK_DATA);
+	CHECKF(sent > 0 && sent <= 256, "%lu DATA sent before an answer",
+	       sent);
+	pump();
+	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_CHECK_DATA) == 20000);
+	CHECK(xport_mock_sent(tc.d[1].x, 0, WIRE_CHECK_PROGRESS) >= 20000 / 64 - 1);
+	CHECK(ipc_recv(sv[1], rbuf, sizeof(rbuf), 1000, &m, NULL) == 0);
+	CHECK(m.hdr->type == WIRE_IPC_CHECK_REPLY);
+	memcpy(&rep, m.body, sizeof(rep));
+	CHECK(rep.npeers == 1);
+	memcpy(&peer, (const char *)m.body + sizeof(rep), sizeof(peer));
+	CHECKF(peer.status == 0 && peer.msgs_ok == 20000,
+	       "status %d, %u messages ok", peer.status, peer.msgs_ok);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"every_node_type_one_handler", test_every_node_type_one_handler},
 	{"every_request_one_handler", test_every_request_one_handler},
@@ -279,6 +328,7 @@ static const struct test_case tests[] = {
 	{"setup_failure_unwinds", test_setup_failure_unwinds},
 	{"emfile_sheds", test_emfile_sheds},
 	{"max_clients", test_max_clients},
+	{"check_paced", test_check_paced},
 };
 
 TEST_MAIN(tests, teardown)
