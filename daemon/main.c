@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -42,15 +43,35 @@ static const struct xport_ops *transport_ops(const struct dsmd_config *c)
 	}
 }
 
+/* The cluster's secret comes from the environment only (a command line is
+ * visible to every user in ps): dsmrun makes one per job; under another
+ * launcher, give every node the same DSM_CLUSTER_KEY. */
+static bool cluster_key(const struct dsmd_config *c, struct sip_key *key)
+{
+	const char *s = getenv("DSM_CLUSTER_KEY");
+
+	if (s && *s) {
+		*key = sip_key_from(s);
+		return true;
+	}
+	if (c->nnodes > 1)
+		log_warn("no cluster key (DSM_CLUSTER_KEY): any host that "
+			 "reaches the rendezvous can join this cluster");
+	return false;
+}
+
 static int setup_transport(struct dsmd *d)
 {
 	const struct xport_ops *ops = transport_ops(&d->cfg);
+	struct sip_key key = {0};
+	bool have_key = cluster_key(&d->cfg, &key);
 	struct xport_config xc = {
 		.self = d->cfg.node, .nnodes = d->cfg.nnodes,
 		.device = d->cfg.device, .addr = d->cfg.addr,
 		.provider = d->cfg.provider,
 		.recv_depth = d->cfg.recv_depth, .poll_us = d->cfg.poll_us,
 		.cb = cluster_on_event, .cb_arg = d,
+		.key = key,
 	};
 	struct xport_addr mine, all[WIRE_MAX_NODES];
 	int ret;
@@ -83,7 +104,8 @@ static int setup_transport(struct dsmd *d)
 			 inet_ntoa((struct in_addr){mine.ip}),
 			 ntohs(mine.port));
 	ret = rdv_exchange(d->cfg.rendezvous, d->cfg.node, d->cfg.nnodes,
-			   &mine, all, d->cfg.join_timeout_ms);
+			   have_key ? &key : NULL, &mine, all,
+			   d->cfg.join_timeout_ms);
 	if (ret)
 		return ret;
 	return xport_connect_all(d->x, all);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -538,6 +539,7 @@ static void set_rank_env(struct run *r, int rank)
 	setenv_int("DSM_DAEMON_PID", r->daemons[node].pid);
 	/* A new job for the daemons: collectives are counted afresh. */
 	setenv_int("DSM_JOB", (long)r->job);
+	unsetenv("DSM_CLUSTER_KEY"); /* the daemons' secret, not the ranks' */
 }
 
 static int start_commands(struct run *r, char **argv)
@@ -727,6 +729,19 @@ static int setup(struct run *r)
 	if (!mkdtemp(r->tmpdir))
 		return -errno;
 	r->job = ((unsigned long)time(NULL) << 22) ^ (unsigned long)getpid();
+	if (!getenv("DSM_CLUSTER_KEY")) {
+		/* The job's secret: only its own dsmd join its rendezvous
+		 * and connect to each other.  Through the environment, not
+		 * the command line (ps shows that to everyone). */
+		unsigned char k[16];
+		char hex[sizeof(k) * 2 + 1];
+
+		if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k))
+			return -EIO;
+		for (size_t i = 0; i < sizeof(k); i++)
+			snprintf(hex + 2 * i, 3, "%02x", k[i]);
+		setenv("DSM_CLUSTER_KEY", hex, 1);
+	}
 	port = pick_port();
 	if (port < 0)
 		return -EADDRNOTAVAIL;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,16 @@
 
 #define RDV_MAGIC 0x44534d52u /* "DSMR" */
 
+/* Node 0 -> a joiner, first: a fresh nonce for the joiner to sign. */
+struct rdv_challenge {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t reserved;
+	uint64_t nonce;
+} __attribute__((packed));
+
+/* Joiner -> node 0: who it is, where its transport listens, its own nonce
+ * for the table's tag, and tag = SipHash(key, challenge nonce, the rest). */
 struct rdv_hello {
 	uint32_t magic;
 	uint16_t version;
@@ -25,7 +36,41 @@ struct rdv_hello {
 	uint16_t nnodes;
 	uint16_t reserved;
 	struct xport_addr addr;
+	uint64_t nonce;
+	uint64_t tag;
 } __attribute__((packed));
+
+/* The tag of a hello answering challenge nonce c. */
+static uint64_t hello_tag(const struct sip_key *key, uint64_t c,
+			  const struct rdv_hello *h)
+{
+	unsigned char buf[sizeof(c) + offsetof(struct rdv_hello, tag)];
+
+	memcpy(buf, &c, sizeof(c));
+	memcpy(buf + sizeof(c), h, offsetof(struct rdv_hello, tag));
+	return siphash24(key, buf, sizeof(buf));
+}
+
+/* The tag of the table node 0 sends a joiner whose hello had nonce n. */
+static uint64_t table_tag(const struct sip_key *key, uint64_t n,
+			  const struct xport_addr *all, int nnodes)
+{
+	unsigned char buf[sizeof(n) + sizeof(*all) * WIRE_MAX_NODES];
+	size_t len = sizeof(*all) * (size_t)nnodes;
+
+	memcpy(buf, &n, sizeof(n));
+	memcpy(buf + sizeof(n), all, len);
+	return siphash24(key, buf, sizeof(n) + len);
+}
+
+static uint64_t nonce(void)
+{
+	uint64_t v;
+
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (uint64_t)clock_mono_ms() ^ ((uint64_t)getpid() << 32);
+	return v;
+}
 
 static int ms_left(long long deadline)
 {
@@ -95,9 +140,12 @@ static bool hello_ok(const struct rdv_hello *h, int nnodes)
 }
 
 static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
-		     struct xport_addr *all, long long deadline)
+		     const struct sip_key *key, struct xport_addr *all,
+		     long long deadline)
 {
 	int lfd, fds[WIRE_MAX_NODES], have = 1, ret = 0, one = 1, i;
+	uint64_t theirs[WIRE_MAX_NODES];
+	unsigned refused = 0;
 
 	for (i = 0; i < nnodes; i++)
 		fds[i] = -1;
@@ -117,6 +165,7 @@ static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 	}
 	while (have < nnodes) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+		struct rdv_challenge c;
 		struct rdv_hello h;
 		long long stray;
 		int fd, r = poll(&pfd, 1, ms_left(deadline));
@@ -134,21 +183,35 @@ static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 			continue;
 		/* A stray client gets a short deadline of its own. */
 		stray = (long long)clock_mono_ms() + 2000;
-		r = io_full(fd, &h, sizeof(h), false,
-			    stray < deadline ? stray : deadline);
-		if (r || !hello_ok(&h, nnodes) || fds[h.node] >= 0) {
-			log_warn("rendezvous: dropped a connection with a bad "
-				 "or duplicate hello");
+		if (stray > deadline)
+			stray = deadline;
+		c = (struct rdv_challenge){.magic = RDV_MAGIC,
+					   .version = WIRE_VERSION,
+					   .nonce = nonce()};
+		r = io_full(fd, &c, sizeof(c), true, stray);
+		if (!r)
+			r = io_full(fd, &h, sizeof(h), false, stray);
+		if (r || !hello_ok(&h, nnodes) || fds[h.node] >= 0 ||
+		    h.tag != hello_tag(key, c.nonce, &h)) {
+			if (refused++ < 16)
+				log_warn("rendezvous: dropped a connection with "
+					 "a bad, unsigned (cluster key) or "
+					 "duplicate hello");
 			close(fd);
 			continue;
 		}
 		fds[h.node] = fd;
 		all[h.node] = h.addr;
+		theirs[h.node] = h.nonce;
 		have++;
 	}
 	for (i = 1; i < nnodes; i++) {
+		uint64_t tag = table_tag(key, theirs[i], all, nnodes);
+
 		ret = io_full(fds[i], all, sizeof(*all) * (size_t)nnodes, true,
 			      deadline);
+		if (!ret)
+			ret = io_full(fds[i], &tag, sizeof(tag), true, deadline);
 		if (ret) {
 			log_err("rendezvous: sending the table to node %d: %s",
 				i, strerror(-ret));
@@ -164,14 +227,16 @@ out:
 }
 
 static int rdv_join(const struct sockaddr_in *sin, int self, int nnodes,
-		    const struct xport_addr *mine, struct xport_addr *all,
-		    long long deadline)
+		    const struct sip_key *key, const struct xport_addr *mine,
+		    struct xport_addr *all, long long deadline)
 {
 	struct rdv_hello h = {
 		.magic = RDV_MAGIC, .version = WIRE_VERSION,
 		.node = (uint16_t)self, .nnodes = (uint16_t)nnodes,
-		.addr = *mine,
+		.addr = *mine, .nonce = nonce(),
 	};
+	struct rdv_challenge c;
+	uint64_t tag;
 	int fd, ret;
 
 	for (;;) {
@@ -191,21 +256,36 @@ static int rdv_join(const struct sockaddr_in *sin, int self, int nnodes,
 		/* Node 0 may not listen yet: back off briefly, blocking. */
 		poll(NULL, 0, 50);
 	}
-	ret = io_full(fd, &h, sizeof(h), true, deadline);
+	ret = io_full(fd, &c, sizeof(c), false, deadline);
+	if (ret == 0 && (c.magic != RDV_MAGIC || c.version != WIRE_VERSION))
+		ret = -EPROTO;
+	if (ret == 0) {
+		h.tag = hello_tag(key, c.nonce, &h);
+		ret = io_full(fd, &h, sizeof(h), true, deadline);
+	}
 	if (ret == 0)
 		ret = io_full(fd, all, sizeof(*all) * (size_t)nnodes, false,
 			      deadline);
+	if (ret == 0)
+		ret = io_full(fd, &tag, sizeof(tag), false, deadline);
 	close(fd);
+	if (ret == 0 && tag != table_tag(key, h.nonce, all, nnodes)) {
+		log_err("rendezvous: node 0's table is not signed with this "
+			"cluster's key (DSM_CLUSTER_KEY): refused");
+		return -EPERM;
+	}
 	if (ret)
-		log_err("rendezvous: exchange with node 0 failed: %s",
-			strerror(-ret));
+		log_err("rendezvous: exchange with node 0 failed: %s%s",
+			strerror(-ret), ret == -ECONNRESET ? " (a different "
+			"cluster key, DSM_CLUSTER_KEY, or version?)" : "");
 	return ret;
 }
 
 int rdv_exchange(const char *rendezvous, int self, int nnodes,
-		 const struct xport_addr *mine, struct xport_addr *all,
-		 unsigned timeout_ms)
+		 const struct sip_key *key, const struct xport_addr *mine,
+		 struct xport_addr *all, unsigned timeout_ms)
 {
+	static const struct sip_key none;
 	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	struct sockaddr_in sin;
 
@@ -220,7 +300,9 @@ int rdv_exchange(const char *rendezvous, int self, int nnodes,
 			rendezvous ? rendezvous : "(none)");
 		return -EINVAL;
 	}
+	if (!key)
+		key = &none;
 	if (self == 0)
-		return rdv_serve(&sin, nnodes, all, deadline);
-	return rdv_join(&sin, self, nnodes, mine, all, deadline);
+		return rdv_serve(&sin, nnodes, key, all, deadline);
+	return rdv_join(&sin, self, nnodes, key, mine, all, deadline);
 }

@@ -10,13 +10,22 @@
 #ifndef DSM_RENDEZVOUS_H
 #define DSM_RENDEZVOUS_H
 
+#include "siphash.h"
 #include "xport.h"
 
 /* Fill all[0..nnodes-1] with every node's address.  Blocks at most
- * timeout_ms.  0 or negative errno (-ETIMEDOUT, -EINVAL, -EPROTO). */
+ * timeout_ms.  0 or negative errno (-ETIMEDOUT, -EINVAL, -EPROTO, -EPERM:
+ * node 0's table is not signed with our key).
+ *
+ * With a cluster key (NULL: none, any host that reaches node 0 can join),
+ * node 0 sends each joiner a fresh nonce, the joiner's hello carries a
+ * SipHash tag over that nonce and its fields, and node 0's table a tag
+ * over it and a nonce of the joiner's: a hello without the key is dropped
+ * (it no longer takes the node's place by coming first), and a joiner
+ * takes no table from a node 0 without the key. */
 int rdv_exchange(const char *rendezvous, int self, int nnodes,
-		 const struct xport_addr *mine, struct xport_addr *all,
-		 unsigned timeout_ms);
+		 const struct sip_key *key, const struct xport_addr *mine,
+		 struct xport_addr *all, unsigned timeout_ms);
 
 /* Parse "host:port" (IPv4 dotted or a resolvable name). */
 int rdv_parse(const char *s, struct sockaddr_in *out);

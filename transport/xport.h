@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "siphash.h"
 #include "wire.h"
 
 struct xport;
@@ -72,6 +73,8 @@ struct xport_config {
 	xport_event_fn cb;
 	void *cb_arg;
 	void *impl_arg;       /* transport-specific (the mock's fabric) */
+	struct sip_key key;   /* the cluster's (all zero: none): verbs signs
+				 its connection requests with it */
 };
 
 /* How often the transport woke and re-armed: counts per operation that do

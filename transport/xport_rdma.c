@@ -47,13 +47,29 @@
 #define XR_CONN_MAGIC    0x44534d43u /* "DSMC" */
 
 /* Private data of a connection request and of its acceptance. */
+/* A connection request's (and answer's) private data.  tag: SipHash under
+ * the cluster key of the fields before it and the node it goes to, so a
+ * host without the key cannot pass for a member (its address is checked
+ * against the rendezvous table too). */
 struct xr_conn_data {
 	uint32_t magic;
 	uint16_t version;
 	uint16_t node;
 	uint16_t nnodes;
 	uint16_t depth;
+	uint64_t tag;
 } __attribute__((packed));
+
+static uint64_t xr_conn_tag(const struct xport_config *cfg,
+			    const struct xr_conn_data *d, int to)
+{
+	unsigned char buf[offsetof(struct xr_conn_data, tag) + 2];
+	uint16_t t = (uint16_t)to;
+
+	memcpy(buf, d, offsetof(struct xr_conn_data, tag));
+	memcpy(buf + offsetof(struct xr_conn_data, tag), &t, sizeof(t));
+	return siphash24(&cfg->key, buf, sizeof(buf));
+}
 
 enum xr_wr_kind { XR_WR_RECV, XR_WR_SEND, XR_WR_READ, XR_WR_WRITE };
 
@@ -978,7 +994,7 @@ static int xr_create_qp(struct xport_rdma *x, struct xr_peer *p,
 }
 
 static void xr_conn_param(struct xport_rdma *x, struct rdma_conn_param *cp,
-			  struct xr_conn_data *d)
+			  struct xr_conn_data *d, int to)
 {
 	*d = (struct xr_conn_data){
 		.magic = XR_CONN_MAGIC, .version = WIRE_VERSION,
@@ -986,6 +1002,7 @@ static void xr_conn_param(struct xport_rdma *x, struct rdma_conn_param *cp,
 		.nnodes = (uint16_t)x->cfg.nnodes,
 		.depth = (uint16_t)x->cfg.recv_depth,
 	};
+	d->tag = xr_conn_tag(&x->cfg, d, to);
 	*cp = (struct rdma_conn_param){
 		.private_data = d, .private_data_len = sizeof(*d),
 		.responder_resources = 4, .initiator_depth = 4,
@@ -1053,11 +1070,29 @@ static bool xr_conn_data_ok(struct xport_rdma *x, const void *data,
 	memcpy(out, data, sizeof(*out));
 	return out->magic == XR_CONN_MAGIC && out->version == WIRE_VERSION &&
 	       out->nnodes == x->cfg.nnodes && out->node < x->cfg.nnodes &&
-	       out->node != x->cfg.self && out->depth == x->cfg.recv_depth;
+	       out->node != x->cfg.self && out->depth == x->cfg.recv_depth &&
+	       out->tag == xr_conn_tag(&x->cfg, out, x->cfg.self);
+}
+
+/* The request comes from the address the rendezvous gave for that node. */
+static bool xr_from_table(struct rdma_cm_id *id, const struct xr_peer *p)
+{
+	const struct sockaddr *sa = rdma_get_peer_addr(id);
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+	if (sa && sa->sa_family == AF_INET &&
+	    sin->sin_addr.s_addr == p->addr.ip)
+		return true;
+	log_warn("transport: refused a connection request for node %d from "
+		 "%s, not its address in the rendezvous table", p->node,
+		 sa && sa->sa_family == AF_INET ? inet_ntoa(sin->sin_addr)
+						: "a non-IPv4 address");
+	return false;
 }
 
 /* Passive side: the connecting node must be a higher-numbered member we
- * have not connected yet, speaking our version. */
+ * have not connected yet, speaking our version, signed with our key, from
+ * its address. */
 static void xr_on_connect_request(struct xport_rdma *x,
 				  struct rdma_cm_event *ev)
 {
@@ -1069,13 +1104,18 @@ static void xr_on_connect_request(struct xport_rdma *x,
 	if (!xr_conn_data_ok(x, ev->param.conn.private_data,
 			     ev->param.conn.private_data_len, &in) ||
 	    in.node < x->cfg.self) {
-		log_warn("transport: refused a connection request with bad "
-			 "or foreign private data");
+		log_warn("transport: refused a connection request with bad, "
+			 "foreign or unsigned (cluster key) private data");
 		rdma_reject(ev->id, NULL, 0);
 		rdma_destroy_id(ev->id);
 		return;
 	}
 	p = &x->peers[in.node];
+	if (!xr_from_table(ev->id, p)) {
+		rdma_reject(ev->id, NULL, 0);
+		rdma_destroy_id(ev->id);
+		return;
+	}
 	/* The active side retries a connect that failed on its end (a timeout
 	 * in a slow guest): our half of the old attempt is stale. */
 	if (p->state == XR_PEER_CONNECTING && p->id) {
@@ -1105,7 +1145,7 @@ static void xr_on_connect_request(struct xport_rdma *x,
 		return;
 	}
 	p->state = XR_PEER_CONNECTING;
-	xr_conn_param(x, &cp, &out);
+	xr_conn_param(x, &cp, &out, in.node);
 	if (rdma_accept(ev->id, &cp))
 		xr_peer_down(p, "rdma_accept failed");
 }
@@ -1133,11 +1173,22 @@ static void xr_on_cm_event(struct xport_rdma *x, struct rdma_cm_event *ev)
 			xr_connect_failed(x, p, "QP creation or route failed");
 		break;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
-		xr_conn_param(x, &cp, &d);
+		xr_conn_param(x, &cp, &d, p->node);
 		if (rdma_connect(ev->id, &cp))
 			xr_connect_failed(x, p, "rdma_connect failed");
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
+		/* We asked (a lower-numbered node): its answer is signed too. */
+		if (p->node < x->cfg.self &&
+		    (!xr_conn_data_ok(x, ev->param.conn.private_data,
+				      ev->param.conn.private_data_len, &d) ||
+		     d.node != p->node)) {
+			log_warn("transport: node %d answered with bad or "
+				 "unsigned (cluster key) private data",
+				 p->node);
+			xr_peer_down(p, "unsigned connection answer");
+			break;
+		}
 		xr_established(x, p);
 		break;
 	case RDMA_CM_EVENT_ADDR_ERROR:
