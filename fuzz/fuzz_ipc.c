@@ -13,15 +13,8 @@
 #include <unistd.h>
 
 #include "ipc.h"
+#include "fuzz.h"
 #include "wire.h"
-
-#define REQUIRE(c)                  \
-	do {                        \
-		if (!(c))           \
-			__builtin_trap(); \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int sv[2] = {-1, -1};
 static unsigned char *buf;
