@@ -190,6 +190,12 @@ static inline int xport_send_raw(struct xport *x, int peer, const void *msg,
 {
 	return x->ops->send_raw(x, peer, msg, len);
 }
+/* Operations (messages, READs, WRITEs) that may wait per peer for credits,
+ * slots or the provider; beyond, a call fails with -ENOBUFS, so a peer that
+ * stops answering cannot make a node grow without bound.  A dsmd keeps far
+ * fewer in flight (a check keeps a window of 256). */
+#define XPORT_QUEUE_MAX 8192u
+
 /* What peers may do to a registered buffer (this node may always read and
  * write it): least privilege, so ask only for what the buffer is for. */
 enum xport_access {

@@ -102,7 +102,7 @@
 /* HELLO, HELLO_ACK and BYE: each leaves at most once per peer. */
 #define XO_CTL_SPARE    3u
 #define XO_SEND_EXTRA   (CREDIT_SPARE + XO_CTL_SPARE + 2u)
-#define XO_QUEUE_MAX    8192u /* queued operations per peer */
+#define XO_QUEUE_MAX    XPORT_QUEUE_MAX /* queued operations per peer */
 #define XO_UNREACHABLE_MS 10000u /* connect_timeout_ms when none is given */
 #define XO_CQ_BATCH     32
 /* fi_trywait refuses while the provider has work in hand that yields no

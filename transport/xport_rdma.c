@@ -136,6 +136,8 @@ struct xr_peer {
 	unsigned *rdfree;
 	unsigned nrdfree;
 	struct xr_op *head, *tail;
+	unsigned queued;        /* ops on head..tail, at most XPORT_QUEUE_MAX */
+	bool full_logged;
 	uint32_t send_seq, recv_seq;
 	bool down_pending;
 	char down_reason[96];
@@ -554,14 +556,27 @@ static void xr_try_send(struct xr_peer *p)
 		p->head = op->next;
 		if (!p->head)
 			p->tail = NULL;
+		p->queued--;
 		free(op);
 	}
 	if (p->state == XR_PEER_UP && credit_need_msg(&p->credit))
 		xr_send_credit_msg(p);
 }
 
+/* Whether one more operation may wait for p; logged once per peer. */
+static int xr_room(struct xr_peer *p)
+{
+	if (p->queued < XPORT_QUEUE_MAX)
+		return 0;
+	log_once(p->full_logged, LOG_WARN,
+		 "transport: %u operations queued for peer %d; refusing more "
+		 "(logged once per peer)", p->queued, p->node);
+	return -ENOBUFS;
+}
+
 static void xr_enqueue(struct xr_peer *p, struct xr_op *op)
 {
+	p->queued++;
 	op->next = NULL;
 	if (p->tail)
 		p->tail->next = op;
@@ -586,7 +601,7 @@ static struct xr_op *xr_send_op(struct xport_rdma *x, int peer, size_t len,
 	struct xr_op *op;
 
 	*err = !p ? -EINVAL : len > WIRE_MSG_MAX ? -EMSGSIZE
-	       : p->state != XR_PEER_UP ? -ENOTCONN : 0;
+	       : p->state != XR_PEER_UP ? -ENOTCONN : xr_room(p);
 	if (*err)
 		return NULL;
 	op = malloc(sizeof(*op) + len);
@@ -665,6 +680,8 @@ static int xr_rdma_op(struct xport_rdma *x, enum xr_op_kind kind, int peer,
 		return -EINVAL;
 	if (p->state != XR_PEER_UP)
 		return -ENOTCONN;
+	if (xr_room(p))
+		return -ENOBUFS;
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return -ENOMEM;
@@ -715,6 +732,7 @@ static void xr_fail_ops(struct xr_peer *p)
 		free(op);
 	}
 	p->tail = NULL;
+	p->queued = 0;
 	/* Lazy WRITEs whose later signalled request may never come: end
 	 * them now (their flush completions are then ignored). */
 	while (p->nlazy) {
