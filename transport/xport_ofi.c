@@ -176,6 +176,7 @@ struct xo_peer {
 	unsigned nrdfree, reads, writes;
 	struct xo_op *head, *tail;
 	unsigned queued;
+	bool ctl_logged;
 	unsigned ctl_pending; /* enum xo_ctl bits still to send */
 	uint64_t refused_ms;  /* when the provider began to refuse our sends
 				 (-FI_EAGAIN) with nothing taken since; 0 */
@@ -222,6 +223,19 @@ static inline struct xport_ofi *to_xo(struct xport *x)
 static void xo_emit(struct xport_ofi *x, struct xport_event *ev)
 {
 	x->cfg.cb(x->cfg.cb_arg, ev);
+}
+
+/* The tag a control message from src to dst carries, under the cluster
+ * key (xport_config.key), in its header's seq (low 32 bits) and credits
+ * (16 more), which control messages do not use: a host without the key
+ * cannot greet, answer or close for a member. */
+static uint64_t xo_ctl_tag(const struct xport_config *cfg, int src, int dst,
+			   unsigned kind)
+{
+	uint32_t v[3] = {(uint32_t)src << 16 | (uint32_t)dst, kind,
+			 0x44534d4fu};
+
+	return siphash24(&cfg->key, v, sizeof(v)) & 0xffffffffffffull;
 }
 
 /* Log a failed libfabric call once, where it failed; returns its error. */
@@ -353,6 +367,15 @@ static int xo_post_send(struct xo_peer *p, const void *msg, size_t len,
 			h.credits = (uint16_t)credits;
 		}
 		h.seq = p->send_seq;
+		if (tx == XO_TX_CTL) {
+			uint64_t tag = xo_ctl_tag(&p->x->cfg, p->x->cfg.self,
+						  p->node,
+						  (unsigned)(h.req_id &
+							     0xffffffffu));
+
+			h.seq = (uint32_t)tag;
+			h.credits = (uint16_t)(tag >> 32);
+		}
 		memcpy(buf, &h, sizeof(h));
 	}
 	ret = fi_send(p->x->ep, buf, len, xo_desc(p->smr), p->fi_addr,
@@ -797,6 +820,18 @@ static bool xo_take_msg(struct xport_ofi *x, struct xo_peer *p,
 	if (e == WIRE_OK && ev.msg.hdr->src != p->node)
 		e = WIRE_ERANGE;
 	if (e == WIRE_OK && (kind = xo_ctl_kind(ev.msg.hdr))) {
+		const struct wire_hdr *h = ev.msg.hdr;
+		uint64_t tag = xo_ctl_tag(&x->cfg, p->node, x->cfg.self, kind);
+
+		if (h->seq != (uint32_t)tag ||
+		    h->credits != (uint16_t)(tag >> 32)) {
+			p->c.bad_msgs++;
+			log_once(p->ctl_logged, LOG_WARN,
+				 "transport: dropped a control message from "
+				 "peer %d not signed with the cluster key "
+				 "(DSM_CLUSTER_KEY)", p->node);
+			return false;
+		}
 		xo_on_ctl(x, p, kind);
 		return false;
 	}

@@ -779,6 +779,37 @@ static int test_hello_before_connect_all(void)
 	return TEST_PASS;
 }
 
+/* Members of different clusters (keys) do not connect: each drops the
+ * other's unsigned greeting (libfabric) or connection request (verbs),
+ * and says why. */
+static int test_other_key_refused(void)
+{
+	struct xport_addr addrs[2];
+	struct capture cap;
+	char log[8192];
+	int i, ret;
+
+	nnodes = 2;
+	for (i = 0; i < 2; i++) {
+		struct xport_config cfg = config(i, 2, 8);
+
+		cfg.key = sip_key_from(i ? "cluster B" : "cluster A");
+		ret = xport_create(xops, &cfg, &nodes[i].x);
+		if (ret == -ENOENT)
+			SKIP("libfabric offers no tcp;ofi_rxm provider");
+		CHECK(ret == 0);
+		CHECK(xport_local_addr(nodes[i].x, &addrs[i]) == 0);
+	}
+	CHECK(capture_start(&cap));
+	for (i = 0; i < 2; i++)
+		xport_connect_all(nodes[i].x, addrs);
+	drive(never, NULL, 2000);
+	capture_end(&cap, log, sizeof(log));
+	CHECK(nodes[0].connected[1] == 0 && nodes[1].connected[0] == 0);
+	CHECKF(strstr(log, "cluster key") != NULL, "no reason logged");
+	return TEST_PASS;
+}
+
 static int test_bad_config(void)
 {
 	struct xport_config cfg = config(0, 2, 8);
@@ -901,6 +932,7 @@ static const struct test_case tests[] = {
 	{"writes_then_message", test_writes_then_message},
 	{"bad_messages", test_bad_messages},
 	{"unknown_provider", test_unknown_provider},
+	{"other_key_refused", test_other_key_refused},
 	{"bad_config", test_bad_config},
 	{"close_peer", test_close_peer},
 	{"dead_peer", test_dead_peer},
