@@ -156,15 +156,23 @@ static void out_begin_round(struct dsmd *d, int peer)
 	o->state = OUT_BEGIN;
 }
 
-static void out_round_done(struct dsmd *d, int peer)
+/* The session is over for the peer, which lets its scratch buffer go. */
+static void out_send_end(struct dsmd *d, int peer)
 {
 	struct check_out *o = &d->check->out[peer];
 	struct wire_check_end e = {.session = o->session};
 
+	xport_send(d->x, peer, WIRE_CHECK_END, o->session, &e, sizeof(e));
+}
+
+static void out_round_done(struct dsmd *d, int peer)
+{
+	struct check_out *o = &d->check->out[peer];
+
 	if (!o->read_done || !o->write_done || !o->data_done)
 		return;
 	out_result(d, peer)->elapsed_us = dsmd_now_us(d) - o->t0_us;
-	xport_send(d->x, peer, WIRE_CHECK_END, o->session, &e, sizeof(e));
+	out_send_end(d, peer);
 	if (o->round + 1 < d->check->req.nsizes) {
 		o->round++;
 		o->session = ++d->check->session;
@@ -185,13 +193,8 @@ static void out_fail(struct dsmd *d, int peer, int status)
 	if (!out_result(d, peer)->status)
 		out_result(d, peer)->status = status;
 	o->state = OUT_DONE;
-	/* The peer lets its scratch buffer go (if the link still works). */
-	if (status != -ECONNRESET) {
-		struct wire_check_end e = {.session = o->session};
-
-		xport_send(d->x, peer, WIRE_CHECK_END, o->session, &e,
-			   sizeof(e));
-	}
+	if (status != -ECONNRESET) /* the link still works */
+		out_send_end(d, peer);
 	out_finish_all(d);
 }
 

@@ -392,10 +392,10 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 		memcpy(q.name, name, len);
 		q.name_len = (uint32_t)len;
 	} else {
+		/* Read before the mutex (see the top). */
 		lkid = lksb->lkid;
+		memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
 	}
-	/* Read before the mutex (see the top): the block's value. */
-	memcpy(q.lvb, lksb->lvb, sizeof(q.lvb));
 	pthread_mutex_lock(&L.mu);
 	ret = open_conn();
 	if (ret)
@@ -413,7 +413,6 @@ int dsm_lock(int mode, struct dsm_lksb *lksb, uint32_t flags,
 	} else {
 		struct lk *pk = parent ? find_lk(parent) : NULL;
 
-		memset(q.lvb, 0, sizeof(q.lvb));
 		if (parent && (!pk || pk->state == LKS_WAITING)) {
 			ret = -ENOLCK;
 			goto out;

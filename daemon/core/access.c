@@ -263,18 +263,16 @@ static bool group_allowed(const struct dsmd_access *a, int fd)
 bool access_allowed(struct dsmd *d, int fd, const struct ucred *cred)
 {
 	const struct dsmd_access *a = &d->access;
-	uint64_t n;
 
 	if (cred->uid == 0 || cred->uid == geteuid() ||
 	    listed(a->uids, a->nuids, cred->uid) ||
 	    listed(a->gids, a->ngids, cred->gid) ||
 	    (a->ngids && group_allowed(a, fd)))
 		return true;
-	n = ++d->ipc_refused;
-	if (n <= 16 || (n & (n - 1)) == 0)
+	if (client_count_refusal(d))
 		log_warn("refused a client on %s: uid %u (pid %d) is not "
 			 "allowed (--allow-uid, --allow-group); %llu refused "
 			 "so far", d->cfg.socket, (unsigned)cred->uid,
-			 (int)cred->pid, (unsigned long long)n);
+			 (int)cred->pid, (unsigned long long)d->ipc_refused);
 	return false;
 }

@@ -27,16 +27,21 @@
 static void on_client(struct dsmd *d, struct watch *w, uint32_t events);
 static void out_free(struct client *c);
 
-/* A connection dsmd will not serve: closed at once, counted, logged (the
- * first 16, then at each power of two). */
-static void turn_away(struct dsmd *d, int fd, const char *why)
+bool client_count_refusal(struct dsmd *d)
 {
 	uint64_t n = ++d->ipc_refused;
 
+	return n <= 16 || (n & (n - 1)) == 0;
+}
+
+/* A connection dsmd will not serve: closed at once, counted, logged. */
+static void turn_away(struct dsmd *d, int fd, const char *why)
+{
 	close(fd);
-	if (n <= 16 || (n & (n - 1)) == 0)
+	if (client_count_refusal(d))
 		log_warn("refused a client on %s: %s; %llu refused so far",
-			 d->cfg.socket, why, (unsigned long long)n);
+			 d->cfg.socket, why,
+			 (unsigned long long)d->ipc_refused);
 }
 
 /* Out of descriptors (EMFILE, ENFILE): the listening socket stays

@@ -223,6 +223,10 @@ void client_init(struct client *c, struct dsmd *d);
 void client_result(struct client *c, uint64_t req_id, int status);
 /* Close the client (its modules hear of it first). */
 void client_close(struct dsmd *d, struct client *c);
+/* Count a connection refused at accept (ipc_refused): whether to log it,
+ * true for the first 16 and then at each power of two, so that a hostile
+ * local user cannot flood the log. */
+bool client_count_refusal(struct dsmd *d);
 /* A client that broke the protocol: counted, logged, closed. */
 void client_refuse(struct dsmd *d, struct client *c, const char *why);
 
