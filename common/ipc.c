@@ -200,23 +200,34 @@ int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
 	return ipc_recv_fd(fd, buf, cap, timeout_ms, out, bad, NULL);
 }
 
-int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,
+int ipc_client_open(const char *path, uint32_t kind, uint64_t job,
+		    const char *key, int timeout_ms,
 		    struct wire_ipc_hello_ok *hello)
 {
-	struct wire_ipc_hello h = {.kind = kind};
+	struct wire_ipc_hello h = {.kind = kind, .job = job};
 	char buf[256];
 	struct wire_msg m;
 	int fd, ret;
 
 	memcpy(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic));
+	if (key && strlen(key) >= sizeof(h.key))
+		return -ENAMETOOLONG;
+	if (key)
+		memcpy(h.key, key, strlen(key));
 	fd = ipc_connect(path);
 	if (fd < 0)
 		return fd;
 	ret = ipc_send(fd, WIRE_IPC_HELLO, 0, &h, sizeof(h));
 	if (ret == 0)
 		ret = ipc_recv(fd, buf, sizeof(buf), timeout_ms, &m, NULL);
-	if (ret == 0 && m.hdr->type != WIRE_IPC_HELLO_OK)
+	if (ret == 0 && m.hdr->type == WIRE_IPC_RESULT) {
+		struct wire_ipc_result r;
+
+		memcpy(&r, m.body, sizeof(r));
+		ret = r.status < 0 ? r.status : -EPROTO;
+	} else if (ret == 0 && m.hdr->type != WIRE_IPC_HELLO_OK) {
 		ret = -EPROTO;
+	}
 	if (ret) {
 		close(fd);
 		return ret;

@@ -40,8 +40,12 @@ int ipc_recv(int fd, void *buf, size_t cap, int timeout_ms,
  * of a refused message are closed. */
 int ipc_recv_fd(int fd, void *buf, size_t cap, int timeout_ms,
 		struct wire_msg *out, enum wire_error *bad, int *passed);
-/* Connect and say hello as a client of `kind`; fills *hello on success. */
-int ipc_client_open(const char *path, uint32_t kind, int timeout_ms,
+/* Connect and say hello as a client of `kind`, for a process (APP, LOCK)
+ * as a rank of `job` with its key (NULL: none); fills *hello on success.
+ * dsmd's refusal comes back as its errno: -EBUSY (it serves another
+ * job), -EACCES (not the job's key). */
+int ipc_client_open(const char *path, uint32_t kind, uint64_t job,
+		    const char *key, int timeout_ms,
 		    struct wire_ipc_hello_ok *hello);
 /* The socket path from DSM_SOCKET, or the default. */
 const char *ipc_socket_path(void);

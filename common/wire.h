@@ -630,12 +630,20 @@ struct wire_reset {
 #define WIRE_IPC_KIND_CTL 1u
 #define WIRE_IPC_KIND_APP 2u
 #define WIRE_IPC_KIND_LOCK 3u /* a process's lock connection */
-/* 02: the hello lost its pid (dsmd takes the peer's from the kernel). */
-#define WIRE_IPC_MAGIC "DSMIPC02"
+/* 02: the hello lost its pid (dsmd takes the peer's from the kernel).
+ * 03: a process's hello names its job and carries the job's key. */
+#define WIRE_IPC_MAGIC "DSMIPC03"
+#define WIRE_JOB_KEY_MAX 64 /* a job key with its NUL */
 
 struct wire_ipc_hello {
 	char magic[8]; /* WIRE_IPC_MAGIC, not NUL terminated */
 	uint32_t kind; /* WIRE_IPC_KIND_* */
+	uint32_t reserved;
+	/* APP and LOCK: the job this process is a rank of (DSM_JOB) and its
+	 * key (DSM_JOB_KEY, NUL padded; empty: none).  dsmd serves one job
+	 * and refuses a process of another, or with another key. */
+	uint64_t job;
+	char key[WIRE_JOB_KEY_MAX];
 } __attribute__((packed));
 
 struct wire_ipc_hello_ok {
@@ -647,7 +655,7 @@ struct wire_ipc_attach {
 	uint32_t rank, size;
 	uint32_t local_size; /* ranks on this node */
 	uint32_t reserved;
-	uint64_t job;        /* job id: a new id starts the collectives over */
+	uint64_t reserved2;  /* was the job id: the hello names it now */
 } __attribute__((packed));
 
 struct wire_ipc_attach_ok {
@@ -723,12 +731,30 @@ struct wire_member {
 	struct wire_counters c;
 } __attribute__((packed));
 
+/* What dsmd refused, by the limit or rule that refused it (dsmctl
+ * status).  Connections refused at accept are ipc_refused. */
+struct wire_refusals {
+	uint64_t job;      /* processes of another job, or without its key */
+	uint64_t attach;   /* a rank attached twice, or more than the job
+			      said run on the node */
+	uint64_t regions;  /* named regions over a process's cap, regions
+			      over node 0's */
+	uint64_t locks;    /* locks over a process's or resource's cap */
+	uint64_t checks;   /* dsmctl check beyond its caps */
+	uint64_t queues;   /* clients cut off: their replies overflowed */
+	uint64_t nomem;    /* requests failed for want of memory */
+} __attribute__((packed));
+
 struct wire_status_reply {
 	uint32_t node;
 	uint32_t nnodes;
 	uint64_t uptime_ms;
 	uint64_t bad_msgs;      /* node messages dropped by the decoder */
 	uint64_t ipc_refused;   /* socket clients refused */
+	uint64_t job;           /* the job this node serves */
+	uint32_t job_bound;     /* 1: it has one (0: the first to attach) */
+	uint32_t reserved0;
+	struct wire_refusals refused;
 	uint64_t heartbeat_ms;
 	uint64_t dead_after_ms;
 	int32_t numa_node;      /* the RDMA device's, -1 if unknown */

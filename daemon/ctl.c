@@ -28,6 +28,8 @@ static int reply_status(struct dsmd *d, struct client *c, uint64_t req_id)
 		.nnodes = (uint32_t)d->cfg.nnodes,
 		.uptime_ms = now - d->start_ms,
 		.bad_msgs = d->bad_msgs, .ipc_refused = d->ipc_refused,
+		.job = d->job.id, .job_bound = d->job.bound,
+		.refused = d->refused,
 		.heartbeat_ms = d->cfg.heartbeat_ms,
 		.dead_after_ms = d->cfg.dead_after_ms,
 		.numa_node = xport_numa_node(d->x),

@@ -39,6 +39,9 @@ static void usage(FILE *f)
 "  -a, --addr IP           IPv4 address on the RDMA device, or for ofi the\n"
 "                          one to listen on (default 127.0.0.1) (DSM_RDMA_ADDR)\n"
 "  -s, --socket PATH       Unix socket for clients            (DSM_SOCKET)\n"
+"      --job ID            the one job served here; its processes bring the\n"
+"                          key DSM_JOB_KEY gives dsmd, if any; default: the\n"
+"                          first process's      (DSM_JOB, SLURM_JOB_ID)\n"
 "      --allow-uid LIST    users (names or uids, comma-separated) who may\n"
 "                          attach besides dsmd's own and root (DSM_ALLOW_UID)\n"
 "      --allow-group LIST  groups who may attach             (DSM_ALLOW_GROUP)\n"
@@ -298,6 +301,28 @@ static const char *const size_envs[] = {"DSM_NNODES", "SLURM_NTASKS",
 					"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
 					NULL};
 
+static const char *const job_envs[] = {"DSM_JOB", "SLURM_JOB_ID", NULL};
+
+/* The job this dsmd serves (--job, DSM_JOB or the launcher's job id):
+ * a whole decimal number.  Unset: the first process's. */
+static int set_job(struct dsmd_config *c, const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || *s == '-' || *s == '+') {
+		log_err("bad job id '%s' (want a decimal number)", s);
+		return -EINVAL;
+	}
+	c->job_set = true;
+	c->job = v;
+	return 0;
+}
+
 static int set_node(struct dsmd_config *c, const char *node,
 		    const char *nnodes)
 {
@@ -357,6 +382,7 @@ static void long_opts(struct option *lo)
 		{"node", required_argument, NULL, 'r'},
 		{"rank", required_argument, NULL, 'r'},
 		{"nodes", required_argument, NULL, 'n'},
+		{"job", required_argument, NULL, 'J'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 	};
@@ -373,8 +399,8 @@ static void long_opts(struct option *lo)
 
 int dsmd_parse_args(int argc, char **argv, struct dsmd_config *c)
 {
-	struct option lo[NOPTS + 6];
-	const char *raw[NOPTS], *node, *nnodes, *hooks;
+	struct option lo[NOPTS + 7];
+	const char *raw[NOPTS], *node, *nnodes, *job, *hooks;
 	size_t i;
 	int o;
 
@@ -384,6 +410,8 @@ int dsmd_parse_args(int argc, char **argv, struct dsmd_config *c)
 	c->test_hooks = hooks && !strcmp(hooks, "1");
 	node = env_first(node_envs);
 	nnodes = env_first(size_envs);
+	job = env_first(job_envs);
+	c->job_key = env_str("DSM_JOB_KEY");
 	for (i = 0; i < NOPTS; i++)
 		raw[i] = env_str(opts[i].env);
 	long_opts(lo);
@@ -392,6 +420,8 @@ int dsmd_parse_args(int argc, char **argv, struct dsmd_config *c)
 			node = optarg;
 		} else if (o == 'n') {
 			nnodes = optarg;
+		} else if (o == 'J') {
+			job = optarg;
 		} else if (o == 'v') {
 			log_set_level(LOG_DEBUG);
 		} else if (o == 'h') {
@@ -413,7 +443,7 @@ int dsmd_parse_args(int argc, char **argv, struct dsmd_config *c)
 		log_err("unexpected argument '%s'", argv[optind]);
 		return -EINVAL;
 	}
-	if (set_node(c, node, nnodes))
+	if (set_node(c, node, nnodes) || set_job(c, job))
 		return -EINVAL;
 	for (i = 0; i < NOPTS; i++)
 		if (raw[i] && set_opt(c, &opts[i], raw[i]))

@@ -56,6 +56,8 @@ static struct {
 	bool up;
 	int fd, uffd;
 	int rank, size, node, nnodes;
+	uint64_t job;                  /* DSM_JOB */
+	char key[WIRE_JOB_KEY_MAX];    /* DSM_JOB_KEY, "" if none */
 	char *base;
 	size_t arena_size;
 	uint64_t next_req, coll_seq;
@@ -75,7 +77,7 @@ int dsm_daemon_ping(const char *socket, int timeout_ms, int *node,
 	int fd;
 
 	fd = ipc_client_open(socket ? socket : ipc_socket_path(),
-			     WIRE_IPC_KIND_CTL, timeout_ms, &hello);
+			     WIRE_IPC_KIND_CTL, 0, NULL, timeout_ms, &hello);
 	if (fd < 0)
 		return fd;
 	close(fd);
@@ -131,8 +133,10 @@ static int read_env(struct wire_ipc_attach *at)
 		"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL};
 	static const char *const locals[] = {"DSM_LOCAL_SIZE",
 		"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", NULL};
-	const char *which = "?", *job = getenv("DSM_JOB");
+	const char *which = "?", *job = getenv("DSM_JOB"),
+		   *key = getenv("DSM_JOB_KEY");
 	long rank, size, local;
+	char *end;
 
 	rank = env_num(ranks, 1 << 20, &which);
 	size = env_num(sizes, 1 << 20, &which);
@@ -155,8 +159,26 @@ static int read_env(struct wire_ipc_attach *at)
 	*at = (struct wire_ipc_attach){
 		.rank = (uint32_t)rank, .size = (uint32_t)size,
 		.local_size = local > 0 ? (uint32_t)local : 1,
-		.job = job ? strtoull(job, NULL, 10) : 0,
 	};
+	/* The job: dsmrun's, else the launcher's. */
+	if (!job || !*job)
+		job = getenv("SLURM_JOB_ID");
+	g.job = 0;
+	if (job && *job) {
+		errno = 0;
+		g.job = strtoull(job, &end, 10);
+		if (errno || *end) {
+			complain("dsm_init: bad job id in the environment "
+				 "(DSM_JOB or SLURM_JOB_ID): \"%s\"", job);
+			return -EINVAL;
+		}
+	}
+	if (key && strlen(key) >= sizeof(g.key)) {
+		complain("dsm_init: DSM_JOB_KEY is longer than %zu bytes",
+			 sizeof(g.key) - 1);
+		return -EINVAL;
+	}
+	snprintf(g.key, sizeof(g.key), "%s", key ? key : "");
 	return 0;
 }
 
@@ -335,7 +357,17 @@ static int attach(const struct wire_ipc_attach *at)
 	int memfd = -1, ret;
 	void *p;
 
-	g.fd = ipc_client_open(path, WIRE_IPC_KIND_APP, 10000, &hello);
+	g.fd = ipc_client_open(path, WIRE_IPC_KIND_APP, g.job, g.key, 10000,
+			       &hello);
+	if (g.fd == -EBUSY || g.fd == -EACCES) {
+		ret = g.fd;
+		complain("dsm_init: dsmd at %s refused job %llu: %s", path,
+			 (unsigned long long)g.job, ret == -EBUSY
+			 ? "it serves another job (one dsmd serves one job; "
+			   "DSM_JOB names this one)"
+			 : "not the job's key (DSM_JOB_KEY)");
+		return ret;
+	}
 	if (g.fd < 0) {
 		ret = g.fd;
 		complain("dsm_init: cannot reach dsmd at %s: %s (is dsmd "
@@ -439,6 +471,12 @@ int dsm_init(void)
 	}
 	pthread_mutex_unlock(&g.lock);
 	return ret;
+}
+
+const char *libdsm_job(uint64_t *job)
+{
+	*job = g.job;
+	return g.key;
 }
 
 bool libdsm_up(void)

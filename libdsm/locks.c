@@ -298,14 +298,17 @@ static void *runner(void *unused)
 static int open_conn(void)
 {
 	struct wire_ipc_hello_ok hello;
+	const char *key;
+	uint64_t job;
 	int fd;
 
 	if (L.open)
 		return L.broken ? -EIO : 0;
 	if (!libdsm_up())
 		return -ENOTCONN;
-	fd = ipc_client_open(ipc_socket_path(), WIRE_IPC_KIND_LOCK, 5000,
-			     &hello);
+	key = libdsm_job(&job);
+	fd = ipc_client_open(ipc_socket_path(), WIRE_IPC_KIND_LOCK, job, key,
+			     5000, &hello);
 	if (fd < 0)
 		return fd == -ETIMEDOUT ? -EIO : fd;
 	L.fd = fd;

@@ -43,7 +43,8 @@ static void usage(FILE *f)
 static int open_daemon(const char *path, int timeout_ms,
 		       struct wire_ipc_hello_ok *hello)
 {
-	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, timeout_ms, hello);
+	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 0, NULL, timeout_ms,
+				 hello);
 
 	if (fd < 0)
 		fprintf(stderr, "dsmctl: cannot talk to dsmd at %s: %s\n", path,
@@ -197,6 +198,19 @@ static int cmd_status(int fd, int timeout_ms)
 	       "clients refused: %llu\n", alive, r.nnodes,
 	       (unsigned long long)r.bad_msgs,
 	       (unsigned long long)r.ipc_refused);
+	if (r.job_bound)
+		printf("job %llu", (unsigned long long)r.job);
+	else
+		printf("no job yet (the first process's)");
+	printf("; refused: other job or key %llu, attach %llu, regions "
+	       "%llu, locks %llu, checks %llu, queue overflow %llu, out of "
+	       "memory %llu\n", (unsigned long long)r.refused.job,
+	       (unsigned long long)r.refused.attach,
+	       (unsigned long long)r.refused.regions,
+	       (unsigned long long)r.refused.locks,
+	       (unsigned long long)r.refused.checks,
+	       (unsigned long long)r.refused.queues,
+	       (unsigned long long)r.refused.nomem);
 out:
 	free(buf);
 	return ret;

@@ -111,7 +111,8 @@ static void usage(FILE *f)
 "  -v, --verbose          show the daemons' info messages\n"
 "The job has NODES x P ranks; rank R runs on node R / P.  Each copy gets\n"
 "DSM_RANK (R), DSM_SIZE (NODES x P), DSM_LOCAL_RANK (R %% P), DSM_LOCAL_SIZE\n"
-"(P), DSM_NODE, DSM_NNODES, DSM_JOB (this run), and DSM_SOCKET and\n"
+"(P), DSM_NODE, DSM_NNODES, DSM_JOB and DSM_JOB_KEY (this run's id and\n"
+"secret), and DSM_SOCKET and\n"
 "DSM_DAEMON_PID (its node's dsmd).  Output lines start with \"[R] \", the daemons' with \"[dsmd N] \".\n"
 "The exit status is the first failure's: its exit code, or 128 + the signal\n"
 "that killed it; 124 at the time limit.\n", WIRE_MAX_NODES, MAX_PROCS_PER_NODE);
@@ -522,6 +523,20 @@ static void setenv_int(const char *name, long v)
 	setenv(name, s, 1);
 }
 
+/* A fresh 128-bit secret, in hex, into the variable `name`. */
+static int set_random_key(const char *name)
+{
+	unsigned char k[16];
+	char hex[sizeof(k) * 2 + 1];
+
+	if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(k); i++)
+		snprintf(hex + 2 * i, 3, "%02x", k[i]);
+	setenv(name, hex, 1);
+	return 0;
+}
+
 /* The environment of rank `rank`, for the child about to be forked. */
 static void set_rank_env(struct run *r, int rank)
 {
@@ -537,8 +552,6 @@ static void set_rank_env(struct run *r, int rank)
 	snprintf(v, sizeof(v), "%s/dsmd.%d.sock", r->tmpdir, node);
 	setenv("DSM_SOCKET", v, 1);
 	setenv_int("DSM_DAEMON_PID", r->daemons[node].pid);
-	/* A new job for the daemons: collectives are counted afresh. */
-	setenv_int("DSM_JOB", (long)r->job);
 	unsetenv("DSM_CLUSTER_KEY"); /* the daemons' secret, not the ranks' */
 }
 
@@ -729,19 +742,15 @@ static int setup(struct run *r)
 	if (!mkdtemp(r->tmpdir))
 		return -errno;
 	r->job = ((unsigned long)time(NULL) << 22) ^ (unsigned long)getpid();
-	if (!getenv("DSM_CLUSTER_KEY")) {
-		/* The job's secret: only its own dsmd join its rendezvous
-		 * and connect to each other.  Through the environment, not
-		 * the command line (ps shows that to everyone). */
-		unsigned char k[16];
-		char hex[sizeof(k) * 2 + 1];
-
-		if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k))
-			return -EIO;
-		for (size_t i = 0; i < sizeof(k); i++)
-			snprintf(hex + 2 * i, 3, "%02x", k[i]);
-		setenv("DSM_CLUSTER_KEY", hex, 1);
-	}
+	/* The cluster's secret: only its own dsmd join its rendezvous and
+	 * connect to each other.  The job's: only its ranks attach to them.
+	 * Through the environment, not the command line (ps shows that to
+	 * everyone). */
+	if (!getenv("DSM_CLUSTER_KEY") && set_random_key("DSM_CLUSTER_KEY"))
+		return -EIO;
+	if (set_random_key("DSM_JOB_KEY"))
+		return -EIO;
+	setenv_int("DSM_JOB", (long)r->job);
 	port = pick_port();
 	if (port < 0)
 		return -EADDRNOTAVAIL;

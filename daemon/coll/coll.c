@@ -61,18 +61,6 @@ static void coll_drop(struct coll *c)
 	free(c);
 }
 
-/* A new job: whatever the last one left half counted is forgotten. */
-static void new_job(struct dsmd *d, uint64_t job)
-{
-	struct coll_state *m = d->coll;
-
-	if (m->job == job)
-		return;
-	colls_clear(m);
-	m->job = job;
-	m->job_aborted = false;
-}
-
 static void count(struct coll *c, uint32_t op, uint64_t arg, uint32_t n,
 		  bool mismatch)
 {
@@ -89,7 +77,7 @@ static void count(struct coll *c, uint32_t op, uint64_t arg, uint32_t n,
 void coll_broadcast_done(struct dsmd *d, uint64_t seq, int status,
 			 uint64_t value)
 {
-	struct wire_coll_done done = {.job = d->coll->job, .seq = seq,
+	struct wire_coll_done done = {.job = d->job.id, .seq = seq,
 				      .status = status, .value = value};
 	int i;
 
@@ -139,15 +127,30 @@ static void decide(struct dsmd *d, struct coll *c)
 /* Node 0: a rank of the job died.  Every collective of the job, pending
  * or to come, fails with ECONNABORTED on every node, rather than wait for
  * a rank that will never arrive. */
-static void abort_job(struct dsmd *d, uint64_t job)
+static void abort_job(struct dsmd *d)
 {
 	struct coll_state *m = d->coll;
 
-	new_job(d, job);
 	if (m->job_aborted)
 		return;
 	colls_clear(m);
 	coll_broadcast_done(d, WIRE_COLL_SEQ_ABORT, -ECONNABORTED, 0);
+}
+
+/* Node 0: ranks of another job arrived (their node was bound to it before
+ * it heard of this one, or it is a stranger's): that collective fails on
+ * their node with EBUSY, as their processes' attach here would. */
+static void refuse_other_job(struct dsmd *d, int from,
+			     const struct wire_coll_arrive *a)
+{
+	struct wire_coll_done done = {.job = a->job, .seq = a->seq,
+				      .status = -EBUSY};
+
+	log_warn("node %d's ranks are of job %llu, this cluster serves job "
+		 "%llu: their collective is refused", from,
+		 (unsigned long long)a->job, (unsigned long long)d->job.id);
+	if (a->op != WIRE_COLL_ABORT)
+		node_send(d, from, WIRE_COLL_DONE, 0, &done, sizeof(done));
 }
 
 static void on_arrive(struct dsmd *d, int from, const struct wire_msg *m)
@@ -155,18 +158,23 @@ static void on_arrive(struct dsmd *d, int from, const struct wire_msg *m)
 	struct wire_coll_arrive arrive, *a = &arrive;
 	struct coll *c;
 
-	(void)from;
 	memcpy(&arrive, m->body, sizeof(arrive));
-	if (d->cfg.node == 0 && a->op == WIRE_COLL_ABORT) {
-		abort_job(d, a->job);
-		return;
-	}
-	if (d->cfg.node != 0 || a->count == 0 || a->size == 0 ||
-	    a->count > a->size) {
+	if (d->cfg.node != 0) {
 		d->st.bad_msgs++;
 		return;
 	}
-	new_job(d, a->job);
+	if (!job_is(d, a->job)) {
+		refuse_other_job(d, from, a);
+		return;
+	}
+	if (a->op == WIRE_COLL_ABORT) {
+		abort_job(d);
+		return;
+	}
+	if (a->count == 0 || a->size == 0 || a->count > a->size) {
+		d->st.bad_msgs++;
+		return;
+	}
 	c = coll_find(d->coll, true, a->seq, true);
 	if (!c)
 		return;
@@ -183,15 +191,14 @@ static void on_arrive(struct dsmd *d, int from, const struct wire_msg *m)
 
 /* This node's side of an aborted job: every rank waiting in a collective
  * (not in a region request) gets the error now, later ones at once. */
-static void local_abort(struct dsmd *d, uint64_t job)
+static void local_abort(struct dsmd *d)
 {
 	struct app *a;
 
-	new_job(d, job);
 	d->coll->job_aborted = true;
 	colls_clear(d->coll);
 	list_for_each(a, &d->apps, link) {
-		if (a->job == job && a->coll_req && !a->coll_seq_tag) {
+		if (a->coll_req && !a->coll_seq_tag) {
 			app_reply(a, a->coll_req, -ECONNABORTED, 0, 0);
 			a->coll_req = 0;
 		}
@@ -200,11 +207,25 @@ static void local_abort(struct dsmd *d, uint64_t job)
 
 static void coll_peer_down(struct dsmd *d, int node)
 {
-	/* Its ranks will never arrive; without node 0 nothing is counted. */
-	if (d->cfg.node == 0)
-		abort_job(d, d->coll->job);
-	else if (node == 0)
-		local_abort(d, d->coll->job);
+	struct app *a;
+
+	/* Its ranks will never arrive; without node 0 nothing is counted,
+	 * and no region is opened or closed. */
+	region_peer_down(d, node);
+	if (d->cfg.node == 0) {
+		abort_job(d);
+		return;
+	}
+	if (node != 0)
+		return;
+	local_abort(d);
+	list_for_each(a, &d->apps, link) {
+		if (a->coll_req && a->coll_seq_tag) {
+			app_reply(a, a->coll_req, -EHOSTDOWN, 0, 0);
+			a->coll_req = 0;
+			a->coll_seq_tag = 0;
+		}
+	}
 }
 
 static void on_done(struct dsmd *d, int from, const struct wire_msg *m)
@@ -215,12 +236,14 @@ static void on_done(struct dsmd *d, int from, const struct wire_msg *m)
 	if (from != 0)
 		return;
 	memcpy(&cd, m->body, sizeof(cd));
-	if (done->seq == WIRE_COLL_SEQ_ABORT) {
-		local_abort(d, done->job);
+	if (!d->job.bound || done->job != d->job.id) {
+		d->st.bad_msgs++;
 		return;
 	}
-	if (done->job != d->coll->job)
+	if (done->seq == WIRE_COLL_SEQ_ABORT) {
+		local_abort(d);
 		return;
+	}
 	list_for_each(a, &d->apps, link) {
 		if (a->coll_req && a->coll_seq == done->seq + 1) {
 			app_reply(a, a->coll_req, done->status, done->value, 0);
@@ -239,7 +262,6 @@ static int coll_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 	if (req->op < WIRE_COLL_BARRIER || req->op > WIRE_COLL_FREE ||
 	    req->seq != a->coll_seq || a->coll_req || req_id == 0)
 		return -EPROTO;
-	new_job(d, a->job);
 	if (m->job_aborted) {
 		a->coll_seq++;
 		return -ECONNABORTED;
@@ -268,6 +290,7 @@ static void coll_app_gone(struct dsmd *d, struct app *a, bool died)
 					 .size = a->size};
 
 	a->coll_req = 0;
+	region_app_gone(d, a);
 	if (!died)
 		return;
 	log_warn("rank %u (process %u) left without dsm_finalize(): the "

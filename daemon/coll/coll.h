@@ -23,7 +23,6 @@ struct coll_state {
 	struct list regions;    /* node 0: struct region */
 	uint64_t *free_ext;     /* node 0: free extents, pairs first,n */
 	size_t nfree_ext, cap_ext;
-	uint64_t job;
 	bool job_aborted;       /* a rank died: collectives fail */
 	struct list resets;     /* node 0: struct reset awaiting acks */
 	uint64_t region_tag;
@@ -49,5 +48,7 @@ void region_on_ipc(struct dsmd *d, struct client *c, const struct wire_msg *m,
 void region_on_op(struct dsmd *d, int from, const struct wire_msg *m);
 void region_on_reply(struct dsmd *d, int from, const struct wire_msg *m);
 void region_on_reset_ack(struct dsmd *d, int from, const struct wire_msg *m);
+void region_peer_down(struct dsmd *d, int node);
+void region_app_gone(struct dsmd *d, struct app *a);
 
 #endif

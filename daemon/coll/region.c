@@ -3,7 +3,10 @@
  * free).  A freed range is first reset on every node (RESET: pages
  * dropped, directory entries cleared, by the page module) and only then
  * returned, so that whoever gets it next finds it zero filled.  Named
- * regions (dsm_open) are counted by the processes that opened them.
+ * regions (dsm_open) are counted by the processes that opened them: each
+ * node keeps what its processes have open (app.named), so a process
+ * closes only what it opened, and what it leaves open when it goes is
+ * closed for it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,7 +21,7 @@
 struct reset {
 	struct list link;       /* coll_state.resets */
 	uint64_t first, npages;
-	unsigned acks_left;
+	uint64_t awaiting;      /* nodes whose RESET_ACK is due, one bit each */
 	bool coll;              /* complete this collective afterwards */
 	uint64_t seq;
 };
@@ -170,6 +173,16 @@ void region_teardown(struct dsmd *d)
 	m->free_ext = NULL;
 }
 
+/* Every node has dropped the range: it goes back to the allocator. */
+static void reset_done(struct dsmd *d, struct reset *x)
+{
+	list_del(&x->link);
+	arena_free(d->coll, x->first, x->npages);
+	if (x->coll)
+		coll_broadcast_done(d, x->seq, 0, 0);
+	free(x);
+}
+
 void region_free(struct dsmd *d, struct region *r, bool coll, uint64_t seq)
 {
 	struct wire_reset body = {.first_page = r->first, .npages = r->npages};
@@ -191,8 +204,10 @@ void region_free(struct dsmd *d, struct region *r, bool coll, uint64_t seq)
 		if (i != d->cfg.node && !node_alive(d, i))
 			continue;
 		if (node_send(d, i, WIRE_RESET, 0, &body, sizeof(body)) == 0)
-			x->acks_left++;
+			x->awaiting |= 1ull << i;
 	}
+	if (!x->awaiting)
+		reset_done(d, x);
 }
 
 /* Node 0: a node has reset a range (the page module acks RESET). */
@@ -201,12 +216,14 @@ void region_on_reset_ack(struct dsmd *d, int from, const struct wire_msg *m)
 	struct wire_reset b;
 	struct reset *x, *found = NULL;
 
-	(void)from;
 	if (d->cfg.node != 0)
 		return;
 	memcpy(&b, m->body, sizeof(b));
+	/* Only a node the reset was sent to acks it, once: a repeated or
+	 * stray ack would return the range while a node still holds it. */
 	list_for_each(x, &d->coll->resets, link) {
-		if (x->first == b.first_page && x->npages == b.npages) {
+		if (x->first == b.first_page && x->npages == b.npages &&
+		    (x->awaiting & (1ull << from))) {
 			found = x;
 			break;
 		}
@@ -215,13 +232,23 @@ void region_on_reset_ack(struct dsmd *d, int from, const struct wire_msg *m)
 		d->st.bad_msgs++;
 		return;
 	}
-	if (--found->acks_left)
+	found->awaiting &= ~(1ull << from);
+	if (!found->awaiting)
+		reset_done(d, found);
+}
+
+/* Node 0: a node died; it will not ack, and its copies are gone. */
+void region_peer_down(struct dsmd *d, int node)
+{
+	struct reset *x, *xt;
+
+	if (d->cfg.node != 0)
 		return;
-	list_del(&found->link);
-	arena_free(d->coll, found->first, found->npages);
-	if (found->coll)
-		coll_broadcast_done(d, found->seq, 0, 0);
-	free(found);
+	list_for_each_safe(x, xt, &d->coll->resets, link) {
+		x->awaiting &= ~(1ull << node);
+		if (!x->awaiting)
+			reset_done(d, x);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -294,6 +321,35 @@ void region_on_op(struct dsmd *d, int from, const struct wire_msg *m)
 		  sizeof(rep));
 }
 
+/* Where a process's open named region at addr is in a->named, or -1. */
+static int named_index(const struct app *a, uint64_t addr)
+{
+	for (unsigned i = 0; i < a->nnamed; i++)
+		if (a->named[i] == addr)
+			return (int)i;
+	return -1;
+}
+
+static void named_forget(struct app *a, int i)
+{
+	a->named[i] = a->named[--a->nnamed];
+}
+
+static void send_close(struct dsmd *d, uint64_t addr)
+{
+	struct wire_region_op op = {.op = WIRE_REGION_CLOSE, .addr = addr};
+
+	/* Tag 0: the reply is for nobody. */
+	node_send(d, 0, WIRE_REGION_OP, 0, &op, sizeof(op));
+}
+
+/* The process is gone: what it left open is closed for it. */
+void region_app_gone(struct dsmd *d, struct app *a)
+{
+	while (a->nnamed)
+		send_close(d, a->named[--a->nnamed]);
+}
+
 static bool name_ok(const char *name)
 {
 	size_t n = strnlen(name, WIRE_NAME_MAX);
@@ -313,7 +369,16 @@ static int region_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 		return -EINVAL;
 	if (op.op != WIRE_REGION_OPEN && op.op != WIRE_REGION_CLOSE)
 		return -EINVAL;
+	/* A process closes what it opened, and holds a bounded number. */
+	if (op.op == WIRE_REGION_CLOSE && named_index(a, op.addr) < 0)
+		return -EINVAL;
+	if (op.op == WIRE_REGION_OPEN && a->nnamed == DSMD_NAMED_PER_APP) {
+		d->refused.regions++;
+		return -EMFILE;
+	}
 	/* The reply finds this process by the tag. */
+	a->region_open = op.op == WIRE_REGION_OPEN;
+	a->region_addr = op.addr;
 	a->coll_req = req_id;
 	a->coll_seq_tag = ++d->coll->region_tag;
 	return node_send(d, 0, WIRE_REGION_OP, a->coll_seq_tag, &op,
@@ -334,6 +399,22 @@ void region_on_ipc(struct dsmd *d, struct client *c, const struct wire_msg *m,
 		app_reply(c->app, m->hdr->req_id, ret, 0, 0);
 }
 
+/* Node 0 answered a process's open (value: the address) or close. */
+static void region_done(struct app *a, const struct wire_ipc_reply *rep)
+{
+	int i = named_index(a, a->region_addr);
+
+	if (rep->status == 0) {
+		if (a->region_open)
+			a->named[a->nnamed++] = rep->value;
+		else if (i >= 0)
+			named_forget(a, i);
+	}
+	app_reply(a, a->coll_req, rep->status, rep->value, rep->value2);
+	a->coll_req = 0;
+	a->coll_seq_tag = 0;
+}
+
 void region_on_reply(struct dsmd *d, int from, const struct wire_msg *m)
 {
 	uint64_t tag = m->hdr->req_id;
@@ -343,13 +424,15 @@ void region_on_reply(struct dsmd *d, int from, const struct wire_msg *m)
 	if (from != 0)
 		return;
 	memcpy(&rep, m->body, sizeof(rep));
+	if (tag == 0)
+		return; /* a close for a process that is gone */
 	list_for_each(a, &d->apps, link) {
 		if (a->coll_req && a->coll_seq_tag == tag) {
-			app_reply(a, a->coll_req, rep.status, rep.value,
-				  rep.value2);
-			a->coll_req = 0;
-			a->coll_seq_tag = 0;
+			region_done(a, &rep);
 			return;
 		}
 	}
+	/* Its process went while node 0 opened the region for it. */
+	if (rep.status == 0 && rep.value)
+		send_close(d, rep.value);
 }

@@ -2,6 +2,13 @@
  * job on this node and gives it the node's memory; IPC_DETACH, or its
  * connection closing, ends that, and every module hears of it (app_gone)
  * before the core drops the client's reference.
+ *
+ * One dsmd serves one job (docs/architecture.md, "Trust model"): the one
+ * --job names, else the first whose process says hello.  A process's
+ * hello (APP, and its lock connection) names its job and carries the
+ * job's key; job_admit() refuses any other.  Within the job a rank
+ * attaches once per node, and no more processes attach than the job said
+ * run on this node.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,6 +65,39 @@ int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
 	return client_reply(a->c, WIRE_IPC_REPLY, req_id, &r, sizeof(r));
 }
 
+/* The keys compared in time independent of where they differ. */
+static bool key_equal(const char *a, const char *b)
+{
+	unsigned char diff = 0;
+
+	for (size_t i = 0; i < WIRE_JOB_KEY_MAX; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+int job_admit(struct dsmd *d, uint64_t id, const char *key)
+{
+	if (!job_is(d, id))
+		return -EBUSY;
+	if (!d->job.key_bound) {
+		memcpy(d->job.key, key, sizeof(d->job.key));
+		d->job.key[sizeof(d->job.key) - 1] = 0;
+		d->job.key_bound = true;
+		return 0;
+	}
+	return key_equal(d->job.key, key) ? 0 : -EACCES;
+}
+
+bool job_is(struct dsmd *d, uint64_t id)
+{
+	if (!d->job.bound) {
+		d->job.bound = true;
+		d->job.id = id;
+		log_info("serving job %llu", (unsigned long long)id);
+	}
+	return d->job.id == id;
+}
+
 void app_detach(struct dsmd *d, struct app *a, bool died)
 {
 	size_t i;
@@ -71,6 +111,37 @@ void app_detach(struct dsmd *d, struct app *a, bool died)
 	app_put(a);
 }
 
+/* Whether this rank may attach: the job's size is the first rank's, a
+ * rank attaches once, and at most local_size processes do. */
+static int attach_check(struct dsmd *d, const struct wire_ipc_attach *at)
+{
+	struct app *a;
+	uint32_t here = 0;
+
+	if (d->job.size && d->job.size != at->size) {
+		log_warn("refused an attach: rank %u says the job has %u "
+			 "ranks, its first rank here said %u", at->rank,
+			 at->size, d->job.size);
+		return -EINVAL;
+	}
+	list_for_each(a, &d->apps, link) {
+		if (a->rank == at->rank) {
+			log_warn("refused an attach: rank %u is attached "
+				 "already (process %u)", at->rank, a->pid);
+			return -EEXIST;
+		}
+		here++;
+	}
+	if (here >= at->local_size) {
+		log_warn("refused an attach: rank %u would be process %u on "
+			 "this node, the job said %u (DSM_LOCAL_SIZE)",
+			 at->rank, here + 1, at->local_size);
+		return -EUSERS;
+	}
+	d->job.size = at->size;
+	return 0;
+}
+
 static void on_attach(struct dsmd *d, struct client *c,
 		      const struct wire_msg *m, int *fd)
 {
@@ -81,12 +152,19 @@ static void on_attach(struct dsmd *d, struct client *c,
 	};
 	struct wire_ipc_attach at;
 	struct app *a;
+	int ret;
 
 	(void)fd;
 	memcpy(&at, m->body, sizeof(at));
 	if (c->app || at.size == 0 || at.rank >= at.size ||
 	    at.local_size == 0 || at.local_size > at.size) {
 		client_result(c, m->hdr->req_id, -EINVAL);
+		return;
+	}
+	ret = attach_check(d, &at);
+	if (ret) {
+		d->refused.attach++;
+		client_result(c, m->hdr->req_id, ret);
 		return;
 	}
 	a = calloc(1, sizeof(*a));
@@ -96,7 +174,7 @@ static void on_attach(struct dsmd *d, struct client *c,
 	}
 	*a = (struct app){.c = c, .uffd = -1, .refs = 1, .rank = at.rank,
 			  .size = at.size, .local_size = at.local_size,
-			  .pid = (uint32_t)c->cred.pid, .job = at.job,
+			  .pid = (uint32_t)c->cred.pid, .job = d->job.id,
 			  .pidfd = peer_pidfd(c)};
 	a->w.fd = -1;
 	list_add_head(&d->apps, &a->link);

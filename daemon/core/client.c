@@ -206,6 +206,8 @@ static int out_overflow(struct client *c)
 	log_warn("a client (pid %d) left over %zu bytes of replies unread: "
 		 "cut off", (int)c->cred.pid, c->out_max);
 	c->out_broken = true;
+	if (c->d)
+		c->d->refused.queues++;
 	out_free(c);
 	shutdown(c->w.fd, SHUT_RDWR);
 	return -ENOBUFS;
@@ -287,6 +289,24 @@ void client_refuse(struct dsmd *d, struct client *c, const char *why)
 	client_close(d, c);
 }
 
+/* A process of another job, or without the job's key: told why (its
+ * dsm_init fails with the errno), counted, logged, closed. */
+static void refuse_job(struct dsmd *d, struct client *c, uint64_t req_id,
+		       uint64_t job, int err)
+{
+	client_result(c, req_id, err);
+	d->refused.job++;
+	if (client_count_refusal(d))
+		log_warn("refused a process on %s: uid %u (pid %d) %s job "
+			 "%llu, this node serves job %llu; %llu refused so "
+			 "far", d->cfg.socket, c->cred.uid, (int)c->cred.pid,
+			 err == -EBUSY ? "is of" : "has not the key of",
+			 (unsigned long long)job,
+			 (unsigned long long)d->job.id,
+			 (unsigned long long)d->ipc_refused);
+	client_close(d, c);
+}
+
 static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
 {
 	struct wire_ipc_hello h;
@@ -299,6 +319,14 @@ static void on_hello(struct dsmd *d, struct client *c, const struct wire_msg *m)
 	     h.kind != WIRE_IPC_KIND_LOCK)) {
 		client_refuse(d, c, "bad handshake");
 		return;
+	}
+	if (h.kind != WIRE_IPC_KIND_CTL) {
+		int ret = job_admit(d, h.job, h.key);
+
+		if (ret) {
+			refuse_job(d, c, m->hdr->req_id, h.job, ret);
+			return;
+		}
 	}
 	c->hello = true;
 	c->kind = h.kind;

@@ -70,6 +70,9 @@ struct dsmd_config {
 	struct wire_policy policy; /* where entries live, when they move */
 	unsigned deadlock_ms;   /* a lock waits this long, then a deadlock
 				   search starts */
+	bool job_set;           /* --job: the one job this dsmd serves */
+	uint64_t job;
+	const char *job_key;    /* DSM_JOB_KEY (environment), NULL: none */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -230,6 +233,10 @@ bool client_count_refusal(struct dsmd *d);
 /* A client that broke the protocol: counted, logged, closed. */
 void client_refuse(struct dsmd *d, struct client *c, const char *why);
 
+/* Named regions one process may have open at once (dsm_open without
+ * dsm_close): each is a reference node 0 holds for it. */
+#define DSMD_NAMED_PER_APP 64
+
 /* A process attached to this node (IPC_ATTACH on a client of kind APP).
  * Referenced by its client and by whatever waits on its behalf (a queued
  * fault, a lookup answered to it): app_get/app_put. */
@@ -248,6 +255,12 @@ struct app {
 	uint64_t coll_seq;      /* collectives this rank entered */
 	uint64_t coll_req;      /* req_id of the request it waits on, 0: none */
 	uint64_t coll_seq_tag;  /* its region request's tag at node 0 */
+	/* Named regions it has open (their addresses, once per dsm_open),
+	 * closed for it when it goes. */
+	uint64_t named[DSMD_NAMED_PER_APP];
+	unsigned nnamed;
+	bool region_open;       /* its request in flight: an open, or */
+	uint64_t region_addr;   /* the close of this address */
 };
 
 static inline void app_get(struct app *a)
@@ -259,6 +272,13 @@ void app_put(struct app *a);
 /* The process detached (died: without IPC_DETACH): every module's app_gone,
  * then the client's reference goes. */
 void app_detach(struct dsmd *d, struct app *a, bool died);
+/* Whether a process of job `id` with `key` may be served here: 0, or
+ * -EBUSY (this node serves another job), -EACCES (another key).  The
+ * first to ask binds an unbound node to its job. */
+int job_admit(struct dsmd *d, uint64_t id, const char *key);
+/* Whether job `id` is this node's (binding an unbound node to it): a
+ * peer's collective of another job is refused. */
+bool job_is(struct dsmd *d, uint64_t id);
 /* WIRE_IPC_REPLY to the process, if it is still there. */
 int app_reply(struct app *a, uint64_t req_id, int status, uint64_t v1,
 	      uint64_t v2);
@@ -381,6 +401,16 @@ struct dsmd {
 	struct dsm_stats st;    /* every module's counters */
 	uint64_t bad_msgs;      /* node messages no module takes */
 	uint64_t ipc_refused;
+	struct wire_refusals refused;   /* by rule (dsmctl status) */
+	/* The one job this node serves (app.c): from --job, else the first
+	 * process to attach (or, at node 0, the first node's ranks) binds
+	 * it, for the life of the daemon. */
+	struct {
+		bool bound, key_bound;
+		uint64_t id;
+		uint32_t size;          /* ranks, from the first attach */
+		char key[WIRE_JOB_KEY_MAX];
+	} job;
 	unsigned nclients;      /* on d->clients */
 	int spare_fd;           /* given up to accept-and-close at EMFILE */
 	bool proto_logged;

@@ -56,6 +56,16 @@ int dsmd_init(struct dsmd *d, const struct clock *clock)
 	d->arena.size = d->cfg.arena_size;
 	d->arena.npages = d->cfg.arena_size / WIRE_PAGE_SIZE;
 	d->start_ms = dsmd_now_ms(d);
+	if (d->cfg.job_set) {
+		d->job.bound = true;
+		d->job.id = d->cfg.job;
+	}
+	if (d->cfg.job_key && *d->cfg.job_key) {
+		if (strlen(d->cfg.job_key) >= sizeof(d->job.key))
+			return -ENAMETOOLONG;
+		d->job.key_bound = true;
+		memcpy(d->job.key, d->cfg.job_key, strlen(d->cfg.job_key));
+	}
 	for (i = 0; i < d->cfg.nnodes; i++)
 		d->members[i].state = i == d->cfg.node ? WIRE_MEMBER_SELF
 						       : WIRE_MEMBER_JOINING;

@@ -155,7 +155,7 @@ static int test_foreign_type(void)
 	struct wire_ipc_hello_ok ok;
 	unsigned char b[64];
 	size_t len = wire_build(b, sizeof(b), WIRE_HEARTBEAT, 1, NULL, 0);
-	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 20000, &ok);
+	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 0, NULL, 20000, &ok);
 
 	CHECK(fd >= 0);
 	expect_refused++;
@@ -171,7 +171,7 @@ static int test_bad_check_args(void)
 	struct wire_ipc_hello_ok ok;
 	struct wire_ipc_result e;
 	struct wire_msg m;
-	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 20000, &ok);
+	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 0, NULL, 20000, &ok);
 
 	CHECK(fd >= 0);
 	CHECK(ipc_send(fd, WIRE_IPC_CHECK, 5, &req, sizeof(req)) == 0);
@@ -202,7 +202,7 @@ static int test_still_serving(void)
 	struct wire_ipc_hello_ok ok;
 	struct wire_status_reply r;
 	struct wire_msg m;
-	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 20000, &ok);
+	int fd = ipc_client_open(path, WIRE_IPC_KIND_CTL, 0, NULL, 20000, &ok);
 
 	CHECK(fd >= 0);
 	CHECK(ipc_send(fd, WIRE_IPC_STATUS, 7, NULL, 0) == 0);
