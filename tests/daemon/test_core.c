@@ -12,6 +12,7 @@
 #include "dsm_harness.h"
 #include "ipc.h"
 #include "modules.h"
+#include "coll/coll.h"
 
 /* How many modules of the table list node message type t. */
 static int msg_handlers(unsigned t)
@@ -319,6 +320,202 @@ static int test_check_paced(void)
 	return 0;
 }
 
+/* Each waiting message of each client, handled (accepting first). */
+static void serve(struct dsmd *d)
+{
+	struct client *c, *ct;
+
+	d->listen_w.fn(d, &d->listen_w, EPOLLIN);
+	list_for_each_safe(c, ct, &d->clients, link)
+		c->w.fn(d, &c->w, EPOLLIN);
+}
+
+/* Say hello as a process of `job` with `key`: the reply's type, or -1;
+ * *status is a RESULT's. */
+static int hello(struct dsmd *d, int fd, uint64_t job, const char *key,
+		 int *status)
+{
+	struct wire_ipc_hello h = {.kind = WIRE_IPC_KIND_APP, .job = job};
+	unsigned char buf[WIRE_IPC_MAX];
+	struct wire_ipc_result r;
+	struct wire_msg m;
+
+	memcpy(h.magic, WIRE_IPC_MAGIC, sizeof(h.magic));
+	snprintf(h.key, sizeof(h.key), "%s", key);
+	if (ipc_send(fd, WIRE_IPC_HELLO, 1, &h, sizeof(h)))
+		return -1;
+	serve(d);
+	if (ipc_recv(fd, buf, sizeof(buf), 1000, &m, NULL))
+		return -1;
+	if (m.hdr->type == WIRE_IPC_RESULT) {
+		memcpy(&r, m.body, sizeof(r));
+		*status = r.status;
+	}
+	return m.hdr->type;
+}
+
+/* Attach as `rank` of `size`: 0, or the refusal's errno. */
+static int attach(struct dsmd *d, int fd, uint32_t rank, uint32_t size,
+		  uint32_t local_size)
+{
+	struct wire_ipc_attach at = {.rank = rank, .size = size,
+				     .local_size = local_size};
+	unsigned char buf[WIRE_IPC_MAX];
+	struct wire_ipc_result r;
+	struct wire_msg m;
+	int memfd = -1;
+
+	if (ipc_send(fd, WIRE_IPC_ATTACH, 2, &at, sizeof(at)))
+		return -EIO;
+	serve(d);
+	if (ipc_recv_fd(fd, buf, sizeof(buf), 1000, &m, NULL, &memfd))
+		return -EIO;
+	if (memfd >= 0)
+		close(memfd);
+	if (m.hdr->type == WIRE_IPC_ATTACH_OK)
+		return 0;
+	if (m.hdr->type != WIRE_IPC_RESULT)
+		return -EPROTO;
+	memcpy(&r, m.body, sizeof(r));
+	return r.status;
+}
+
+/* One dsmd serves one job: the first process binds it; a process of
+ * another job is refused at hello with EBUSY, one without the job's key
+ * with EACCES, each counted; within the job a rank attaches once, the
+ * job's size is one, and no more than local_size attach.  (At 3f600ff a
+ * one-rank job 999 attached beside job 111 and freed its region.) */
+static int test_one_job(void)
+{
+	char dir[] = "/tmp/dsmd-core.XXXXXX", path[64];
+	struct dsmd *d;
+	int fds[4], st = 0;
+
+	CHECK(setup(1, 0) == 0);
+	d = &tc.d[0];
+	CHECK(listen_with(d, dir, path, sizeof(path), fds, 4) == 0);
+	CHECK(hello(d, fds[0], 111, "k1", &st) == WIRE_IPC_HELLO_OK);
+	CHECK(d->job.bound && d->job.id == 111);
+	CHECK(hello(d, fds[1], 999, "k1", &st) == WIRE_IPC_RESULT);
+	CHECKF(st == -EBUSY, "other job: %d", st);
+	CHECK(sees_eof(fds[1]));
+	CHECK(hello(d, fds[2], 111, "k2", &st) == WIRE_IPC_RESULT);
+	CHECKF(st == -EACCES, "wrong key: %d", st);
+	CHECK(sees_eof(fds[2]));
+	CHECK(hello(d, fds[3], 111, "k1", &st) == WIRE_IPC_HELLO_OK);
+	CHECK(d->refused.job == 2);
+	CHECK(attach(d, fds[0], 0, 2, 2) == 0);
+	CHECK(attach(d, fds[3], 0, 2, 2) == -EEXIST);
+	CHECK(attach(d, fds[3], 1, 3, 2) == -EINVAL);
+	CHECK(attach(d, fds[3], 1, 2, 2) == 0);
+	CHECK(d->refused.attach == 2);
+	unlisten(d, dir, fds, 4);
+	return 0;
+}
+
+/* Past the job's local size no process attaches. */
+static int test_local_size_cap(void)
+{
+	char dir[] = "/tmp/dsmd-core.XXXXXX", path[64];
+	struct dsmd *d;
+	int fds[2], st = 0;
+
+	CHECK(setup(1, 0) == 0);
+	d = &tc.d[0];
+	d->job.bound = true; /* as --job 5 does */
+	d->job.id = 5;
+	CHECK(listen_with(d, dir, path, sizeof(path), fds, 2) == 0);
+	CHECK(hello(d, fds[0], 5, "", &st) == WIRE_IPC_HELLO_OK);
+	CHECK(hello(d, fds[1], 5, "", &st) == WIRE_IPC_HELLO_OK);
+	CHECK(attach(d, fds[0], 0, 4, 1) == 0);
+	CHECK(attach(d, fds[1], 1, 4, 1) == -EUSERS);
+	unlisten(d, dir, fds, 2);
+	return 0;
+}
+
+/* Node 0 counts only its job's collectives: another job's arrival is
+ * answered with EBUSY to its node and not counted, so the job's barrier
+ * waits for its own ranks.  (Before, an arrival of another job wiped the
+ * running job's half-counted collectives.) */
+static int test_other_jobs_collective(void)
+{
+	struct wire_coll_arrive a = {.job = 999, .seq = 0, .op = WIRE_COLL_BARRIER,
+				     .count = 1, .size = 2};
+
+	CHECK(setup(2, 0) == 0);
+	pump();
+	CHECK(job_is(&tc.d[0], 111) && job_is(&tc.d[1], 999));
+	CHECK(node_send(&tc.d[1], 0, WIRE_COLL_ARRIVE, 0, &a, sizeof(a)) == 0);
+	pump();
+	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_COLL_DONE) == 1);
+	a.job = 111;
+	CHECK(node_send(&tc.d[1], 0, WIRE_COLL_ARRIVE, 0, &a, sizeof(a)) == 0);
+	pump();
+	/* One of job 111's two ranks: nothing decided yet. */
+	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_COLL_DONE) == 1);
+	CHECK(node_send(&tc.d[0], 0, WIRE_COLL_ARRIVE, 0, &a, sizeof(a)) == 0);
+	pump();
+	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_COLL_DONE) == 2);
+	return 0;
+}
+
+/* A named region request of the process on fd: the reply's status, its
+ * value in *addr. */
+static int region_req(struct dsmd *d, int fd, uint32_t op, uint64_t *addr)
+{
+	struct wire_region_op r = {.op = op, .flags = DSM_CREATE,
+				   .size = 8192, .addr = *addr};
+	unsigned char buf[WIRE_IPC_MAX];
+	struct wire_ipc_reply rep;
+	struct wire_msg m;
+
+	snprintf(r.name, sizeof(r.name), "grid");
+	if (ipc_send(fd, WIRE_IPC_REGION, 3, &r, sizeof(r)))
+		return -EIO;
+	serve(d);
+	pump();
+	if (ipc_recv(fd, buf, sizeof(buf), 1000, &m, NULL) ||
+	    m.hdr->type != WIRE_IPC_REPLY)
+		return -EPROTO;
+	memcpy(&rep, m.body, sizeof(rep));
+	if (op == WIRE_REGION_OPEN)
+		*addr = rep.value;
+	return rep.status;
+}
+
+/* A process closes only a named region it opened, and what it leaves open
+ * when it dies is closed for it.  (At 3f600ff any process could close a
+ * region by address, and a dead process's references were never
+ * released: the region stayed for ever.) */
+static int test_named_region_refs(void)
+{
+	char dir[] = "/tmp/dsmd-core.XXXXXX", path[64];
+	struct dsmd *d;
+	uint64_t addr = 0, other = 0;
+	int fds[2], st = 0;
+
+	CHECK(setup(1, 0) == 0);
+	d = &tc.d[0];
+	CHECK(listen_with(d, dir, path, sizeof(path), fds, 2) == 0);
+	for (int i = 0; i < 2; i++) {
+		CHECK(hello(d, fds[i], 7, "", &st) == WIRE_IPC_HELLO_OK);
+		CHECK(attach(d, fds[i], (uint32_t)i, 2, 2) == 0);
+	}
+	CHECK(region_req(d, fds[0], WIRE_REGION_OPEN, &addr) == 0);
+	CHECK(addr != 0 && region_at(d, addr, true));
+	other = addr;
+	CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, &other) == -EINVAL);
+	CHECK(region_at(d, addr, true) != NULL);
+	/* Rank 0 dies with it open. */
+	close(fds[0]);
+	fds[0] = -1;
+	serve(d);
+	pump();
+	CHECK(region_at(d, addr, true) == NULL);
+	unlisten(d, dir, fds + 1, 1);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"every_node_type_one_handler", test_every_node_type_one_handler},
 	{"every_request_one_handler", test_every_request_one_handler},
@@ -329,6 +526,10 @@ static const struct test_case tests[] = {
 	{"emfile_sheds", test_emfile_sheds},
 	{"max_clients", test_max_clients},
 	{"check_paced", test_check_paced},
+	{"one_job", test_one_job},
+	{"local_size_cap", test_local_size_cap},
+	{"other_jobs_collective", test_other_jobs_collective},
+	{"named_region_refs", test_named_region_refs},
 };
 
 TEST_MAIN(tests, teardown)
