@@ -63,6 +63,17 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	}
 }
 
+void cluster_reported_dead(struct dsmd *d, int node, int by)
+{
+	char why[64];
+
+	if (node < 0 || node >= d->cfg.nnodes || node == d->cfg.node ||
+	    by == node || !node_alive(d, by))
+		return;
+	snprintf(why, sizeof(why), "node %d reports it dead", by);
+	mark_dead(d, node, why);
+}
+
 static void heard(struct dsmd *d, int node)
 {
 	d->members[node].last_heard_ms = dsmd_now_ms(d);

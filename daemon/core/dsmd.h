@@ -463,6 +463,12 @@ int dsmd_run(struct dsmd *d);
 void cluster_on_event(void *arg, const struct xport_event *ev);
 /* The transport is connecting: from now on peers join. */
 void cluster_start(struct dsmd *d);
+/* A live member `by` has declared `node` dead: so does this node.  A
+ * death one member saw is every member's, so that a link cut between two
+ * nodes splits the cluster the same way on every side of it instead of
+ * leaving a node that sees both alive waiting on each for ever (each
+ * waits for it to join a recovery it never starts). */
+void cluster_reported_dead(struct dsmd *d, int node, int by);
 /* Heartbeats, silence, the join deadline (each tick). */
 void cluster_tick(struct dsmd *d);
 /* client.c: listen on cfg.socket. */

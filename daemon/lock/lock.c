@@ -63,6 +63,8 @@ static void on_recovered_msg(struct dsmd *d, int from,
 		d->st.bad_msgs++;
 		return;
 	}
+	/* Its recovery waits for ours: a death it saw is ours too. */
+	cluster_reported_dead(d, (int)rc.dead, from);
 	lock_heard_recovered(d, from, rc.dead);
 }
 
