@@ -58,7 +58,11 @@ DSM_API int dsm_daemon_ping(const char *socket, int timeout_ms, int *node,
  *   -EPERM      userfaultfd is not permitted to this process
  *   -EADDRINUSE the arena's address range is taken in this process
  *   -EALREADY   dsm_init() was already called
- *   -EPROTO     the daemon speaks another protocol version */
+ *   -EPROTO     the daemon speaks another protocol version
+ *   -EBUSY      the daemon serves another job (DSM_JOB names this one)
+ *   -EACCES     not the job's key (DSM_JOB_KEY)
+ *   -EEXIST     this rank is attached to the node already
+ *   -EUSERS     DSM_LOCAL_SIZE processes are attached to the node already */
 DSM_API int dsm_init(void);
 /* Detach: unmaps the arena, closes the connection.  Pages stay with the
  * node.  -EINVAL if dsm_init() did not succeed.  A process that ends
@@ -97,7 +101,9 @@ DSM_API int dsm_free(void *addr);
  * with (or be 0 to accept it).  NULL and errno: ENOENT (no such name and
  * no DSM_CREATE), EEXIST (DSM_CREATE|DSM_EXCL and it exists), EINVAL (bad
  * name, flags or size, or size differs from the region's), ENOMEM,
- * ENOTCONN. */
+ * EMFILE (this process has 64 named regions open), EHOSTDOWN (node 0, which
+ * keeps the regions, died), ENOTCONN.  What a process leaves open when it
+ * ends is closed for it. */
 DSM_API void *dsm_open(const char *name, size_t size, int flags);
 /* Close a named region.  It is removed, and its memory reclaimed, when the
  * last process that opened it closes it.  -EINVAL if addr is not an open
@@ -340,6 +346,8 @@ typedef void (*dsm_bast_fn)(void *arg, int mode);
  *   -ECANCELED   cancelled with dsm_unlock(DSM_LKF_CANCEL)
  *   -ENOTUNIQ    another name of the same parent hashes to the same
  *                resource (rename one)
+ *   -EDQUOT      the process has dsmd's --max-locks locks already, or the
+ *                resource --max-lock-queue
  * Refused at once, with no callback:
  *   -EINVAL      lksb NULL, mode out of range, unknown flags, ASYNC
  *                without ast, name NULL or empty (new requests)

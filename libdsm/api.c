@@ -379,8 +379,14 @@ static int attach(const struct wire_ipc_attach *at)
 	if (ret == 0 && memfd < 0)
 		ret = -EPROTO;
 	if (ret) {
-		complain("dsm_init: dsmd at %s refused to attach: %s", path,
-			 strerror(-ret));
+		complain("dsm_init: dsmd at %s refused to attach rank %u: %s",
+			 path, at->rank,
+			 ret == -EEXIST ? "that rank is attached there already"
+			 : ret == -EUSERS ? "DSM_LOCAL_SIZE processes are "
+					    "attached there already"
+			 : ret == -EINVAL ? "another rank said the job has "
+					    "another DSM_SIZE"
+			 : strerror(-ret));
 		return ret;
 	}
 	p = mmap((void *)(uintptr_t)ok.base, ok.size, PROT_READ | PROT_WRITE,

@@ -53,6 +53,10 @@ struct dsmd_config {
 	const char *allow_group; /* groups who may: names or gids */
 	unsigned client_queue_kb; /* replies waiting per client, at most */
 	unsigned max_clients;   /* connections served at once */
+	unsigned max_locks;     /* locks one process holds or asks, at most
+				   (0: DSMD_MAX_LOCKS) */
+	unsigned max_lock_queue; /* locks on one resource this node masters,
+				   in all its queues (0: DSMD_MAX_LOCK_QUEUE) */
 	unsigned heartbeat_ms;
 	unsigned dead_after_ms;
 	unsigned join_timeout_ms;
@@ -193,6 +197,14 @@ struct lclient;
 /* Connections served at once, by default (--max-clients): each costs a
  * descriptor and a little memory; a node runs tens of processes. */
 #define DSMD_MAX_CLIENTS 1024
+/* Locks per process, by default (--max-locks): an owner's lock costs
+ * about 300 bytes here and 40 at its master, so a process at the cap
+ * holds about 20 MiB of dsmd; programs that take a lock per object of a
+ * large table stay far below it. */
+#define DSMD_MAX_LOCKS 65536
+/* Locks on one resource, by default (--max-lock-queue): one per rank of
+ * the largest jobs, several times over. */
+#define DSMD_MAX_LOCK_QUEUE 65536
 
 struct client {
 	struct watch w;

@@ -94,6 +94,11 @@ static int ipc_new(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 		return -ENAMETOOLONG;
 	if (!q->lkid || lock_by_lkid(lc, q->lkid))
 		return -EINVAL;
+	if (lc->nlocks >= (d->cfg.max_locks ? d->cfg.max_locks
+					    : DSMD_MAX_LOCKS)) {
+		d->refused.locks++;
+		return -EDQUOT;
+	}
 	if (q->parent) {
 		parent = lock_by_lkid(lc, q->parent);
 		if (!parent || parent->state == LS_WAITING ||

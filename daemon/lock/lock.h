@@ -154,6 +154,7 @@ struct lclient {
 	struct client *c;        /* the connection: events go there */
 	uint32_t id;
 	struct list locks;       /* struct llock, newest first */
+	unsigned nlocks;         /* on locks: at most cfg.max_locks */
 	/* Searches passed on (handle, node, and seq in owner; deadlock.c). */
 	struct wire_lock_id seen[LK_SEEN];
 	unsigned seen_next;

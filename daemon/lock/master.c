@@ -227,6 +227,21 @@ static bool name_matches(struct lres *r, const struct wire_lock_op *o)
 	       !memcmp(r->name, o->name, o->name_len);
 }
 
+/* Whether r's queues hold `cap` locks or more. */
+static bool queues_full(const struct lres *r, unsigned cap)
+{
+	const struct list *queues[3] = {&r->granted, &r->converting,
+					&r->waiting};
+	const struct lkb *b;
+	unsigned n = 0;
+
+	for (int q = 0; q < 3; q++)
+		list_for_each(b, queues[q], link)
+			if (++n >= cap)
+				return true;
+	return false;
+}
+
 static void op_new(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 {
 	struct lkb *b;
@@ -235,6 +250,12 @@ static void op_new(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 		return; /* sent again after a refusal; the first got here */
 	if (!name_matches(r, o)) {
 		reply(d, r, &o->id, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
+		return;
+	}
+	if (queues_full(r, d->cfg.max_lock_queue ? d->cfg.max_lock_queue
+						 : DSMD_MAX_LOCK_QUEUE)) {
+		d->refused.locks++;
+		reply(d, r, &o->id, WIRE_LKR_DONE, -EDQUOT, LK_NONE, false);
 		return;
 	}
 	b = lock_lkb_new(&o->id, LK_NONE, o->rqmode, o->flags);

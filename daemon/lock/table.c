@@ -144,6 +144,7 @@ void lock_llock_add(struct dsmd *d, struct lclient *lc, struct llock *l)
 	if (l->parent)
 		l->parent->children++;
 	list_add_head(&lc->locks, &l->olink);
+	lc->nlocks++;
 	list_add_head(&d->lk->byh[l->handle % LK_BUCKETS], &l->hlink);
 }
 
@@ -159,6 +160,7 @@ void lock_llock_free(struct dsmd *d, struct llock *l)
 {
 	if (l->lc) {
 		list_del(&l->olink);
+		l->lc->nlocks--;
 		l->lc = NULL;
 		lock_drop_parent(l);
 	}

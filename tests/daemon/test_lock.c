@@ -771,6 +771,41 @@ static int test_partition_timeout(void)
 	return 0;
 }
 
+/* A process holds at most --max-locks locks, a resource at most
+ * --max-lock-queue: past either a request fails with EDQUOT, counted,
+ * and what was held is untouched.  (Before, neither was bounded.) */
+static int test_lock_caps(void)
+{
+	struct proc *p, *q[3];
+	uint64_t lk[4];
+	const char *r;
+	int m = 2, ret;
+
+	lsetup(3);
+	p = proc_new(1);
+	tc.d[1].cfg.max_locks = 2;
+	CHECK(lock_now(p, &lk[0], DSM_LK_EX, 0, "a") == 0);
+	CHECK(lock_now(p, &lk[1], DSM_LK_EX, 0, "b") == 0);
+	ret = lock_now(p, &lk[2], DSM_LK_EX, 0, "c");
+	CHECKF(ret == -EDQUOT, "third lock: %d", ret);
+	CHECK(tc.d[1].refused.locks == 1);
+	CHECK(unlock_now(p, lk[0]) == 0);
+	CHECK(lock_now(p, &lk[2], DSM_LK_EX, 0, "c") == 0);
+
+	r = name_on(m, "busy");
+	tc.d[m].cfg.max_lock_queue = 2;
+	for (int i = 0; i < 3; i++)
+		q[i] = proc_new(0);
+	CHECK(lock_now(q[0], &lk[0], DSM_LK_PR, 0, r) == 0);
+	CHECK(lock_now(q[1], &lk[1], DSM_LK_PR, 0, r) == 0);
+	ret = lock_now(q[2], &lk[2], DSM_LK_PR, 0, r);
+	CHECKF(ret == -EDQUOT, "third lock on the resource: %d", ret);
+	CHECK(tc.d[m].refused.locks == 1);
+	CHECK(unlock_now(q[1], lk[1]) == 0);
+	CHECK(lock_now(q[2], &lk[2], DSM_LK_PR, 0, r) == 0);
+	return 0;
+}
+
 /* A process that does not read while it asks: 2,000 requests on a
  * nonblocking connection (dsmd's end, as accept gives it), none read until
  * the last is made.  The socket holds a few hundred events; the rest wait
@@ -859,6 +894,7 @@ static const struct test_case tests[] = {
 	{"master_dies", test_master_dies},
 	{"death_spreads", test_death_spreads},
 	{"partition_timeout", test_partition_timeout},
+	{"lock_caps", test_lock_caps},
 	{"events_not_lost", test_events_not_lost},
 	{"unread_client_cut_off", test_unread_client_cut_off},
 	{"moves_to_user", test_moves_to_user},
