@@ -50,6 +50,8 @@ static void usage(FILE *f)
 "                                                   (DSM_CLIENT_QUEUE_KB)\n"
 "      --max-clients N     connections served at once, default 1024; more\n"
 "                          are refused and counted      (DSM_MAX_CLIENTS)\n"
+"      --max-regions N     regions live at once (node 0), default 65536;\n"
+"                          more fail with ENOSPC       (DSM_MAX_REGIONS)\n"
 "      --max-locks N       locks one process may hold or ask for, default\n"
 "                          65536; more fail with EDQUOT  (DSM_MAX_LOCKS)\n"
 "      --max-lock-queue N  locks on one resource, default 65536; more fail\n"
@@ -139,6 +141,8 @@ static const struct opt opts[] = {
 	 OPT_UINT, 64, 1 << 20, CFG(client_queue_kb)},
 	{"max-clients", 0, "DSM_MAX_CLIENTS", "max clients", OPT_UINT, 1,
 	 1 << 20, CFG(max_clients)},
+	{"max-regions", 0, "DSM_MAX_REGIONS", "max regions", OPT_UINT, 1,
+	 1 << 24, CFG(max_regions)},
 	{"max-locks", 0, "DSM_MAX_LOCKS", "max locks", OPT_UINT, 1, 1 << 24,
 	 CFG(max_locks)},
 	{"max-lock-queue", 0, "DSM_MAX_LOCK_QUEUE", "max lock queue", OPT_UINT,
@@ -381,7 +385,7 @@ static const struct dsmd_config defaults = {
 		   .load_pct = 200},
 	.deadlock_ms = LOCK_DEADLOCK_MS,
 	.client_queue_kb = CLIENT_OUT_MAX >> 10, .max_clients = DSMD_MAX_CLIENTS,
-	.max_locks = DSMD_MAX_LOCKS, .max_lock_queue = DSMD_MAX_LOCK_QUEUE,
+	.max_regions = DSMD_MAX_REGIONS, .max_locks = DSMD_MAX_LOCKS, .max_lock_queue = DSMD_MAX_LOCK_QUEUE,
 };
 
 /* getopt_long's table from ours, plus node, count, verbose and help. */

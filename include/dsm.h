@@ -84,7 +84,7 @@ DSM_API int dsm_num_nodes(void);
  * Returns the same address on every rank, page aligned, zero filled.
  * NULL and errno on error: EINVAL (size 0, or ranks asked different sizes:
  * every rank gets the error and nothing is allocated), ENOMEM (no room in
- * the arena), ENOTCONN (dsm_init() not called), ECONNABORTED (a rank of
+ * the arena), ENOSPC (dsmd's --max-regions regions exist), ENOTCONN (dsm_init() not called), ECONNABORTED (a rank of
  * the job died: see dsm_finalize), EIO (the daemon failed). */
 DSM_API void *dsm_alloc(size_t size);
 /* Collective: free a region from dsm_alloc().  Every rank must pass the
@@ -101,7 +101,8 @@ DSM_API int dsm_free(void *addr);
  * with (or be 0 to accept it).  NULL and errno: ENOENT (no such name and
  * no DSM_CREATE), EEXIST (DSM_CREATE|DSM_EXCL and it exists), EINVAL (bad
  * name, flags or size, or size differs from the region's), ENOMEM,
- * EMFILE (this process has 64 named regions open), EHOSTDOWN (node 0, which
+ * EMFILE (this process has 64 named regions open), ENOSPC (dsmd's
+ * --max-regions regions exist), EHOSTDOWN (node 0, which
  * keeps the regions, died), ENOTCONN.  What a process leaves open when it
  * ends is closed for it. */
 DSM_API void *dsm_open(const char *name, size_t size, int flags);

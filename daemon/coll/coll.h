@@ -26,6 +26,7 @@ struct coll_state {
 	bool job_aborted;       /* a rank died: collectives fail */
 	struct list resets;     /* node 0: struct reset awaiting acks */
 	uint64_t region_tag;
+	unsigned nregions;      /* node 0: on regions */
 };
 
 /* coll.c: tell every node that collective seq ended. */

@@ -118,6 +118,11 @@ int64_t region_new(struct dsmd *d, uint64_t bytes, const char *name,
 		return -EINVAL;
 	if (bytes > d->arena.size)
 		return -ENOMEM;
+	if (m->nregions >= (d->cfg.max_regions ? d->cfg.max_regions
+					       : DSMD_MAX_REGIONS)) {
+		d->refused.regions++;
+		return -ENOSPC;
+	}
 	n = (bytes + WIRE_PAGE_SIZE - 1) / WIRE_PAGE_SIZE;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -132,6 +137,7 @@ int64_t region_new(struct dsmd *d, uint64_t bytes, const char *name,
 	if (name)
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	list_add_head(&m->regions, &r->link);
+	m->nregions++;
 	if (out)
 		*out = r;
 	return first;
@@ -169,6 +175,7 @@ void region_teardown(struct dsmd *d)
 		free(x);
 	list_init(&m->regions);
 	list_init(&m->resets);
+	m->nregions = 0;
 	free(m->free_ext);
 	m->free_ext = NULL;
 }
@@ -190,6 +197,7 @@ void region_free(struct dsmd *d, struct region *r, bool coll, uint64_t seq)
 	int i;
 
 	list_del(&r->link);
+	d->coll->nregions--;
 	free(r);
 	if (!x) {
 		log_err("out of memory resetting a region: it is not reused");

@@ -53,6 +53,8 @@ struct dsmd_config {
 	const char *allow_group; /* groups who may: names or gids */
 	unsigned client_queue_kb; /* replies waiting per client, at most */
 	unsigned max_clients;   /* connections served at once */
+	unsigned max_regions;   /* node 0: regions live at once (0:
+				   DSMD_MAX_REGIONS) */
 	unsigned max_locks;     /* locks one process holds or asks, at most
 				   (0: DSMD_MAX_LOCKS) */
 	unsigned max_lock_queue; /* locks on one resource this node masters,
@@ -197,6 +199,9 @@ struct lclient;
 /* Connections served at once, by default (--max-clients): each costs a
  * descriptor and a little memory; a node runs tens of processes. */
 #define DSMD_MAX_CLIENTS 1024
+/* Regions live at once, by default (--max-regions): node 0 finds a
+ * region by a walk of them all, and each costs about 100 bytes. */
+#define DSMD_MAX_REGIONS 65536
 /* Locks per process, by default (--max-locks): an owner's lock costs
  * about 300 bytes here and 40 at its master, so a process at the cap
  * holds about 20 MiB of dsmd; programs that take a lock per object of a

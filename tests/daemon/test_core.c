@@ -461,7 +461,8 @@ static int test_other_jobs_collective(void)
 
 /* A named region request of the process on fd: the reply's status, its
  * value in *addr. */
-static int region_req(struct dsmd *d, int fd, uint32_t op, uint64_t *addr)
+static int region_req(struct dsmd *d, int fd, uint32_t op, const char *name,
+		      uint64_t *addr)
 {
 	struct wire_region_op r = {.op = op, .flags = DSM_CREATE,
 				   .size = 8192, .addr = *addr};
@@ -469,7 +470,7 @@ static int region_req(struct dsmd *d, int fd, uint32_t op, uint64_t *addr)
 	struct wire_ipc_reply rep;
 	struct wire_msg m;
 
-	snprintf(r.name, sizeof(r.name), "grid");
+	snprintf(r.name, sizeof(r.name), "%s", name);
 	if (ipc_send(fd, WIRE_IPC_REGION, 3, &r, sizeof(r)))
 		return -EIO;
 	serve(d);
@@ -501,11 +502,16 @@ static int test_named_region_refs(void)
 		CHECK(hello(d, fds[i], 7, "", &st) == WIRE_IPC_HELLO_OK);
 		CHECK(attach(d, fds[i], (uint32_t)i, 2, 2) == 0);
 	}
-	CHECK(region_req(d, fds[0], WIRE_REGION_OPEN, &addr) == 0);
+	CHECK(region_req(d, fds[0], WIRE_REGION_OPEN, "grid", &addr) == 0);
 	CHECK(addr != 0 && region_at(d, addr, true));
 	other = addr;
-	CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, &other) == -EINVAL);
+	CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, "", &other) == -EINVAL);
 	CHECK(region_at(d, addr, true) != NULL);
+	/* Past --max-regions none is made. */
+	d->cfg.max_regions = 1;
+	CHECK(region_req(d, fds[1], WIRE_REGION_OPEN, "more", &other) ==
+	      -ENOSPC);
+	CHECK(d->refused.regions == 1);
 	/* Rank 0 dies with it open. */
 	close(fds[0]);
 	fds[0] = -1;
