@@ -19,9 +19,11 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 5u /* 2: entries move between nodes; 3: locks;
+#define WIRE_VERSION 6u /* 2: entries move between nodes; 3: locks;
 				  4: read misses sent to a holder;
-				  5: a check's DATA paced (CHECK_PROGRESS) */
+				  5: a check's DATA paced (CHECK_PROGRESS);
+				  6: receive slots named by index
+				     (PAGE_SLOTS) */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -120,6 +122,10 @@ enum wire_type {
 	 * nothing was written since.  H learns it from the `covered` set of
 	 * the next write's INV, FWD or GRANT. */
 	WIRE_DSM_SHARED = 34,
+	/* node -> each peer, once, as soon as they are connected: where its
+	 * receive slots are.  A request names a slot by index only; the
+	 * holder writes at the address this gave, and never outside it. */
+	WIRE_PAGE_SLOTS = 35,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -230,11 +236,21 @@ struct wire_heartbeat {
 enum wire_access { WIRE_ACC_READ = 1, WIRE_ACC_WRITE = 2 };
 enum wire_pstate { WIRE_PS_I = 0, WIRE_PS_S = 1, WIRE_PS_M = 2 };
 
-/* Where a holder writes the page for R: R's receive slot. */
+/* Where a holder writes the page for R: R's receive slot, by its index
+ * among those R's PAGE_SLOTS gave (the index is also the immediate data
+ * of the RDMA WRITE). */
 struct wire_slot {
-	uint64_t addr;
+	uint64_t reserved;  /* was the address: an index is checked */
+	uint32_t reserved2; /* was the rkey */
+	uint32_t index;
+} __attribute__((packed));
+
+struct wire_page_slots {
+	uint64_t addr;      /* slot 0 */
 	uint32_t rkey;
-	uint32_t index; /* the immediate data of the RDMA WRITE */
+	uint32_t nslots;
+	uint32_t stride;    /* bytes from one slot to the next */
+	uint32_t reserved;
 } __attribute__((packed));
 
 /* How a request travels to its entry's master.  A node that no longer

@@ -104,6 +104,9 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 			m->state = WIRE_MEMBER_ALIVE;
 			heard(d, ev->peer);
 			log_info("node %d joined", ev->peer);
+			for (size_t i = 0; i < d->modules_up; i++)
+				if (dsmd_modules[i]->peer_up)
+					dsmd_modules[i]->peer_up(d, ev->peer);
 			check_formed(d);
 		}
 		break;

@@ -333,6 +333,9 @@ struct dsmd_module {
 	const char *name;
 	int (*setup)(struct dsmd *d);
 	void (*teardown)(struct dsmd *d);
+	/* A peer's connection is up (told once per node, before any of its
+	 * messages is handled). */
+	void (*peer_up)(struct dsmd *d, int node);
 	/* A node died (told once per node). */
 	void (*peer_down)(struct dsmd *d, int node);
 	/* A process detached (died: without IPC_DETACH), before the core

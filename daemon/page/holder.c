@@ -104,6 +104,10 @@ void holder_teardown(struct dsmd *d)
 	list_for_each_safe(k, tmp, &d->page->send_wait, link)
 		free(k);
 	list_init(&d->page->send_wait);
+	list_for_each_safe(k, tmp, &d->page->slots_wait, link)
+		free(k);
+	list_init(&d->page->slots_wait);
+	d->page->nslots_wait = 0;
 }
 
 static void drop_page(struct dsmd *d, uint64_t page, struct page *pg)
@@ -201,9 +205,12 @@ static void send_page(struct dsmd *d, uint64_t page, struct page *pg,
 		log_err("reading page %llu: %s", (unsigned long long)page,
 			strerror(-ret));
 	memcpy(buf + WIRE_PAGE_SIZE, tr, sizeof(*tr));
+	/* The callers checked the index against the peer's PAGE_SLOTS. */
 	ret = xport_write_imm(d->x, to, &ps->send_mr,
-			      (size_t)s * PAGE_SLOT_STRIDE, slot->addr,
-			      slot->rkey, WIRE_SLOT_SIZE,
+			      (size_t)s * PAGE_SLOT_STRIDE,
+			      ps->peer_slots[to].addr +
+				      (uint64_t)slot->index * PAGE_SLOT_STRIDE,
+			      ps->peer_slots[to].rkey, WIRE_SLOT_SIZE,
 			      PAGE_IMM_BIT | slot->index, PAGE_COOKIE_BIT | s);
 	if (ret) {
 		log_warn("sending page %llu to node %d: %s",
@@ -213,6 +220,106 @@ static void send_page(struct dsmd *d, uint64_t page, struct page *pg,
 	}
 	d->st.pages_sent++;
 	d->st.bytes_sent += WIRE_PAGE_SIZE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Each peer's receive slots                                              */
+
+/* At most this many forwards wait for their requester's PAGE_SLOTS: one
+ * per transaction the cluster's requesters can have open at once. */
+#define SLOTS_WAIT_MAX (PAGE_NSLOTS * 4u)
+
+/* The node a kept FWD or PEER_REQ is for. */
+static int requester_of(const struct kept *k)
+{
+	struct wire_dsm_fwd f;
+
+	if (k->type != WIRE_DSM_FWD)
+		return k->from;
+	memcpy(&f, k->body, sizeof(f));
+	return (int)f.requester;
+}
+
+/* Keep msg until `to`'s PAGE_SLOTS comes (it travels another path, or
+ * was queued behind msg while the connection came up). */
+static void wait_for_slots(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct page_state *ps = d->page;
+	struct kept *k = ps->nslots_wait < SLOTS_WAIT_MAX ? node_keep(from, msg)
+							  : NULL;
+
+	if (!k) {
+		d->st.bad_msgs++;
+		return;
+	}
+	list_add_tail(&ps->slots_wait, &k->link);
+	ps->nslots_wait++;
+}
+
+void holder_peer_up(struct dsmd *d, int node)
+{
+	struct page_state *ps = d->page;
+	struct wire_page_slots s = {
+		.addr = (uint64_t)(uintptr_t)ps->recv_buf,
+		.rkey = ps->recv_mr.rkey, .nslots = PAGE_NSLOTS,
+		.stride = PAGE_SLOT_STRIDE,
+	};
+
+	node_send(d, node, WIRE_PAGE_SLOTS, 0, &s, sizeof(s));
+}
+
+void holder_on_slots(struct dsmd *d, int from, const struct wire_msg *msg)
+{
+	struct page_state *ps = d->page;
+	struct wire_page_slots s;
+	struct kept *k, *tmp;
+
+	memcpy(&s, msg->body, sizeof(s));
+	if (from == d->cfg.node || ps->peer_slots[from].known ||
+	    s.stride != PAGE_SLOT_STRIDE || s.nslots == 0 ||
+	    s.nslots > PAGE_NSLOTS || s.addr == 0) {
+		/* Said once, at connect; never moved. */
+		log_once(d->proto_logged, LOG_WARN,
+			 "node %d announced receive slots twice or badly: "
+			 "refused (logged once)", from);
+		d->st.bad_msgs++;
+		return;
+	}
+	ps->peer_slots[from].known = true;
+	ps->peer_slots[from].addr = s.addr;
+	ps->peer_slots[from].rkey = s.rkey;
+	ps->peer_slots[from].nslots = s.nslots;
+	list_for_each_safe(k, tmp, &ps->slots_wait, link) {
+		if (requester_of(k) != from)
+			continue;
+		list_del(&k->link);
+		ps->nslots_wait--;
+		node_replay(d, k);
+	}
+}
+
+/* Forwards waiting for a node that died go with it. */
+void holder_peer_down(struct dsmd *d, int node)
+{
+	struct page_state *ps = d->page;
+	struct kept *k, *tmp;
+
+	list_for_each_safe(k, tmp, &ps->slots_wait, link) {
+		if (requester_of(k) != node && k->from != node)
+			continue;
+		list_del(&k->link);
+		ps->nslots_wait--;
+		free(k);
+	}
+}
+
+/* Whether the page may be written into slot `index` of node `to`: 1 yes,
+ * 0 not yet (its PAGE_SLOTS has not come), -1 never (a bad index). */
+static int slot_ok(const struct page_state *ps, int to, uint32_t index)
+{
+	if (!ps->peer_slots[to].known)
+		return 0;
+	return index < ps->peer_slots[to].nslots ? 1 : -1;
 }
 
 void holder_on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
@@ -231,6 +338,19 @@ void holder_on_fwd(struct dsmd *d, int from, const struct wire_msg *msg)
 			 "dropped a forward for page %llu from node %d: a "
 			 "bad requester, or a page this node does not hold "
 			 "(logged once)", (unsigned long long)f.page, from);
+		d->st.bad_msgs++;
+		return;
+	}
+	switch (slot_ok(ps, (int)f.requester, f.slot.index)) {
+	case 0:
+		wait_for_slots(d, from, msg);
+		return;
+	case -1:
+		log_once(d->proto_logged, LOG_WARN,
+			 "dropped a forward for page %llu from node %d: "
+			 "slot %u of node %u is not one it announced "
+			 "(logged once)", (unsigned long long)f.page, from,
+			 f.slot.index, f.requester);
 		d->st.bad_msgs++;
 		return;
 	}
@@ -303,8 +423,12 @@ void holder_on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	pg = ptab_get(&ps->pages, q.page, true);
 	if (!pg || q.access != WIRE_ACC_READ || q.route.origin != from ||
 	    q.route.hops || q.route.chain || q.route.epoch ||
-	    from == d->cfg.node) {
+	    from == d->cfg.node || slot_ok(ps, from, q.slot.index) < 0) {
 		d->st.bad_msgs++;
+		return;
+	}
+	if (!slot_ok(ps, from, q.slot.index)) {
+		wait_for_slots(d, from, msg);
 		return;
 	}
 	if (pg->busy) {

@@ -51,6 +51,7 @@ static int page_setup(struct dsmd *d)
 	ps->peer_reads = !d->cfg.peer_reads_off;
 	ps->peer_hold_us = d->cfg.peer_hold_us;
 	list_init(&ps->slot_wait);
+	list_init(&ps->slots_wait);
 	list_init(&ps->send_wait);
 	for (i = 0; i < PAGE_NSLOTS; i++) {
 		list_init(&ps->txns[i].waiters);
@@ -107,6 +108,7 @@ static void page_peer_down(struct dsmd *d, int node)
 {
 	req_peer_down(d, node);
 	dir_peer_down(d, node);
+	holder_peer_down(d, node);
 }
 
 static void page_rdma(struct dsmd *d, const struct xport_event *ev)
@@ -152,6 +154,7 @@ static const struct dsmd_msg page_msgs[] = {
 	{WIRE_DSM_FWD, true, holder_on_fwd},
 	{WIRE_DSM_INV, true, holder_on_inv},
 	{WIRE_DSM_PEER_REQ, true, holder_on_peer_req},
+	{WIRE_PAGE_SLOTS, false, holder_on_slots},
 	/* The requester side (requester.c). */
 	{WIRE_DSM_INV_ACK, true, req_on_ack},
 	{WIRE_DSM_GRANT, true, req_on_grant},
@@ -171,6 +174,7 @@ const struct dsmd_module page_module = {
 	.name = "page",
 	.setup = page_setup,
 	.teardown = page_teardown,
+	.peer_up = holder_peer_up,
 	.peer_down = page_peer_down,
 	.app_gone = fault_app_gone,
 	.rdma = page_rdma,

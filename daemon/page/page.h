@@ -149,6 +149,15 @@ struct page_state {
 	uint16_t send_free[PAGE_NSEND];
 	unsigned nsend_free;
 	struct list send_wait;     /* struct kept: waiting for a send slot */
+	/* Each peer's receive slots, from its PAGE_SLOTS (holder.c). */
+	struct {
+		bool known;
+		uint32_t rkey, nslots;
+		uint64_t addr;
+	} peer_slots[WIRE_MAX_NODES];
+	struct list slots_wait;    /* struct kept: forwards for a requester
+				      whose PAGE_SLOTS has not come yet */
+	unsigned nslots_wait;
 };
 
 static inline uint64_t page_addr(const struct dsmd *d, uint64_t page)
@@ -230,6 +239,9 @@ void holder_on_peer_req(struct dsmd *d, int from, const struct wire_msg *m);
 /* Our RDMA WRITE of a page finished: its send slot is free again. */
 void holder_write_done(struct dsmd *d, const struct xport_event *ev);
 void holder_teardown(struct dsmd *d);
+void holder_peer_up(struct dsmd *d, int node);
+void holder_peer_down(struct dsmd *d, int node);
+void holder_on_slots(struct dsmd *d, int from, const struct wire_msg *m);
 
 /* dir.c: the master side. */
 extern const struct home_kind home_page_kind;

@@ -27,9 +27,7 @@ static void send_req(struct dsmd *d, struct txn *t, int node, uint32_t epoch,
 	struct wire_dsm_req r = {
 		.page = t->page, .access = t->access, .has_copy = t->has_copy,
 		.version = t->has_copy && pg ? pg->version : 0,
-		.slot = {.addr = (uint64_t)(uintptr_t)ps->recv_buf +
-				 (uint64_t)i * PAGE_SLOT_STRIDE,
-			 .rkey = ps->recv_mr.rkey, .index = i},
+		.slot = {.index = i},
 		.route = {.origin = (uint16_t)d->cfg.node, .epoch = epoch},
 	};
 

@@ -924,8 +924,56 @@ static int test_peer_bad_messages(void)
 	return 0;
 }
 
+/* A holder writes a page only into a receive slot the requester announced
+ * (PAGE_SLOTS, once, at connect), named by index: a forward naming a slot
+ * beyond them is refused and nothing is written; a second announcement is
+ * refused; a forward that comes before its requester's announcement waits
+ * for it.  (Before, a message named the address and rkey to write to, and
+ * the holder wrote there.) */
+static int test_slots_by_index(void)
+{
+	struct wire_dsm_fwd f = {.page = 5, .requester = 0, .state = WIRE_PS_S,
+				 .slot = {.index = 5000}};
+	struct page_state *ps;
+	struct wire_page_slots again = {.addr = 0x1000, .rkey = 1,
+					.nslots = 1,
+					.stride = PAGE_SLOT_STRIDE};
+	uint64_t bad, addr0;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	ps = tc.d[1].page;
+	CHECK(ps->peer_slots[0].known && ps->peer_slots[2].known);
+	CHECK(ps->peer_slots[0].addr ==
+	      (uint64_t)(uintptr_t)tc.d[0].page->recv_buf);
+	fault(1, 5, WR); /* node 1 holds page 5 (master: node 2) in M */
+	pump();
+	store(1, 5, 9);
+	CHECK(state(1, 5) == WIRE_PS_M);
+	bad = st(1)->bad_msgs;
+	xport_send(tc.d[2].x, 1, WIRE_DSM_FWD, 77, &f, sizeof(f));
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 1);
+	CHECK(state(1, 5) == WIRE_PS_M && st(1)->pages_sent == 0);
+	addr0 = ps->peer_slots[0].addr;
+	xport_send(tc.d[0].x, 1, WIRE_PAGE_SLOTS, 0, &again, sizeof(again));
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 2 && ps->peer_slots[0].addr == addr0);
+	/* As if node 0's announcement were still on its way. */
+	ps->peer_slots[0].known = false;
+	fault(0, 5, RD);
+	pump();
+	CHECK(ps->nslots_wait == 1 && state(0, 5) != WIRE_PS_S);
+	holder_peer_up(&tc.d[0], 1);
+	pump();
+	CHECK(ps->nslots_wait == 0);
+	CHECK(state(0, 5) == WIRE_PS_S && holds(0, 5, 9));
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"first_touch_local", test_first_touch_local},
+	{"slots_by_index", test_slots_by_index},
 	{"read_miss_modified", test_read_miss_modified},
 	{"write_miss_shared", test_write_miss_shared},
 	{"upgrade_three_sharers", test_upgrade_three_sharers},
