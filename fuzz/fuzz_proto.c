@@ -1176,29 +1176,20 @@ static uint64_t pick_txn_id(int node)
 	return u64();
 }
 
-/* A receive slot of `node`: that of one of its transactions, another of
- * its slots, or anything. */
+/* A receive slot of `node`, by index: that of one of its transactions,
+ * another of its slots, or anything (beyond those it announced). */
 static struct wire_slot pick_slot(int node)
 {
 	uint8_t b = u8(), k = u8();
-	const struct page_state *ps;
-	struct wire_slot s;
+	struct wire_slot s = {0};
 	const struct txn *t;
-	unsigned idx;
 
 	if (b >= 0xe0 || node < 0 || node >= R.n) {
-		s.addr = u64();
-		s.rkey = u32();
 		s.index = u32();
 		return s;
 	}
-	ps = tc.d[node].page;
 	t = b < 0xc0 ? pick_txn_at(node, k) : NULL;
-	idx = t ? (unsigned)(t->id & 0xffff) : k % PAGE_NSLOTS;
-	s.addr = (uint64_t)(uintptr_t)ps->recv_buf +
-		 (uint64_t)idx * PAGE_SLOT_STRIDE;
-	s.rkey = ps->recv_mr.rkey;
-	s.index = idx;
+	s.index = t ? (unsigned)(t->id & 0xffff) : k % PAGE_NSLOTS;
 	return s;
 }
 

@@ -93,6 +93,23 @@ static void rdma_event(struct dsmd *d, const struct xport_event *ev)
 		mod->rdma(d, ev);
 }
 
+/* A joining peer is up (once): every module hears of it first. */
+static void member_up(struct dsmd *d, int node)
+{
+	struct member *m = &d->members[node];
+	size_t i;
+
+	if (m->state != WIRE_MEMBER_JOINING)
+		return;
+	m->state = WIRE_MEMBER_ALIVE;
+	heard(d, node);
+	log_info("node %d joined", node);
+	for (i = 0; i < d->modules_up; i++)
+		if (dsmd_modules[i]->peer_up)
+			dsmd_modules[i]->peer_up(d, node);
+	check_formed(d);
+}
+
 void cluster_on_event(void *arg, const struct xport_event *ev)
 {
 	struct dsmd *d = arg;
@@ -100,22 +117,19 @@ void cluster_on_event(void *arg, const struct xport_event *ev)
 
 	switch (ev->type) {
 	case XPORT_EV_CONNECTED:
-		if (m->state == WIRE_MEMBER_JOINING) {
-			m->state = WIRE_MEMBER_ALIVE;
-			heard(d, ev->peer);
-			log_info("node %d joined", ev->peer);
-			for (size_t i = 0; i < d->modules_up; i++)
-				if (dsmd_modules[i]->peer_up)
-					dsmd_modules[i]->peer_up(d, ev->peer);
-			check_formed(d);
-		}
+		member_up(d, ev->peer);
 		break;
 	case XPORT_EV_PEER_DOWN:
 		mark_dead(d, ev->peer, ev->reason ? ev->reason
 						  : "connection lost");
 		break;
 	case XPORT_EV_MSG:
-		if (m->state != WIRE_MEMBER_ALIVE)
+		/* Not a dead node's; a joining one's counts: verbs may tell
+		 * the side that accepted the connection later than the peer
+		 * starts sending, and what it sends first (its PAGE_SLOTS)
+		 * must not be lost.  It is up for us, and gets our own first
+		 * messages, when our side says so (CONNECTED). */
+		if (m->state == WIRE_MEMBER_DEAD)
 			break;
 		heard(d, ev->peer);
 		if (wire_is_coherence(ev->msg.hdr->type)) {
