@@ -433,12 +433,35 @@ static void check_pages(void)
 	}
 }
 
+/* The VMS compatibility matrix, written out here rather than taken from
+ * lock/mode.c, which is under test too.  LK_NONE (no mode) blocks
+ * nothing. */
+static bool compatible(unsigned a, unsigned b)
+{
+	static const bool m[WIRE_LK_MODES][WIRE_LK_MODES] = {
+		/*        NL CR CW PR PW EX */
+		/* NL */ {1, 1, 1, 1, 1, 1},
+		/* CR */ {1, 1, 1, 1, 1, 0},
+		/* CW */ {1, 1, 1, 0, 0, 0},
+		/* PR */ {1, 1, 0, 1, 0, 0},
+		/* PW */ {1, 1, 0, 0, 0, 0},
+		/* EX */ {1, 0, 0, 0, 0, 0},
+	};
+
+	if (a == LK_NONE || b == LK_NONE)
+		return true;
+	if (a >= WIRE_LK_MODES || b >= WIRE_LK_MODES)
+		return false;
+	return m[a][b];
+}
+
 /* Whether masked known findings are skipped (FUZZ_PROTO_MASK): a known
  * bug found once stops every later input that reaches it, which leaves
  * the rest of the protocol unexplored in a long run. */
 static unsigned mask;
 #define MASK_LOCK_COMPAT 1u  /* incompatible grants a hostile peer brought */
 #define MASK_STUCK_DEAD 2u   /* a transaction left waiting by a death */
+#define MASK_PEER_DEATH 4u   /* a copy given directly by a node that dies */
 
 static void check_lock_masters(void)
 {
@@ -465,8 +488,7 @@ static void check_lock_masters(void)
 				for (int qb = 0; qb < 2; qb++)
 				list_for_each(y, qs[qb], link) {
 					if (x == y ||
-					    lock_compatible(x->grmode,
-							    y->grmode))
+					    compatible(x->grmode, y->grmode))
 						continue;
 					broken("node %d: lock %016llx: granted "
 					       "%u beside %u", i,
@@ -597,8 +619,8 @@ static void check_locks_quiet(void)
 				for_each_llock(&tc.d[j], lc2, l2)
 					if (l2 != l && l2->key == l->key &&
 					    holds_mode(l2) &&
-					    !lock_compatible(l->grmode,
-							     l2->grmode))
+					    !compatible(l->grmode,
+							l2->grmode))
 						broken("lock %016llx: node %d "
 						       "holds %u, node %d %u",
 						       (unsigned long long)
@@ -717,6 +739,66 @@ static void stuck(void)
 	broken("nothing moves, yet something waits");
 }
 
+/* With honest peers, once nothing moves every lock operation has been
+ * answered or waits in its master's queue: a release or a cancel still
+ * out, a wait its master does not know of, an operation parked for an
+ * entry or held for a recovery would wait forever. */
+static void check_locks_settled(void)
+{
+	for (int i = 0; i < R.n; i++) {
+		struct lockmgr *lk = tc.d[i].lk;
+		struct lclient *lc;
+		struct llock *l;
+
+		if (!live(i))
+			continue;
+		if (!list_empty(&lk->held) || !list_empty(&lk->early))
+			broken("nothing moves, yet node %d holds lock operations "
+			       "(recovering: %d)", i,
+			       !list_empty(&lk->held));
+		for (unsigned b = 0; b < LK_BUCKETS; b++) {
+			struct lres *r;
+
+			list_for_each(r, &lk->res[b], hlink)
+				if (!list_empty(&r->parked) || r->asking)
+					broken("nothing moves, yet node %d has "
+					       "operations parked on lock "
+					       "%016llx (asking %d)", i,
+					       (unsigned long long)r->key,
+					       r->asking);
+		}
+		for_each_llock(&tc.d[i], lc, l) {
+			struct wire_lock_id id = {.handle = l->handle,
+						  .owner = l->owner,
+						  .node = (uint16_t)i};
+			struct lres *r;
+			int count, m;
+			bool queued;
+
+			if (l->state == LS_UNLOCKING || l->cancel)
+				broken("nothing moves, yet node %d's lock "
+				       "%016llx waits for the answer to its "
+				       "%s", i, (unsigned long long)l->key,
+				       l->cancel ? "cancel" : "release");
+			if (!lock_waits(l))
+				continue;
+			m = key_master(l->key, &count);
+			r = m >= 0 ? lock_res_get(&tc.d[m], l->key, false)
+				   : NULL;
+			queued = r && lock_find_in(l->state == LS_WAITING ?
+						   &r->waiting :
+						   &r->converting, &id);
+			if (count != 1 || !queued)
+				broken("nothing moves, yet node %d's lock "
+				       "%016llx waits (state %u) for a master "
+				       "that does not know of it (%d masters, "
+				       "node %d)", i,
+				       (unsigned long long)l->key, l->state,
+				       count, m);
+		}
+	}
+}
+
 static void check(void)
 {
 	check_pages();
@@ -729,6 +811,8 @@ static void check(void)
 			stuck();
 		return;
 	}
+	if (R.pure && !(R.ndead && (mask & MASK_STUCK_DEAD)))
+		check_locks_settled();
 	check_directory();
 	check_locks_quiet();
 	if (R.pure)
@@ -992,6 +1076,23 @@ static void do_kill(void)
 	if (i < 0 || R.ndead)
 		return;
 	say("node %d dies\n", i);
+	/* Known: a reader's copy that the dying node gave it directly is
+	 * never listed if the master sees the death before the reader's
+	 * notice (dir.c, on_shared), so nobody invalidates it. */
+	for (uint64_t p = 0; (mask & MASK_PEER_DEATH) && p < NPAGES; p++) {
+		struct page *pg = page_of(i, p);
+
+		if (pg && pg->given)
+			taint_page(p);
+		for (int j = 0; j < R.n; j++) {
+			const struct page_state *ps = tc.d[j].page;
+
+			for (unsigned s = 0; live(j) && s < PAGE_NSLOTS; s++)
+				if (ps->txns[s].used && ps->txns[s].peer &&
+				    ps->txns[s].sent_to == i)
+					taint_page(ps->txns[s].page);
+		}
+	}
 	xport_mock_kill(tc.f, i);
 	R.dead[i] = true;
 	R.ndead++;
