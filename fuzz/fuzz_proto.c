@@ -63,6 +63,8 @@
 #define NPAGES PROTO_NPAGES
 #define PUMP_ROUNDS 256     /* rounds of delivery for PR_PUMP at most */
 #define SELF_BURST 64       /* self-queue passes per node and round */
+#define STORM_ROUND 5000    /* events in a round worth a look at */
+#define STORM_SELF 20000ul  /* messages to self queued: a storm */
 #define TIME_CAP_MS 90000u  /* below dead_after_ms: nobody dies of
 			       silence, only by PR_KILL */
 #define TICK_MS 100u        /* the cores' heartbeat period */
@@ -175,10 +177,14 @@ static struct {
 	bool listening[NMAX];
 	char sock[NMAX][96];
 	uint64_t next_req;
+	bool flooded;           /* a masked storm ended the input */
 	unsigned step;
 } R;
 
 static bool trace;
+/* FUZZ_PROTO_HONEST: a hostile peer's steps are read but nothing is sent,
+ * to tell whether a finding needs the hostile peer at all. */
+static bool honest;
 /* stderr as it was at start-up: run with -close_fd_mask=2, libFuzzer
  * points fd 2 at /dev/null, which silences dsmd's log but must not
  * silence what broke. */
@@ -463,6 +469,7 @@ static unsigned mask;
 #define MASK_STUCK_DEAD 2u   /* a transaction left waiting by a death */
 #define MASK_PEER_DEATH 4u   /* a copy given directly by a node that dies */
 #define MASK_LOCK_DEATH 8u   /* locks of a moved resource when a node dies */
+#define MASK_STORM 16u       /* a node flooding itself: the input ends */
 
 static void check_lock_masters(void)
 {
@@ -890,6 +897,39 @@ static int step_node(int i)
 	return moved + (ret > 0 ? ret : 0);
 }
 
+/* A node whose messages to itself pile up past STORM_SELF: what it sends
+ * itself breeds more than it handles.  Nothing legitimate comes near (a
+ * node sends itself one message per local operation); a storm is broken
+ * unless masked, when the input stops here (R.flooded). */
+static bool storm(void)
+{
+	for (int i = 0; i < R.n; i++) {
+		unsigned long n = 0, by[WIRE_TYPE_MAX] = {0};
+		struct kept *k;
+		unsigned top = 0;
+
+		if (!live(i))
+			continue;
+		list_for_each(k, &tc.d[i].self_q, link) {
+			n++;
+			by[k->type]++;
+		}
+		if (n <= STORM_SELF)
+			continue;
+		if (mask & MASK_STORM) {
+			R.flooded = true;
+			return true;
+		}
+		for (unsigned t = 0; t < WIRE_TYPE_MAX; t++)
+			if (by[t] > by[top])
+				top = t;
+		broken("node %d: %lu messages to itself queued, %lu of them "
+		       "%s: a message storm", i, n, by[top],
+		       wire_type_name(top));
+	}
+	return false;
+}
+
 static void pump_all(void)
 {
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
@@ -899,6 +939,10 @@ static void pump_all(void)
 			if (live(i))
 				moved += step_node(i);
 		drain_all();
+		if (trace && round && !(round & (round - 1)))
+			say("pump round %d: %d events\n", round, moved);
+		if (moved > STORM_ROUND && storm())
+			return;
 		if (!moved)
 			return;
 	}
@@ -1187,6 +1231,8 @@ static void taint_msg(const void *msg, size_t len)
 
 static void peer_send(int from, int to, const void *msg, size_t len)
 {
+	if (honest)
+		return;
 	taint_msg(msg, len);
 	xport_send_raw(tc.d[from].x, to, msg, len);
 }
@@ -1845,6 +1891,11 @@ static void do_peer_rdma(void)
 	tr.flags = u8() & 3;
 	wire_pattern_fill(slot, WIRE_PAGE_SIZE, u64());
 	memcpy(slot + WIRE_PAGE_SIZE, &tr, sizeof(tr));
+	ev.peer = from;
+	ev.imm = u8() < 0xf0 ? PAGE_IMM_BIT | idx : u32();
+	ev.len = u8() < 0xf0 ? WIRE_SLOT_SIZE : u16();
+	if (honest)
+		return;
 	R.pure = false;
 	R.data_tainted = true;
 	taint_page(tr.page);
@@ -1852,9 +1903,6 @@ static void do_peer_rdma(void)
 		taint_page(ps->txns[idx].page);
 	memcpy((char *)ps->recv_buf + (size_t)idx * PAGE_SLOT_STRIDE, slot,
 	       sizeof(slot));
-	ev.peer = from;
-	ev.imm = u8() < 0xf0 ? PAGE_IMM_BIT | idx : u32();
-	ev.len = u8() < 0xf0 ? WIRE_SLOT_SIZE : u16();
 	say("peer rdma %d -> %d slot %u imm %x page %llu\n", from, to, idx,
 	    ev.imm, (unsigned long long)tr.page);
 	cluster_on_event(&tc.d[to], &ev);
@@ -2120,6 +2168,21 @@ static void do_client(void)
 /* ---------------------------------------------------------------------- */
 /* A run                                                                  */
 
+/* With FUZZ_PROTO_TRACE: the step, and the lock messages sent so far. */
+static void say_traffic(unsigned op)
+{
+	unsigned long ops = 0, probes = 0;
+
+	for (int i = 0; i < R.n; i++)
+		for (int j = 0; j < R.n; j++) {
+			ops += xport_mock_sent(tc.d[i].x, j, WIRE_LOCK_OP);
+			probes += xport_mock_sent(tc.d[i].x, j,
+						  WIRE_LOCK_PROBE);
+		}
+	say("step %u (op %u): %lu LOCK_OP and %lu LOCK_PROBE sent so far\n",
+	    R.step, op, ops, probes);
+}
+
 static int lowest_free_fd(void)
 {
 	int fd = dup(0);
@@ -2178,6 +2241,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!report)
 		report = stderr;
 	trace = getenv("FUZZ_PROTO_TRACE") != NULL;
+	honest = getenv("FUZZ_PROTO_HONEST") != NULL;
 	log_set_level(trace ? LOG_DEBUG : LOG_ERR);
 	if (m)
 		mask = (unsigned)strtoul(m, NULL, 0);
@@ -2248,10 +2312,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		drain_all();
+		if (trace)
+			say_traffic(op);
+		if (R.flooded)
+			break;
 		check();
 	}
-	pump_all();
-	check();
+	if (!R.flooded)
+		pump_all();
+	if (!R.flooded)
+		check();
 	run_teardown();
 	REQUIRE(lowest_free_fd() == fd_before);
 	return 0;
