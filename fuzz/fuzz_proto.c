@@ -63,6 +63,8 @@
 #define NPAGES PROTO_NPAGES
 #define PUMP_ROUNDS 256     /* rounds of delivery for PR_PUMP at most */
 #define SELF_BURST 64       /* self-queue passes per node and round */
+#define STORM_ROUND 5000    /* events in a round worth a look at */
+#define STORM_SELF 20000ul  /* messages to self queued: a storm */
 #define TIME_CAP_MS 90000u  /* below dead_after_ms: nobody dies of
 			       silence, only by PR_KILL */
 #define TICK_MS 100u        /* the cores' heartbeat period */
@@ -175,10 +177,14 @@ static struct {
 	bool listening[NMAX];
 	char sock[NMAX][96];
 	uint64_t next_req;
+	bool flooded;           /* a masked storm ended the input */
 	unsigned step;
 } R;
 
 static bool trace;
+/* FUZZ_PROTO_HONEST: a hostile peer's steps are read but nothing is sent,
+ * to tell whether a finding needs the hostile peer at all. */
+static bool honest;
 /* stderr as it was at start-up: run with -close_fd_mask=2, libFuzzer
  * points fd 2 at /dev/null, which silences dsmd's log but must not
  * silence what broke. */
@@ -433,12 +439,37 @@ static void check_pages(void)
 	}
 }
 
+/* The VMS compatibility matrix, written out here rather than taken from
+ * lock/mode.c, which is under test too.  LK_NONE (no mode) blocks
+ * nothing. */
+static bool compatible(unsigned a, unsigned b)
+{
+	static const bool m[WIRE_LK_MODES][WIRE_LK_MODES] = {
+		/*        NL CR CW PR PW EX */
+		/* NL */ {1, 1, 1, 1, 1, 1},
+		/* CR */ {1, 1, 1, 1, 1, 0},
+		/* CW */ {1, 1, 1, 0, 0, 0},
+		/* PR */ {1, 1, 0, 1, 0, 0},
+		/* PW */ {1, 1, 0, 0, 0, 0},
+		/* EX */ {1, 0, 0, 0, 0, 0},
+	};
+
+	if (a == LK_NONE || b == LK_NONE)
+		return true;
+	if (a >= WIRE_LK_MODES || b >= WIRE_LK_MODES)
+		return false;
+	return m[a][b];
+}
+
 /* Whether masked known findings are skipped (FUZZ_PROTO_MASK): a known
  * bug found once stops every later input that reaches it, which leaves
  * the rest of the protocol unexplored in a long run. */
 static unsigned mask;
 #define MASK_LOCK_COMPAT 1u  /* incompatible grants a hostile peer brought */
 #define MASK_STUCK_DEAD 2u   /* a transaction left waiting by a death */
+#define MASK_PEER_DEATH 4u   /* a copy given directly by a node that dies */
+#define MASK_LOCK_DEATH 8u   /* locks of a moved resource when a node dies */
+#define MASK_STORM 16u       /* a node flooding itself: the input ends */
 
 static void check_lock_masters(void)
 {
@@ -465,8 +496,7 @@ static void check_lock_masters(void)
 				for (int qb = 0; qb < 2; qb++)
 				list_for_each(y, qs[qb], link) {
 					if (x == y ||
-					    lock_compatible(x->grmode,
-							    y->grmode))
+					    compatible(x->grmode, y->grmode))
 						continue;
 					broken("node %d: lock %016llx: granted "
 					       "%u beside %u", i,
@@ -572,6 +602,22 @@ static struct lkb *master_lkb(struct lres *r, const struct wire_lock_id *id)
 	return b ? b : lock_find_in(&r->converting, id);
 }
 
+/* Known (FUZZ_PROTO_MASK 8): after a death, a lock granted before its
+ * resource moved is not rebuilt by an owner that still believes in the old
+ * master (recover.c, rebuild_owned): skip resources that ever moved. */
+static bool lock_moved_and_died(uint64_t key)
+{
+	if (!(mask & MASK_LOCK_DEATH) || !R.ndead)
+		return false;
+	for (int i = 0; i < R.n; i++) {
+		struct lres *r = lock_res_get(&tc.d[i], key, false);
+
+		if (live(i) && r && r->h.epoch)
+			return true;
+	}
+	return false;
+}
+
 /* Once quiet: what processes hold agrees across nodes and with masters. */
 static void check_locks_quiet(void)
 {
@@ -589,7 +635,8 @@ static void check_locks_quiet(void)
 			struct lres *r;
 			struct lkb *b;
 
-			if (!holds_mode(l) || key_tainted(l->key))
+			if (!holds_mode(l) || key_tainted(l->key) ||
+			    lock_moved_and_died(l->key))
 				continue;
 			for (int j = 0; j < R.n; j++) {
 				if (!live(j))
@@ -597,8 +644,8 @@ static void check_locks_quiet(void)
 				for_each_llock(&tc.d[j], lc2, l2)
 					if (l2 != l && l2->key == l->key &&
 					    holds_mode(l2) &&
-					    !lock_compatible(l->grmode,
-							     l2->grmode))
+					    !compatible(l->grmode,
+							l2->grmode))
 						broken("lock %016llx: node %d "
 						       "holds %u, node %d %u",
 						       (unsigned long long)
@@ -637,7 +684,8 @@ static void check_locks_quiet(void)
 				const struct lkb *b;
 
 				if (!home_is_master(&tc.d[i], r->key, &r->h) ||
-				    key_tainted(r->key))
+				    key_tainted(r->key) ||
+				    lock_moved_and_died(r->key))
 					continue;
 				for (int q = 0; q < 2; q++)
 				list_for_each(b, qs[q], link) {
@@ -717,6 +765,66 @@ static void stuck(void)
 	broken("nothing moves, yet something waits");
 }
 
+/* With honest peers, once nothing moves every lock operation has been
+ * answered or waits in its master's queue: a release or a cancel still
+ * out, a wait its master does not know of, an operation parked for an
+ * entry or held for a recovery would wait forever. */
+static void check_locks_settled(void)
+{
+	for (int i = 0; i < R.n; i++) {
+		struct lockmgr *lk = tc.d[i].lk;
+		struct lclient *lc;
+		struct llock *l;
+
+		if (!live(i))
+			continue;
+		if (!list_empty(&lk->held) || !list_empty(&lk->early))
+			broken("nothing moves, yet node %d holds lock operations "
+			       "(recovering: %d)", i,
+			       !list_empty(&lk->held));
+		for (unsigned b = 0; b < LK_BUCKETS; b++) {
+			struct lres *r;
+
+			list_for_each(r, &lk->res[b], hlink)
+				if (!list_empty(&r->parked) || r->asking)
+					broken("nothing moves, yet node %d has "
+					       "operations parked on lock "
+					       "%016llx (asking %d)", i,
+					       (unsigned long long)r->key,
+					       r->asking);
+		}
+		for_each_llock(&tc.d[i], lc, l) {
+			struct wire_lock_id id = {.handle = l->handle,
+						  .owner = l->owner,
+						  .node = (uint16_t)i};
+			struct lres *r;
+			int count, m;
+			bool queued;
+
+			if (l->state == LS_UNLOCKING || l->cancel)
+				broken("nothing moves, yet node %d's lock "
+				       "%016llx waits for the answer to its "
+				       "%s", i, (unsigned long long)l->key,
+				       l->cancel ? "cancel" : "release");
+			if (!lock_waits(l))
+				continue;
+			m = key_master(l->key, &count);
+			r = m >= 0 ? lock_res_get(&tc.d[m], l->key, false)
+				   : NULL;
+			queued = r && lock_find_in(l->state == LS_WAITING ?
+						   &r->waiting :
+						   &r->converting, &id);
+			if (count != 1 || !queued)
+				broken("nothing moves, yet node %d's lock "
+				       "%016llx waits (state %u) for a master "
+				       "that does not know of it (%d masters, "
+				       "node %d)", i,
+				       (unsigned long long)l->key, l->state,
+				       count, m);
+		}
+	}
+}
+
 static void check(void)
 {
 	check_pages();
@@ -729,6 +837,8 @@ static void check(void)
 			stuck();
 		return;
 	}
+	if (R.pure && !(R.ndead && (mask & MASK_STUCK_DEAD)))
+		check_locks_settled();
 	check_directory();
 	check_locks_quiet();
 	if (R.pure)
@@ -787,6 +897,39 @@ static int step_node(int i)
 	return moved + (ret > 0 ? ret : 0);
 }
 
+/* A node whose messages to itself pile up past STORM_SELF: what it sends
+ * itself breeds more than it handles.  Nothing legitimate comes near (a
+ * node sends itself one message per local operation); a storm is broken
+ * unless masked, when the input stops here (R.flooded). */
+static bool storm(void)
+{
+	for (int i = 0; i < R.n; i++) {
+		unsigned long n = 0, by[WIRE_TYPE_MAX] = {0};
+		struct kept *k;
+		unsigned top = 0;
+
+		if (!live(i))
+			continue;
+		list_for_each(k, &tc.d[i].self_q, link) {
+			n++;
+			by[k->type]++;
+		}
+		if (n <= STORM_SELF)
+			continue;
+		if (mask & MASK_STORM) {
+			R.flooded = true;
+			return true;
+		}
+		for (unsigned t = 0; t < WIRE_TYPE_MAX; t++)
+			if (by[t] > by[top])
+				top = t;
+		broken("node %d: %lu messages to itself queued, %lu of them "
+		       "%s: a message storm", i, n, by[top],
+		       wire_type_name(top));
+	}
+	return false;
+}
+
 static void pump_all(void)
 {
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
@@ -796,6 +939,10 @@ static void pump_all(void)
 			if (live(i))
 				moved += step_node(i);
 		drain_all();
+		if (trace && round && !(round & (round - 1)))
+			say("pump round %d: %d events\n", round, moved);
+		if (moved > STORM_ROUND && storm())
+			return;
 		if (!moved)
 			return;
 	}
@@ -992,6 +1139,23 @@ static void do_kill(void)
 	if (i < 0 || R.ndead)
 		return;
 	say("node %d dies\n", i);
+	/* Known: a reader's copy that the dying node gave it directly is
+	 * never listed if the master sees the death before the reader's
+	 * notice (dir.c, on_shared), so nobody invalidates it. */
+	for (uint64_t p = 0; (mask & MASK_PEER_DEATH) && p < NPAGES; p++) {
+		struct page *pg = page_of(i, p);
+
+		if (pg && pg->given)
+			taint_page(p);
+		for (int j = 0; j < R.n; j++) {
+			const struct page_state *ps = tc.d[j].page;
+
+			for (unsigned s = 0; live(j) && s < PAGE_NSLOTS; s++)
+				if (ps->txns[s].used && ps->txns[s].peer &&
+				    ps->txns[s].sent_to == i)
+					taint_page(ps->txns[s].page);
+		}
+	}
 	xport_mock_kill(tc.f, i);
 	R.dead[i] = true;
 	R.ndead++;
@@ -1067,6 +1231,8 @@ static void taint_msg(const void *msg, size_t len)
 
 static void peer_send(int from, int to, const void *msg, size_t len)
 {
+	if (honest)
+		return;
 	taint_msg(msg, len);
 	xport_send_raw(tc.d[from].x, to, msg, len);
 }
@@ -1716,6 +1882,11 @@ static void do_peer_rdma(void)
 	tr.flags = u8() & 3;
 	wire_pattern_fill(slot, WIRE_PAGE_SIZE, u64());
 	memcpy(slot + WIRE_PAGE_SIZE, &tr, sizeof(tr));
+	ev.peer = from;
+	ev.imm = u8() < 0xf0 ? PAGE_IMM_BIT | idx : u32();
+	ev.len = u8() < 0xf0 ? WIRE_SLOT_SIZE : u16();
+	if (honest)
+		return;
 	R.pure = false;
 	R.data_tainted = true;
 	taint_page(tr.page);
@@ -1723,9 +1894,6 @@ static void do_peer_rdma(void)
 		taint_page(ps->txns[idx].page);
 	memcpy((char *)ps->recv_buf + (size_t)idx * PAGE_SLOT_STRIDE, slot,
 	       sizeof(slot));
-	ev.peer = from;
-	ev.imm = u8() < 0xf0 ? PAGE_IMM_BIT | idx : u32();
-	ev.len = u8() < 0xf0 ? WIRE_SLOT_SIZE : u16();
 	say("peer rdma %d -> %d slot %u imm %x page %llu\n", from, to, idx,
 	    ev.imm, (unsigned long long)tr.page);
 	cluster_on_event(&tc.d[to], &ev);
@@ -1991,6 +2159,21 @@ static void do_client(void)
 /* ---------------------------------------------------------------------- */
 /* A run                                                                  */
 
+/* With FUZZ_PROTO_TRACE: the step, and the lock messages sent so far. */
+static void say_traffic(unsigned op)
+{
+	unsigned long ops = 0, probes = 0;
+
+	for (int i = 0; i < R.n; i++)
+		for (int j = 0; j < R.n; j++) {
+			ops += xport_mock_sent(tc.d[i].x, j, WIRE_LOCK_OP);
+			probes += xport_mock_sent(tc.d[i].x, j,
+						  WIRE_LOCK_PROBE);
+		}
+	say("step %u (op %u): %lu LOCK_OP and %lu LOCK_PROBE sent so far\n",
+	    R.step, op, ops, probes);
+}
+
 static int lowest_free_fd(void)
 {
 	int fd = dup(0);
@@ -2049,6 +2232,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!report)
 		report = stderr;
 	trace = getenv("FUZZ_PROTO_TRACE") != NULL;
+	honest = getenv("FUZZ_PROTO_HONEST") != NULL;
 	log_set_level(trace ? LOG_DEBUG : LOG_ERR);
 	if (m)
 		mask = (unsigned)strtoul(m, NULL, 0);
@@ -2119,10 +2303,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		drain_all();
+		if (trace)
+			say_traffic(op);
+		if (R.flooded)
+			break;
 		check();
 	}
-	pump_all();
-	check();
+	if (!R.flooded)
+		pump_all();
+	if (!R.flooded)
+		check();
 	run_teardown();
 	REQUIRE(lowest_free_fd() == fd_before);
 	return 0;
