@@ -462,15 +462,28 @@ static bool compatible(unsigned a, unsigned b)
 	return m[a][b];
 }
 
-/* Whether masked known findings are skipped (FUZZ_PROTO_MASK): a known
- * bug found once stops every later input that reaches it, which leaves
- * the rest of the protocol unexplored in a long run. */
+/* Known findings stepped over (FUZZ_PROTO_MASK, scripts/fuzz sets every
+ * bit still open): a known bug found again stops every later input that
+ * reaches it, which leaves the rest of the protocol unexplored.  Each is a
+ * dsmd bug still open; drop its bit once it is fixed.
+ *   1  a peer's REBUILD (lock/master.c, op_rebuild) or DIR_MIGRATE
+ *      (lock/kind.c, unpack_held) files locks as granted without checking
+ *      them against those granted: left out, resources a peer named;
+ *   2  a request forwarded to a node that dies is never answered
+ *      (page/requester.c, req_peer_down): no "stuck" check after a death;
+ *   4  a copy a dying node gave directly stays unlisted when the master
+ *      sees the death first (page/dir.c, on_shared): its pages left out;
+ *   8  locks granted before their resource moved are not rebuilt when the
+ *      new master dies (lock/recover.c, rebuild_owned): resources that
+ *      moved left out once a node died;
+ *   16 deadlock searches go round and multiply (lock/deadlock.c, LK_SEEN):
+ *      a storm ends the input, refusals after searches are not counted. */
 static unsigned mask;
-#define MASK_LOCK_COMPAT 1u  /* incompatible grants a hostile peer brought */
-#define MASK_STUCK_DEAD 2u   /* a transaction left waiting by a death */
-#define MASK_PEER_DEATH 4u   /* a copy given directly by a node that dies */
-#define MASK_LOCK_DEATH 8u   /* locks of a moved resource when a node dies */
-#define MASK_STORM 16u       /* a node flooding itself: the input ends */
+#define MASK_LOCK_COMPAT 1u
+#define MASK_STUCK_DEAD 2u
+#define MASK_PEER_DEATH 4u
+#define MASK_LOCK_DEATH 8u
+#define MASK_STORM 16u
 
 static void check_lock_masters(void)
 {
