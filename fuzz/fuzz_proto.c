@@ -2256,6 +2256,12 @@ static void run_teardown(void)
 				close(R.procs[i][k].fd[0]);
 }
 
+/* Every input took its sockets away; the directory goes at exit. */
+static void remove_sock_dir(void)
+{
+	rmdir(sock_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -2279,6 +2285,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
 	if (!mkdtemp(sock_dir))
 		abort();
+	atexit(remove_sock_dir);
 	return 0;
 }
 
