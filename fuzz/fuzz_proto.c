@@ -178,6 +178,7 @@ static struct {
 	char sock[NMAX][96];
 	uint64_t next_req;
 	bool flooded;           /* a masked storm ended the input */
+	bool searched;          /* deadlock searches may have run */
 	unsigned step;
 } R;
 
@@ -461,15 +462,28 @@ static bool compatible(unsigned a, unsigned b)
 	return m[a][b];
 }
 
-/* Whether masked known findings are skipped (FUZZ_PROTO_MASK): a known
- * bug found once stops every later input that reaches it, which leaves
- * the rest of the protocol unexplored in a long run. */
+/* Known findings stepped over (FUZZ_PROTO_MASK, scripts/fuzz sets every
+ * bit still open): a known bug found again stops every later input that
+ * reaches it, which leaves the rest of the protocol unexplored.  Each is a
+ * dsmd bug still open; drop its bit once it is fixed.
+ *   1  a peer's REBUILD (lock/master.c, op_rebuild) or DIR_MIGRATE
+ *      (lock/kind.c, unpack_held) files locks as granted without checking
+ *      them against those granted: left out, resources a peer named;
+ *   2  a request forwarded to a node that dies is never answered
+ *      (page/requester.c, req_peer_down): no "stuck" check after a death;
+ *   4  a copy a dying node gave directly stays unlisted when the master
+ *      sees the death first (page/dir.c, on_shared): its pages left out;
+ *   8  locks granted before their resource moved are not rebuilt when the
+ *      new master dies (lock/recover.c, rebuild_owned): resources that
+ *      moved left out once a node died;
+ *   16 deadlock searches go round and multiply (lock/deadlock.c, LK_SEEN):
+ *      a storm ends the input, refusals after searches are not counted. */
 static unsigned mask;
-#define MASK_LOCK_COMPAT 1u  /* incompatible grants a hostile peer brought */
-#define MASK_STUCK_DEAD 2u   /* a transaction left waiting by a death */
-#define MASK_PEER_DEATH 4u   /* a copy given directly by a node that dies */
-#define MASK_LOCK_DEATH 8u   /* locks of a moved resource when a node dies */
-#define MASK_STORM 16u       /* a node flooding itself: the input ends */
+#define MASK_LOCK_COMPAT 1u
+#define MASK_STUCK_DEAD 2u
+#define MASK_PEER_DEATH 4u
+#define MASK_LOCK_DEATH 8u
+#define MASK_STORM 16u
 
 static void check_lock_masters(void)
 {
@@ -721,8 +735,13 @@ static void check_pure(void)
 
 		if (!live(i))
 			continue;
+		/* Known (mask 16): deadlock searches that go round until their
+		 * hop limit are counted as refused at the end. */
+		bool searched = (mask & MASK_STORM) && R.searched;
+
 		if (R.ndead == 0 &&
-		    (d->st.bad_msgs || d->bad_msgs || d->st.lost_faults))
+		    ((d->st.bad_msgs && !searched) || d->bad_msgs ||
+		     d->st.lost_faults))
 			broken("node %d refused %llu+%llu messages of honest "
 			       "nodes, lost %llu faults", i,
 			       (unsigned long long)d->st.bad_msgs,
@@ -970,6 +989,14 @@ static void advance_ms(unsigned ms)
 		ms = TIME_CAP_MS - (unsigned)R.time_ms;
 	R.time_ms += ms;
 	fake_now += ms;
+	for (int i = 0; i < R.n && R.time_ms >= LOCK_DEADLOCK_MS; i++) {
+		struct lclient *lc;
+		struct llock *l;
+
+		if (live(i))
+			for_each_llock(&tc.d[i], lc, l)
+				R.searched |= lock_waits(l);
+	}
 	for (int i = 0; i < R.n; i++)
 		if (live(i))
 			timers_run(&tc.d[i]);
@@ -2220,6 +2247,12 @@ static void run_teardown(void)
 				close(R.procs[i][k].fd[0]);
 }
 
+/* Every input took its sockets away; the directory goes at exit. */
+static void remove_sock_dir(void)
+{
+	rmdir(sock_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -2243,6 +2276,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		 tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
 	if (!mkdtemp(sock_dir))
 		abort();
+	atexit(remove_sock_dir);
 	return 0;
 }
 
