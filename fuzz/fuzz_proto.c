@@ -1241,8 +1241,14 @@ static void taint_msg(const void *msg, size_t len)
 		taint_key(first);
 		break;
 	case WIRE_LOCK_RECOVERED:
-		/* A recovery barrier for a death nobody saw. */
+		/* A recovery barrier for a death nobody saw, and a death
+		 * report: the receiver declares the node it names dead too
+		 * (cluster_reported_dead), which splits the cluster as a cut
+		 * link would, and whatever pages that node held are lost to
+		 * the receiver's side. */
 		R.all_keys_tainted = true;
+		R.all_pages_tainted = true;
+		R.data_tainted = true;
 		break;
 	case WIRE_RESET:
 	case WIRE_REGION_OP:
