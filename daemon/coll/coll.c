@@ -236,7 +236,9 @@ static void on_done(struct dsmd *d, int from, const struct wire_msg *m)
 	if (from != 0)
 		return;
 	memcpy(&cd, m->body, sizeof(cd));
-	if (!d->job.bound || done->job != d->job.id) {
+	/* Node 0 names the cluster's job: a node with no process yet (no
+	 * hello has bound it) takes it from there. */
+	if (!job_is(d, done->job)) {
 		d->st.bad_msgs++;
 		return;
 	}
