@@ -177,8 +177,6 @@ static struct {
 	bool listening[NMAX];
 	char sock[NMAX][96];
 	uint64_t next_req;
-	bool flooded;           /* a masked storm ended the input */
-	bool searched;          /* deadlock searches may have run */
 	unsigned step;
 } R;
 
@@ -466,24 +464,13 @@ static bool compatible(unsigned a, unsigned b)
  * bit still open): a known bug found again stops every later input that
  * reaches it, which leaves the rest of the protocol unexplored.  Each is a
  * dsmd bug still open; drop its bit once it is fixed.
- *   1  a peer's REBUILD (lock/master.c, op_rebuild) or DIR_MIGRATE
- *      (lock/kind.c, unpack_held) files locks as granted without checking
- *      them against those granted: left out, resources a peer named;
  *   2  a request forwarded to a node that dies is never answered
  *      (page/requester.c, req_peer_down): no "stuck" check after a death;
  *   4  a copy a dying node gave directly stays unlisted when the master
- *      sees the death first (page/dir.c, on_shared): its pages left out;
- *   8  locks granted before their resource moved are not rebuilt when the
- *      new master dies (lock/recover.c, rebuild_owned): resources that
- *      moved left out once a node died;
- *   16 deadlock searches go round and multiply (lock/deadlock.c, LK_SEEN):
- *      a storm ends the input, refusals after searches are not counted. */
+ *      sees the death first (page/dir.c, on_shared): its pages left out. */
 static unsigned mask;
-#define MASK_LOCK_COMPAT 1u
 #define MASK_STUCK_DEAD 2u
 #define MASK_PEER_DEATH 4u
-#define MASK_LOCK_DEATH 8u
-#define MASK_STORM 16u
 
 static void check_lock_masters(void)
 {
@@ -501,9 +488,6 @@ static void check_lock_masters(void)
 				const struct lkb *x, *y;
 
 				if (!home_is_master(&tc.d[i], r->key, &r->h))
-					continue;
-				if ((mask & MASK_LOCK_COMPAT) &&
-				    key_tainted(r->key))
 					continue;
 				for (int qa = 0; qa < 2; qa++)
 				list_for_each(x, qs[qa], link)
@@ -616,22 +600,6 @@ static struct lkb *master_lkb(struct lres *r, const struct wire_lock_id *id)
 	return b ? b : lock_find_in(&r->converting, id);
 }
 
-/* Known (FUZZ_PROTO_MASK 8): after a death, a lock granted before its
- * resource moved is not rebuilt by an owner that still believes in the old
- * master (recover.c, rebuild_owned): skip resources that ever moved. */
-static bool lock_moved_and_died(uint64_t key)
-{
-	if (!(mask & MASK_LOCK_DEATH) || !R.ndead)
-		return false;
-	for (int i = 0; i < R.n; i++) {
-		struct lres *r = lock_res_get(&tc.d[i], key, false);
-
-		if (live(i) && r && r->h.epoch)
-			return true;
-	}
-	return false;
-}
-
 /* Once quiet: what processes hold agrees across nodes and with masters. */
 static void check_locks_quiet(void)
 {
@@ -649,8 +617,7 @@ static void check_locks_quiet(void)
 			struct lres *r;
 			struct lkb *b;
 
-			if (!holds_mode(l) || key_tainted(l->key) ||
-			    lock_moved_and_died(l->key))
+			if (!holds_mode(l) || key_tainted(l->key))
 				continue;
 			for (int j = 0; j < R.n; j++) {
 				if (!live(j))
@@ -698,8 +665,7 @@ static void check_locks_quiet(void)
 				const struct lkb *b;
 
 				if (!home_is_master(&tc.d[i], r->key, &r->h) ||
-				    key_tainted(r->key) ||
-				    lock_moved_and_died(r->key))
+				    key_tainted(r->key))
 					continue;
 				for (int q = 0; q < 2; q++)
 				list_for_each(b, qs[q], link) {
@@ -735,12 +701,8 @@ static void check_pure(void)
 
 		if (!live(i))
 			continue;
-		/* Known (mask 16): deadlock searches that go round until their
-		 * hop limit are counted as refused at the end. */
-		bool searched = (mask & MASK_STORM) && R.searched;
-
 		if (R.ndead == 0 &&
-		    ((d->st.bad_msgs && !searched) || d->bad_msgs ||
+		    (d->st.bad_msgs || d->bad_msgs ||
 		     d->st.lost_faults))
 			broken("node %d refused %llu+%llu messages of honest "
 			       "nodes, lost %llu faults", i,
@@ -918,9 +880,8 @@ static int step_node(int i)
 
 /* A node whose messages to itself pile up past STORM_SELF: what it sends
  * itself breeds more than it handles.  Nothing legitimate comes near (a
- * node sends itself one message per local operation); a storm is broken
- * unless masked, when the input stops here (R.flooded). */
-static bool storm(void)
+ * node sends itself one message per local operation): a storm is broken. */
+static void storm(void)
 {
 	for (int i = 0; i < R.n; i++) {
 		unsigned long n = 0, by[WIRE_TYPE_MAX] = {0};
@@ -935,10 +896,6 @@ static bool storm(void)
 		}
 		if (n <= STORM_SELF)
 			continue;
-		if (mask & MASK_STORM) {
-			R.flooded = true;
-			return true;
-		}
 		for (unsigned t = 0; t < WIRE_TYPE_MAX; t++)
 			if (by[t] > by[top])
 				top = t;
@@ -946,7 +903,6 @@ static bool storm(void)
 		       "%s: a message storm", i, n, by[top],
 		       wire_type_name(top));
 	}
-	return false;
 }
 
 static void pump_all(void)
@@ -960,8 +916,8 @@ static void pump_all(void)
 		drain_all();
 		if (trace && round && !(round & (round - 1)))
 			say("pump round %d: %d events\n", round, moved);
-		if (moved > STORM_ROUND && storm())
-			return;
+		if (moved > STORM_ROUND)
+			storm();
 		if (!moved)
 			return;
 	}
@@ -989,14 +945,6 @@ static void advance_ms(unsigned ms)
 		ms = TIME_CAP_MS - (unsigned)R.time_ms;
 	R.time_ms += ms;
 	fake_now += ms;
-	for (int i = 0; i < R.n && R.time_ms >= LOCK_DEADLOCK_MS; i++) {
-		struct lclient *lc;
-		struct llock *l;
-
-		if (live(i))
-			for_each_llock(&tc.d[i], lc, l)
-				R.searched |= lock_waits(l);
-	}
 	for (int i = 0; i < R.n; i++)
 		if (live(i))
 			timers_run(&tc.d[i]);
@@ -2345,14 +2293,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		drain_all();
 		if (trace)
 			say_traffic(op);
-		if (R.flooded)
-			break;
 		check();
 	}
-	if (!R.flooded)
-		pump_all();
-	if (!R.flooded)
-		check();
+	pump_all();
+	check();
 	run_teardown();
 	REQUIRE(lowest_free_fd() == fd_before);
 	return 0;

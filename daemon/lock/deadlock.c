@@ -8,11 +8,19 @@
  * owner it started from, its lock closes a cycle and fails with -EDEADLK.
  * A search only visits owners whose number ((node << 32) | connection) is
  * smaller than its originator's, so of the owners on a cycle only the
- * largest finds it: exactly one victim.  Each owner remembers the last
- * LK_SEEN searches it passed on, so a cycle that is not the originator's
- * does not keep a search going round it.
+ * largest finds it: exactly one victim.
+ *
+ * Each owner passes a search on once (edge chasing): it remembers, per
+ * origin, the newest search it passed on, and drops that one again and
+ * any older one.  So a search crosses each owner once however many paths
+ * lead there, and a cycle that is not the originator's does not keep it
+ * going round.  An origin's entry goes once it is older than a search can
+ * live (its hop limit at one deadlock period a hop is far more than any
+ * search takes; a search of a forgotten origin is only passed on again),
+ * and at most LK_SEEN_MAX are kept per owner (the oldest goes first).
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 
 #include "lock/lock.h"
@@ -72,23 +80,63 @@ void lock_search(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 	}
 }
 
+/* Whether owner lc passes search (origin, seq) on: the first time only,
+ * and never an origin's search older than one it passed on. */
+static bool first_pass(struct dsmd *d, struct lclient *lc,
+		       const struct wire_lock_id *origin, uint32_t seq)
+{
+	uint64_t now = dsmd_now_ms(d), life = 8ull * (d->lk->deadlock_ms ?
+						   d->lk->deadlock_ms :
+						   LOCK_DEADLOCK_MS);
+	unsigned i, oldest = 0;
+
+	for (i = 0; i < lc->nseen; i++) {
+		struct lseen *e = &lc->seen[i];
+
+		if (lock_same_lock(&e->origin, origin)) {
+			if ((int32_t)(seq - e->seq) <= 0)
+				return false;
+			e->seq = seq;
+			e->at_ms = now;
+			return true;
+		}
+		if (now - e->at_ms > life) {
+			*e = lc->seen[--lc->nseen]; /* gone: see this slot again */
+			i--;
+			continue;
+		}
+		if (e->at_ms < lc->seen[oldest].at_ms)
+			oldest = i;
+	}
+	if (lc->nseen == lc->seen_cap && lc->seen_cap < LK_SEEN_MAX) {
+		unsigned cap = lc->seen_cap ? 2 * lc->seen_cap : 8;
+		struct lseen *n = realloc(lc->seen, cap * sizeof(*n));
+
+		if (n) {
+			lc->seen = n;
+			lc->seen_cap = cap;
+		}
+	}
+	if (lc->nseen < lc->seen_cap)
+		i = lc->nseen++;
+	else if (lc->nseen)
+		i = oldest; /* full (or out of memory): the oldest goes */
+	else
+		return true; /* nothing to remember it in: passed on */
+	lc->seen[i] = (struct lseen){.origin = *origin, .seq = seq,
+				     .at_ms = now};
+	return true;
+}
+
 /* A search reached an owner of this node: pass it on to the masters of
  * every lock that owner waits for. */
 void lock_on_probe(struct dsmd *d, const struct wire_lock_probe *pb)
 {
 	struct lclient *lc = lock_client_find(d, pb->target);
-	struct wire_lock_id tag = pb->origin;
 	struct llock *l;
-	unsigned i;
 
-	if (!lc)
+	if (!lc || !first_pass(d, lc, &pb->origin, pb->seq))
 		return;
-	tag.reserved = (uint16_t)pb->seq; /* remember the search number too */
-	for (i = 0; i < LK_SEEN; i++)
-		if (lock_same_lock(&lc->seen[i], &tag) &&
-		    lc->seen[i].reserved == tag.reserved)
-			return; /* already passed on: a cycle not ours */
-	lc->seen[lc->seen_next++ % LK_SEEN] = tag;
 	list_for_each(l, &lc->locks, olink) {
 		struct wire_lock_op o;
 

@@ -29,13 +29,22 @@ static struct lclient *client_new(struct dsmd *d, struct client *c)
 	return lc;
 }
 
-/* The process is gone: nobody waits for what its locks do next. */
+/* The process is gone: nobody waits for what its locks do next.  A lock
+ * whose request or conversion is on its way is cancelled and released
+ * once its master answered (owner.c, finish): a release sent now could
+ * overtake the request (the master may move between the two), and the
+ * request would then be granted to nobody. */
 static void orphan(struct dsmd *d, struct llock *l)
 {
 	list_del(&l->olink);
 	lock_drop_parent(l);
 	l->req_id = 0;
-	if (l->state != LS_UNLOCKING) {
+	if (lock_waits(l)) {
+		l->deadline_ms = l->search_ms = 0;
+		timer_stop(d, &l->t);
+		if (!l->cancel)
+			lock_cancel(d, l, -ECANCELED);
+	} else if (l->state != LS_UNLOCKING) {
 		l->flags = WIRE_LKF_DIED;
 		l->state = LS_UNLOCKING;
 		l->deadline_ms = l->search_ms = 0;
@@ -57,6 +66,7 @@ void lock_client_gone(struct dsmd *d, struct client *c)
 		orphan(d, l);
 	list_del(&lc->link);
 	c->lk = NULL;
+	free(lc->seen);
 	free(lc);
 }
 

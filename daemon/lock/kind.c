@@ -65,12 +65,28 @@ static size_t lk_pack(struct dsmd *d, uint64_t key, struct home *h,
 	return (size_t)(p - (char *)buf);
 }
 
+/* Whether every two of the granted locks on q are compatible, and no
+ * lock is there twice: what an honest master sends. */
+static bool held_consistent(const struct list *q)
+{
+	const struct lkb *a, *b;
+
+	list_for_each(a, q, link)
+		list_for_each(b, q, link)
+			if (a != b && (lock_same_lock(&a->id, &b->id) ||
+				       !lock_compatible(a->grmode, b->grmode)))
+				return false;
+	return true;
+}
+
 /* The granted locks that came with a resource, onto q in order. */
 static int unpack_held(const struct dsmd *d, const char *p, unsigned n,
 		       struct list *q)
 {
 	unsigned i;
 
+	if (n > LK_PACK_MAX)
+		return -EINVAL;
 	for (i = 0; i < n; i++, p += sizeof(struct wire_lock_held)) {
 		struct wire_lock_held w;
 		struct lkb *b;
@@ -82,6 +98,10 @@ static int unpack_held(const struct dsmd *d, const char *p, unsigned n,
 			return -EINVAL;
 		}
 		list_add_tail(q, &b->link);
+	}
+	if (!held_consistent(q)) {
+		lock_lkbs_free(q);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -168,6 +188,7 @@ static void adopt(struct dsmd *d, struct lres *r)
 	 * (op_rebuild). */
 	r->lvb_valid = false;
 	r->rebuilt_mode = LK_NONE;
+	r->rebuilding = true;
 	r->h.epoch = e + 1;
 	r->h.arrived_ms = r->h.decay_ms = (uint32_t)dsmd_now_ms(d);
 	d->st.lock_rebuilt++;

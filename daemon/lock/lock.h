@@ -59,7 +59,7 @@ bool lock_same_lock(const struct wire_lock_id *a,
 
 #define LK_BUCKETS 1024u
 #define LK_NONE WIRE_LK_NONE
-#define LK_SEEN 16u          /* searches an owner remembers passing on */
+#define LK_SEEN_MAX 4096u    /* searches an owner remembers passing on */
 #define LK_PACK_MAX 96u      /* locks a resource may hold and still move */
 #define LK_ADOPT_TOKEN UINT64_MAX /* home_ask() token: an adoption lookup */
 
@@ -100,6 +100,9 @@ struct lres {
 	bool asking;             /* an adoption lookup is out (kind.c) */
 	bool replaying;          /* parked operations are being replayed:
 				    grant once they all are in */
+	bool rebuilding;         /* adopted here after its master died, and
+				    survivors' locks may still come in:
+				    REBUILD applies only then (kind.c) */
 	bool lvb_valid;
 	uint8_t name_len;
 	uint8_t rebuilt_mode;    /* the strongest mode a REBUILD brought the
@@ -148,6 +151,13 @@ struct llock {
 	uint8_t lvb[WIRE_LVB_LEN];
 };
 
+/* A deadlock search an owner passed on: its origin's newest. */
+struct lseen {
+	struct wire_lock_id origin;
+	uint32_t seq;
+	uint64_t at_ms;
+};
+
 /* A process's lock connection, made at its first request (ipc.c). */
 struct lclient {
 	struct list link;        /* lockmgr.clients */
@@ -155,9 +165,9 @@ struct lclient {
 	uint32_t id;
 	struct list locks;       /* struct llock, newest first */
 	unsigned nlocks;         /* on locks: at most cfg.max_locks */
-	/* Searches passed on (handle, node, and seq in owner; deadlock.c). */
-	struct wire_lock_id seen[LK_SEEN];
-	unsigned seen_next;
+	/* The newest search of each origin passed on (deadlock.c). */
+	struct lseen *seen;
+	unsigned nseen, seen_cap;
 };
 
 /* The module's state (d->lk; table.c makes and frees it). */

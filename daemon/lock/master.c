@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "lock/lock.h"
+#include "log.h"
 
 static void reply(struct dsmd *d, const struct lres *r,
 		  const struct wire_lock_id *id, unsigned kind, int status,
@@ -344,13 +345,26 @@ static void op_cancel(struct dsmd *d, struct lres *r,
 	/* Else it was granted first: the grant is the answer. */
 }
 
-/* A survivor's lock on a resource whose master died. */
-static void op_rebuild(struct lres *r, const struct wire_lock_op *o)
+/* A survivor's lock on a resource whose master died.  Survivors held
+ * their locks beside each other, so a mode that does not fit beside those
+ * already rebuilt is a broken or hostile peer's: refused, counted. */
+static void op_rebuild(struct dsmd *d, struct lres *r,
+		       const struct wire_lock_op *o)
 {
 	struct lkb *b;
 
-	if (find_any(r, &o->id))
+	/* Every survivor sends every lock it holds, wherever its master is;
+	 * a master that had the resource all along has them all already. */
+	if (!r->rebuilding || find_any(r, &o->id))
 		return;
+	if (o->grmode != LK_NONE && !fits(r, NULL, o->grmode)) {
+		log_once(d->proto_logged, LOG_WARN,
+			 "lock %.*s: a rebuilt lock of node %u does not fit "
+			 "beside those granted: refused (logged once)",
+			 o->name_len, o->name, o->id.node);
+		d->st.bad_msgs++;
+		return;
+	}
 	name_matches(r, o);
 	b = lock_lkb_new(&o->id, o->grmode, o->rqmode, o->flags);
 	if (!b)
@@ -393,7 +407,7 @@ static void serve(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 		op_cancel(d, r, o);
 		break;
 	case WIRE_LOCK_REBUILD:
-		op_rebuild(r, o);
+		op_rebuild(d, r, o);
 		break;
 	case WIRE_LOCK_SEARCH:
 		lock_search(d, r, o);
@@ -434,6 +448,8 @@ void lock_replay_parked(struct dsmd *d, struct lres *r)
 		free(p);
 	}
 	r->replaying = false;
+	if (!lock_recovering(d))
+		r->rebuilding = false;
 	lock_grant_pass(d, r);
 	settle(d, r);
 }
@@ -456,8 +472,12 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 	r = lock_res_get(d, o->key, true);
 	if (!r)
 		return;
+	/* A survivor's lock, sent here as to the resource's recovery master:
+	 * ask who masters it now (it may have moved to the dead node without
+	 * its owners knowing), unless that is what the replay follows. */
 	if (!home_is_master(d, o->key, &r->h) &&
-	    (r->asking || lock_orphaned(d, r))) {
+	    (r->asking || lock_orphaned(d, r) ||
+	     (o->op == WIRE_LOCK_REBUILD && !o->route.hops && !r->replaying))) {
 		park(r, from, o);
 		if (!r->asking) {
 			r->asking = true;
@@ -494,8 +514,9 @@ static int check_op(const struct dsmd *d, int from, const struct wire_lock_op *o
 	    (o->rqmode >= WIRE_LK_MODES && o->rqmode != LK_NONE) ||
 	    o->reserved > d->cfg.nnodes ||
 	    (o->op == WIRE_LOCK_SEARCH && o->origin.node >= d->cfg.nnodes) ||
-	    (o->op == WIRE_LOCK_REBUILD && o->grmode == LK_NONE &&
-	     o->rqmode == LK_NONE) ||
+	    (o->op == WIRE_LOCK_REBUILD &&
+	     ((o->grmode == LK_NONE && o->rqmode == LK_NONE) ||
+	      !o->reserved || o->reserved - 1 == d->cfg.node)) ||
 	    home_route_check(d, from, &o->route) ||
 	    lock_key(o->parent, o->name, o->name_len) != o->key)
 		return -EINVAL;

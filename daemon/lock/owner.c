@@ -185,6 +185,14 @@ static void finish(struct dsmd *d, struct llock *l, int status,
 			l->grmode = rp->mode;
 		l->state = LS_GRANTED;
 		ev.mode = l->grmode;
+		if (!lc) {
+			/* Its process is gone (ipc.c, orphan): released
+			 * now that the master has answered. */
+			l->flags = WIRE_LKF_DIED;
+			l->state = LS_UNLOCKING;
+			lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
+			return;
+		}
 	}
 	event(lc, req, &ev);
 }

@@ -1,11 +1,16 @@
 /* A node's death, and recovering from it.
  *
  * When a node dies, every master drops the dead node's locks (a PW or EX
- * holder's value block goes with it), and every survivor sends the locks
- * it holds on resources the dead node mastered (REBUILD) to the resource's
- * recovery master: the first live node from the placement's home on.
- * That node first asks every node whether someone else masters the
- * resource (it may have moved); if not, it adopts it (kind.c).  Then each
+ * holder's value block goes with it), and every survivor sends every lock
+ * it holds on a resource it does not master itself (REBUILD) to the
+ * resource's recovery master: the first live node from the placement's
+ * home on.  Every lock, not only those whose master it knows died: a
+ * resource moves with its granted locks and their owners learn of it
+ * only from the next answer.  The recovery master asks every node whether
+ * someone masters the resource; a live master had it all along and
+ * ignores REBUILDs; if nobody does, the recovery master adopts it
+ * (kind.c) and files what the survivors sent, each checked against those
+ * already filed.  Then each
  * survivor tells every node it is done (RECOVERED); until a node has heard
  * that from every live node, it grants nothing and holds new requests
  * (master.c), so no grant is made from a half-rebuilt resource.  The
@@ -48,8 +53,10 @@ static void end_recovery(struct dsmd *d)
 	for (i = 0; i < LK_BUCKETS; i++) {
 		struct lres *r;
 
-		list_for_each(r, &lk->res[i], hlink)
+		list_for_each(r, &lk->res[i], hlink) {
+			r->rebuilding = false;
 			lock_grant_pass(d, r);
+		}
 	}
 	list_for_each_safe(p, tmp, &q, link) {
 		list_del(&p->link);
@@ -101,13 +108,19 @@ static void drop_node_locks(struct dsmd *d, int node)
 	}
 }
 
-/* Owner side, one lock whose master died: to the recovery master as this
- * node holds it (a CANCEL it sent may have died with the master). */
-static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node)
+/* Owner side, one lock after `node` died, to the resource's recovery
+ * master, named with the death (a node that has not seen it yet keeps it
+ * until it has).  That node asks who masters the resource now; if nobody
+ * does, it adopts it and rebuilds it from what the survivors send.  A
+ * CANCEL this node sent may have died with the master: sent again, behind
+ * the REBUILD on the same path. */
+static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
+		    int where)
 {
+	int to = lock_recovery_master(d, l->key);
 	struct wire_lock_op o;
 
-	if (r && !home_is_master(d, l->key, &r->h)) {
+	if (r && (where == node || l->master == node)) {
 		r->h.flags = HOME_KNOWN;
 		r->h.hint = (uint16_t)node; /* dead: orphaned */
 	}
@@ -118,13 +131,23 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node)
 		o.rqmode = LK_NONE;
 	if (l->lvb_ok)
 		o.flags |= WIRE_LKF_LVB;
-	lock_send_op(d, &o);
-	if (l->cancel)
-		lock_owner_send(d, l, WIRE_LOCK_CANCEL, l->cancel);
+	o.reserved = (uint8_t)(node + 1);
+	node_send(d, to, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	if (l->cancel) {
+		lock_fill_op(d, l, WIRE_LOCK_CANCEL, &o);
+		o.status = l->cancel;
+		o.reserved = (uint8_t)(node + 1);
+		node_send(d, to, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	}
 }
 
-/* Owner side: what we hold of resources the dead node mastered goes to
- * their recovery masters; releases it never answered are done. */
+/* Owner side: every lock this node holds on a resource it does not master
+ * goes to the resource's recovery master: what the dead node mastered is
+ * rebuilt from them, and owners do not always know it was the master (a
+ * resource moves with its granted locks, and they learn of it only from
+ * the next answer).  A release the dead master never answered is done;
+ * one to a live master is sent again (the dead node may have been on its
+ * way, and a release twice is harmless). */
 static void rebuild_owned(struct dsmd *d, int node)
 {
 	unsigned i;
@@ -138,12 +161,16 @@ static void rebuild_owned(struct dsmd *d, int node)
 			int where = home_where(d, l->key, r ? &r->h : NULL,
 					       &epoch);
 
-			if (where != node && l->master != node)
+			if (l->state == LS_UNLOCKING) {
+				if (where == node || l->master == node)
+					lock_released(d, l);
+				else if (where != d->cfg.node)
+					lock_owner_send(d, l, WIRE_LOCK_UNLOCK,
+							0);
 				continue;
-			if (l->state == LS_UNLOCKING)
-				lock_released(d, l);
-			else
-				rebuild(d, l, r, node);
+			}
+			if (where != d->cfg.node)
+				rebuild(d, l, r, node, where);
 		}
 	}
 }

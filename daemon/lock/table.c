@@ -72,6 +72,7 @@ void lock_mgr_free(struct dsmd *d)
 	}
 	list_for_each_safe(lc, tmp, &lk->clients, link) {
 		lc->c->lk = NULL; /* the connection may outlive the module */
+		free(lc->seen);
 		free(lc);
 	}
 	lock_pends_free(&lk->held);

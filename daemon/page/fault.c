@@ -216,7 +216,6 @@ void page_fault(struct dsmd *d, struct app *a, uint64_t addr, uint32_t flags)
 	uint64_t page = (addr - d->arena.base) / WIRE_PAGE_SIZE;
 	bool write = flags & UFFD_PAGEFAULT_FLAG_WRITE;
 	struct page *pg = ptab_get(&ps->pages, page, true);
-	struct txn *t;
 
 	if (!pg)
 		return;
@@ -235,8 +234,7 @@ void page_fault(struct dsmd *d, struct app *a, uint64_t addr, uint32_t flags)
 	log_debug("page: %llu %s fault (flags %x) in state %u",
 		  (unsigned long long)page, write ? "write" : "read", flags,
 		  pg->state);
-	t = req_start(d, page, pg, write);
-	fault_queue(&t->waiters, a, addr, flags);
+	req_start(d, page, pg, write, a, addr, flags);
 }
 
 static void on_uffd(struct dsmd *d, struct watch *w, uint32_t events)

@@ -206,9 +206,10 @@ void fault_on_uffd_ipc(struct dsmd *d, struct client *c,
 void fault_app_gone(struct dsmd *d, struct app *a, bool died);
 
 /* requester.c: this node's transactions. */
-/* A fault that needs the network starts a transaction (a slot is free). */
-struct txn *req_start(struct dsmd *d, uint64_t page, struct page *pg,
-		      bool write);
+/* A fault that needs the network starts a transaction (a slot is free)
+ * and waits on it. */
+void req_start(struct dsmd *d, uint64_t page, struct page *pg, bool write,
+	       struct app *a, uint64_t addr, uint32_t flags);
 static inline struct txn *req_of(struct dsmd *d, const struct page *pg)
 {
 	return &d->page->txns[pg->slot];

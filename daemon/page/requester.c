@@ -77,8 +77,8 @@ static void count_fault(struct dsmd *d, const struct page *pg, bool write,
 		d->st.directory_remote++;
 }
 
-struct txn *req_start(struct dsmd *d, uint64_t page, struct page *pg,
-		      bool write)
+void req_start(struct dsmd *d, uint64_t page, struct page *pg, bool write,
+	       struct app *a, uint64_t addr, uint32_t flags)
 {
 	struct page_state *ps = d->page;
 	struct txn *t = NULL;
@@ -105,6 +105,9 @@ struct txn *req_start(struct dsmd *d, uint64_t page, struct page *pg,
 	pg->busy = 1;
 	pg->slot = (uint16_t)i;
 	count_fault(d, pg, write, master);
+	/* The fault waits before anything is sent: an answer can come at
+	 * once (a lookup with no live node to ask ends here and now). */
+	fault_queue(&t->waiters, a, addr, flags);
 	if (peer >= 0) {
 		t->hinted = false;
 		d->st.peer_requests++;
@@ -114,7 +117,6 @@ struct txn *req_start(struct dsmd *d, uint64_t page, struct page *pg,
 	} else {
 		txn_ask(d, t);
 	}
-	return t;
 }
 
 static struct txn *find_txn(struct dsmd *d, uint64_t id, uint64_t page)
