@@ -19,11 +19,12 @@
 #endif
 
 #define WIRE_MAGIC   0xd5a1u
-#define WIRE_VERSION 6u /* 2: entries move between nodes; 3: locks;
+#define WIRE_VERSION 7u /* 2: entries move between nodes; 3: locks;
 				  4: read misses sent to a holder;
 				  5: a check's DATA paced (CHECK_PROGRESS);
 				  6: receive slots named by index
-				     (PAGE_SLOTS) */
+				     (PAGE_SLOTS);
+				  7: the master drops strays (INV_STRAY) */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -295,6 +296,11 @@ struct wire_dsm_fwd {
 /* The invalidation comes from a holder, not the master: it is for a copy
  * the holder gave R directly, which the master does not know of. */
 #define WIRE_INV_RELAYED 1u
+/* From the master, wanting no ack: drop a copy older than `version` that
+ * a holder gave you directly and died before the master listed it (a
+ * write was served since, and nobody is left to pass its invalidation
+ * on).  `requester` is the master. */
+#define WIRE_INV_STRAY 2u
 
 struct wire_dsm_inv {
 	uint64_t page;

@@ -460,18 +460,6 @@ static bool compatible(unsigned a, unsigned b)
 	return m[a][b];
 }
 
-/* Known findings stepped over (FUZZ_PROTO_MASK, scripts/fuzz sets every
- * bit still open): a known bug found again stops every later input that
- * reaches it, which leaves the rest of the protocol unexplored.  Each is a
- * dsmd bug still open; drop its bit once it is fixed.
- *   2  a request forwarded to a node that dies is never answered
- *      (page/requester.c, req_peer_down): no "stuck" check after a death;
- *   4  a copy a dying node gave directly stays unlisted when the master
- *      sees the death first (page/dir.c, on_shared): its pages left out. */
-static unsigned mask;
-#define MASK_STUCK_DEAD 2u
-#define MASK_PEER_DEATH 4u
-
 static void check_lock_masters(void)
 {
 	for (int i = 0; i < R.n; i++) {
@@ -813,12 +801,11 @@ static void check(void)
 	if (!quiet()) {
 		/* Nothing in flight, yet a fault or an entry waits: with
 		 * honest peers only, it waits forever. */
-		if (R.pure && settled() &&
-		    !(R.ndead && (mask & MASK_STUCK_DEAD)))
+		if (R.pure && settled())
 			stuck();
 		return;
 	}
-	if (R.pure && !(R.ndead && (mask & MASK_STUCK_DEAD)))
+	if (R.pure)
 		check_locks_settled();
 	check_directory();
 	check_locks_quiet();
@@ -1114,23 +1101,6 @@ static void do_kill(void)
 	if (i < 0 || R.ndead)
 		return;
 	say("node %d dies\n", i);
-	/* Known: a reader's copy that the dying node gave it directly is
-	 * never listed if the master sees the death before the reader's
-	 * notice (dir.c, on_shared), so nobody invalidates it. */
-	for (uint64_t p = 0; (mask & MASK_PEER_DEATH) && p < NPAGES; p++) {
-		struct page *pg = page_of(i, p);
-
-		if (pg && pg->given)
-			taint_page(p);
-		for (int j = 0; j < R.n; j++) {
-			const struct page_state *ps = tc.d[j].page;
-
-			for (unsigned s = 0; live(j) && s < PAGE_NSLOTS; s++)
-				if (ps->txns[s].used && ps->txns[s].peer &&
-				    ps->txns[s].sent_to == i)
-					taint_page(ps->txns[s].page);
-		}
-	}
 	xport_mock_kill(tc.f, i);
 	R.dead[i] = true;
 	R.ndead++;
@@ -2210,7 +2180,6 @@ static void remove_sock_dir(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *m = getenv("FUZZ_PROTO_MASK");
 	const char *tmp = getenv("TMPDIR");
 
 	(void)argc;
@@ -2221,8 +2190,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	trace = getenv("FUZZ_PROTO_TRACE") != NULL;
 	honest = getenv("FUZZ_PROTO_HONEST") != NULL;
 	log_set_level(trace ? LOG_DEBUG : LOG_ERR);
-	if (m)
-		mask = (unsigned)strtoul(m, NULL, 0);
 	/* A client that dsmd closed, or that closed on dsmd, must not kill
 	 * the fuzzer (dsmd ignores SIGPIPE the same way). */
 	signal(SIGPIPE, SIG_IGN);

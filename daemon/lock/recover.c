@@ -145,9 +145,10 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
  * goes to the resource's recovery master: what the dead node mastered is
  * rebuilt from them, and owners do not always know it was the master (a
  * resource moves with its granted locks, and they learn of it only from
- * the next answer).  A release the dead master never answered is done;
- * one to a live master is sent again (the dead node may have been on its
- * way, and a release twice is harmless). */
+ * the next answer).  A release not answered yet is sent again, through
+ * the recovery master if its master is dead: the resource may have moved
+ * on to a live node before the death (a release twice is harmless; one
+ * that reaches a rebuilt resource finds nothing and is answered). */
 static void rebuild_owned(struct dsmd *d, int node)
 {
 	unsigned i;
@@ -162,9 +163,7 @@ static void rebuild_owned(struct dsmd *d, int node)
 					       &epoch);
 
 			if (l->state == LS_UNLOCKING) {
-				if (where == node || l->master == node)
-					lock_released(d, l);
-				else if (where != d->cfg.node)
+				if (where != d->cfg.node)
 					lock_owner_send(d, l, WIRE_LOCK_UNLOCK,
 							0);
 				continue;

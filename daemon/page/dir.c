@@ -157,6 +157,22 @@ static void serve_read(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	}
 }
 
+/* The live nodes a copy a dead holder gave directly may be at, beside
+ * the listed ones (`cov`) and this node's own (its copy is never a
+ * stray: it would have told this entry first). */
+static uint64_t strays_of(struct dsmd *d, const struct dentry *e,
+			  uint64_t cov)
+{
+	uint64_t set = 0;
+
+	if (!e->strays)
+		return 0;
+	for (int n = 0; n < d->cfg.nnodes; n++)
+		if (n != d->cfg.node && node_alive(d, n))
+			set |= 1ull << n;
+	return set & ~cov;
+}
+
 static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 			const struct wire_dsm_req *q)
 {
@@ -169,18 +185,25 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 	/* Every listed holder gets an INV or a FWD from this write. */
 	uint64_t cov = (e->state == WIRE_PS_M ? 1ull << e->owner :
 			e->state == WIRE_PS_S ? e->sharers : 0) | bit;
+	/* A holder that died may have given copies nobody lists: every live
+	 * node drops what it has (an INV of a page it lacks is only acked). */
+	uint64_t strays = strays_of(d, e, cov);
 	unsigned acks;
 	int s;
 
 	e->version++;
+	e->strays = 0;
 	switch (e->state) {
 	case WIRE_PS_I:
-		grant(d, r, id, q->page, e, WIRE_PS_M, 0, WIRE_GRANT_ZERO, cov);
+		acks = inv_all(d, e, strays, r, id, q->page, cov);
+		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_ZERO,
+		      cov);
 		break;
 	case WIRE_PS_S:
 		if ((e->sharers & bit) || !others || current) {
 			/* An upgrade: R's copy is current. */
-			acks = inv_all(d, e, others, r, id, q->page, cov);
+			acks = inv_all(d, e, others | strays, r, id, q->page,
+				       cov);
 			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0, cov);
 			break;
 		}
@@ -188,8 +211,8 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		 * one sharer sends the page, the others only drop theirs. */
 		s = supplier(d, others);
 		fwd(d, s, r, id, q, e, WIRE_FWD_INVALIDATE, WIRE_PS_M, cov);
-		acks = inv_all(d, e, others & ~(1ull << s), r, id, q->page,
-			       cov);
+		acks = inv_all(d, e, (others & ~(1ull << s)) | strays, r, id,
+			       q->page, cov);
 		grant(d, r, id, q->page, e, WIRE_PS_M, acks, WIRE_GRANT_DATA,
 		      cov);
 		break;
@@ -199,14 +222,25 @@ static void serve_write(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 			 * directly (holder.c); it takes their copies itself. */
 			log_debug("page %llu: write by its owner %d",
 				  (unsigned long long)q->page, r);
-			grant(d, r, id, q->page, e, WIRE_PS_M, 0, 0, cov);
+			acks = inv_all(d, e, strays, r, id, q->page, cov);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0, cov);
 			break;
 		}
 		if (current) {
 			/* An upgrade of a copy the owner gave R. */
-			acks = inv_all(d, e, 1ull << e->owner, r, id, q->page,
-				       cov);
+			acks = inv_all(d, e, (1ull << e->owner) | strays, r, id,
+				       q->page, cov);
 			grant(d, r, id, q->page, e, WIRE_PS_M, acks, 0, cov);
+			break;
+		}
+		if (strays) {
+			/* The owner sends the page; the strays only drop
+			 * theirs, acking to R, which the grant tells of. */
+			fwd(d, e->owner, r, id, q, e, WIRE_FWD_INVALIDATE,
+			    WIRE_PS_M, cov);
+			acks = inv_all(d, e, strays, r, id, q->page, cov);
+			grant(d, r, id, q->page, e, WIRE_PS_M, acks,
+			      WIRE_GRANT_DATA, cov);
 			break;
 		}
 		fwd(d, e->owner, r, id, q, e,
@@ -322,6 +356,8 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 		d->st.bad_msgs++;
 		return;
 	}
+	if (!node_usable(d, origin))
+		return; /* forwarded for a node that died meanwhile */
 	e = dir_entry(d, q->page, true);
 	if (!e)
 		return;
@@ -380,6 +416,39 @@ static void on_done(struct dsmd *d, int from, uint64_t id,
 	settle(d, done->page, e, -1);
 }
 
+/* Reader `from` installed a copy that holder `sh->node` gave it directly,
+ * and the holder died before this notice came: nobody will pass the next
+ * write's invalidation on to it.  A copy of the current version (the
+ * entry is S, or lost with the holder) is listed; another is dropped. */
+static void on_stray(struct dsmd *d, int from, const struct wire_dsm_shared *sh,
+		     struct dentry *e)
+{
+	struct wire_dsm_inv inv = {.page = sh->page,
+				   .requester = (uint32_t)d->cfg.node,
+				   .flags = WIRE_INV_STRAY,
+				   .epoch = e->h.epoch,
+				   .version = e->version};
+
+	if (sh->version == e->version &&
+	    (e->state == WIRE_PS_S || e->state == DIR_LOST) &&
+	    !(e->busy && e->busy_write)) {
+		if (e->state == DIR_LOST) {
+			log_info("page %llu: node %d holds its last version: "
+				 "not lost", (unsigned long long)sh->page,
+				 from);
+			e->sharers = 0;
+		}
+		e->state = WIRE_PS_S;
+		e->sharers |= 1ull << from;
+		return;
+	}
+	/* Written since: only copies older than the entry's go (a newer one
+	 * the reader got meanwhile stays).  Else the entry's strays flag
+	 * covers it: the next write invalidates every node. */
+	if (sh->version < e->version)
+		node_send(d, from, WIRE_DSM_INV, 0, &inv, sizeof(inv));
+}
+
 /* Reader `from` installed a copy holder `sh->node` gave it directly
  * (holder.c).  If the holder's copy is still the page's (it is listed, and
  * nothing was written since), so is the reader's: list the reader.  The
@@ -400,6 +469,11 @@ static void on_shared(struct dsmd *d, int from,
 	/* The reader used the page as much as if it had asked here: it
 	 * counts towards moving the entry to it (home.c). */
 	home_note(d, sh->page, &e->h, from);
+	if (h != d->cfg.node && !node_alive(d, h) &&
+	    !(e->sharers & (1ull << from))) {
+		on_stray(d, from, sh, e);
+		return;
+	}
 	if (sh->version != e->version)
 		return; /* written since */
 	if (e->state == DIR_LOST) {
@@ -412,8 +486,6 @@ static void on_shared(struct dsmd *d, int from,
 		e->sharers = 1ull << from;
 		return;
 	}
-	if (h != d->cfg.node && !node_alive(d, h))
-		return; /* the holder died: its copy was listed, not the reader's */
 	if (e->state == WIRE_PS_M && e->owner == h)
 		e->sharers = 1ull << h;
 	else if (e->state != WIRE_PS_S || !(e->sharers & (1ull << h)))
@@ -517,6 +589,11 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 		refuse_parked(d, page, e);
 		return;
 	}
+	/* Copies it gave readers directly that the master has not heard of
+	 * yet: nobody is left to pass the next write's invalidation on. */
+	if (d->page->peer_reads &&
+	    ((e->sharers & bit) || (e->state == WIRE_PS_M && e->owner == node)))
+		e->strays = 1;
 	e->sharers &= ~bit;
 	if (e->busy && e->busy_node == node) {
 		e->busy = 0; /* the requester is gone */

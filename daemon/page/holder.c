@@ -147,8 +147,23 @@ void holder_on_inv(struct dsmd *d, int from, const struct wire_msg *msg)
 	pg = ptab_get(&d->page->pages, inv.page, true);
 	if (!pg || inv.requester >= (uint32_t)d->cfg.nnodes ||
 	    (int)inv.requester == d->cfg.node ||
-	    (inv.flags & ~WIRE_INV_RELAYED)) {
+	    (inv.flags & ~(WIRE_INV_RELAYED | WIRE_INV_STRAY)) ||
+	    ((inv.flags & WIRE_INV_STRAY) &&
+	     (inv.flags != WIRE_INV_STRAY || (int)inv.requester != from))) {
 		d->st.bad_msgs++;
+		return;
+	}
+	if (inv.flags & WIRE_INV_STRAY) {
+		/* A copy a dead holder gave us, which the master never
+		 * listed: it goes if older than the master's (no ack). */
+		if (pg->state == WIRE_PS_S && pg->version < inv.version) {
+			log_debug("page: %llu: stray copy (version %llu, the "
+				  "master's %llu) dropped",
+				  (unsigned long long)inv.page,
+				  (unsigned long long)pg->version,
+				  (unsigned long long)inv.version);
+			drop_page(d, inv.page, pg);
+		}
 		return;
 	}
 	if (!(inv.flags & WIRE_INV_RELAYED)) /* a holder is no master */

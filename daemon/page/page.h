@@ -70,7 +70,8 @@ struct dentry {
 	uint16_t owner;
 	uint16_t busy_node;
 	uint8_t busy_write;  /* the open transaction is a write */
-	uint8_t reserved;
+	uint8_t strays;      /* a listed holder died: it may have given
+				copies nobody lists (dir.c, serve_write) */
 	uint64_t owe;        /* nodes that owe the open transaction's
 				requester an ack or the page */
 	int16_t supplier;    /* the node sending the page, or -1 */

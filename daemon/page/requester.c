@@ -509,9 +509,13 @@ void req_peer_down(struct dsmd *d, int node)
 			/* The entry died with its master: every waiter
 			 * learns so (SIGBUS) when it looks again. */
 			txn_rerun(d, t, TXN_ORPHANED);
-		} else if (t->master < 0 && t->sent_to == node) {
-			/* It may have passed the request on, or not: ask
-			 * again (the master drops a second copy). */
+		} else if (t->master < 0 && (t->sent_to == node || !t->peer)) {
+			/* Not answered yet: the request may have been passed
+			 * on to the dead node, by the one it was sent to or
+			 * further on (an entry moving there takes what waits
+			 * for it along).  Ask again; the master drops a second
+			 * copy.  A read sent to a live holder is answered by
+			 * it, or passed to the master as a request of ours. */
 			txn_ask(d, t);
 		}
 	}
