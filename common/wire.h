@@ -24,7 +24,8 @@
 				  5: a check's DATA paced (CHECK_PROGRESS);
 				  6: receive slots named by index
 				     (PAGE_SLOTS);
-				  7: the master drops strays (INV_STRAY) */
+				  7: the master drops strays (INV_STRAY);
+				     lock operations numbered */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -528,10 +529,15 @@ struct wire_lock_op {
 	uint32_t flags;      /* WIRE_LKF_* */
 	uint8_t grmode;      /* REBUILD: held mode, or WIRE_LK_NONE */
 	uint8_t rqmode;      /* NEW, CONVERT; REBUILD: wanted, or NONE */
-	uint8_t name_len;    /* 1..WIRE_LOCK_NAME_MAX */
+	uint8_t name_len;    /* 1..WIRE_LOCK_NAME_MAX; 0: an UNLOCK by key
+				alone (of a lock its owner does not have) */
 	uint8_t reserved;
 	int32_t status;      /* CANCEL: the error the request ends with */
-	uint32_t seq;        /* SEARCH: the initiator's search number */
+	uint32_t seq;        /* SEARCH: the initiator's search number; else
+				the owner's operation on the lock: 1 for
+				NEW, one more per CONVERT or UNLOCK (a
+				CANCEL, a resend, a REBUILD: the one under
+				way), so a master drops one it applied */
 	uint32_t hops;       /* SEARCH: lock owners visited so far */
 	struct wire_lock_id origin; /* SEARCH: the lock that started it */
 	uint8_t lvb[WIRE_LVB_LEN];
@@ -559,7 +565,8 @@ struct wire_lock_reply {
 	uint8_t flags;       /* WIRE_LKR_* */
 	uint16_t reserved;
 	uint32_t epoch;      /* the master's epoch of the resource */
-	uint32_t seq;        /* DEADLOCK: the search that came back */
+	uint32_t seq;        /* DEADLOCK: the search that came back; DONE: the
+				operation answered (wire_lock_op.seq) */
 	uint32_t reserved2;
 	uint8_t lvb[WIRE_LVB_LEN];
 } __attribute__((packed));
@@ -601,6 +608,7 @@ struct wire_lock_held {
 	uint8_t grmode;      /* NL..EX */
 	uint8_t flags;       /* WIRE_LKF_BAST, WIRE_LKF_VALBLK */
 	uint16_t reserved;
+	uint32_t opseq;      /* the owner's last operation applied */
 } __attribute__((packed));
 
 /* IPC_LOCK */

@@ -47,6 +47,7 @@ static void orphan(struct dsmd *d, struct llock *l)
 	} else if (l->state != LS_UNLOCKING) {
 		l->flags = WIRE_LKF_DIED;
 		l->state = LS_UNLOCKING;
+		l->opseq++;
 		l->deadline_ms = l->search_ms = 0;
 		timer_stop(d, &l->t);
 		lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
@@ -130,6 +131,7 @@ static int ipc_new(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	l->key = lock_key(l->parent_key, l->name, l->name_len);
 	l->flags = request_flags(q);
 	lock_llock_add(d, lc, l);
+	l->opseq = 1;
 	send_request(d, l, WIRE_LOCK_NEW);
 	return 0;
 }
@@ -144,6 +146,7 @@ static int ipc_convert(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	if (l->state != LS_GRANTED)
 		return -EBUSY;
 	l->state = LS_CONVERTING;
+	l->opseq++;
 	l->rqmode = (uint8_t)q->mode;
 	l->req_id = req_id;
 	l->flags = request_flags(q);
@@ -204,6 +207,7 @@ static int ipc_unlock(struct dsmd *d, struct lclient *lc, uint64_t req_id,
 	l->flags = q->flags & DSM_LKF_VALBLK ? WIRE_LKF_VALBLK : 0;
 	memcpy(l->lvb, q->lvb, sizeof(l->lvb));
 	l->state = LS_UNLOCKING;
+	l->opseq++;
 	l->req_id = req_id;
 	lock_drop_parent(l); /* the parent may go as this one does */
 	lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);

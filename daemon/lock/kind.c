@@ -51,7 +51,8 @@ static size_t lk_pack(struct dsmd *d, uint64_t key, struct home *h,
 	memcpy(st.lvb, r->lvb, sizeof(st.lvb));
 	list_for_each(b, &r->granted, link) {
 		struct wire_lock_held w = {.id = b->id, .grmode = b->grmode,
-					   .flags = b->flags};
+					   .flags = b->flags,
+					   .opseq = b->opseq};
 
 		if ((size_t)(p - (char *)buf) + sizeof(w) > cap)
 			return 0;
@@ -97,6 +98,7 @@ static int unpack_held(const struct dsmd *d, const char *p, unsigned n,
 			lock_lkbs_free(q);
 			return -EINVAL;
 		}
+		b->opseq = w.opseq;
 		list_add_tail(q, &b->link);
 	}
 	if (!held_consistent(q)) {

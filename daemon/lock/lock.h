@@ -80,6 +80,7 @@ struct lkb {
 	uint8_t grmode, rqmode;  /* LK_NONE: none */
 	uint8_t flags;           /* WIRE_LKF_BAST, and VALBLK of its request */
 	uint8_t bast_mode;       /* the last blocking notification, or NONE */
+	uint32_t opseq;          /* the owner's last operation applied */
 };
 
 /* An operation kept for later: parked for a resource on its way, held
@@ -142,6 +143,8 @@ struct llock {
 				    ends the request with, else 0 */
 	bool lvb_ok;             /* lvb is the block as last granted */
 	int16_t master;          /* the node that last answered, or -1 */
+	uint32_t opseq;          /* the operation under way, or the last
+				    (wire_lock_op.seq) */
 	uint32_t seq;            /* deadlock searches of this wait
 				    (deadlock.c) */
 	uint64_t req_id;         /* the IPC request to answer, 0: none */

@@ -23,13 +23,14 @@
 #include "lock/lock.h"
 #include "log.h"
 
+/* `seq`: the operation answered (wire_lock_op.seq). */
 static void reply(struct dsmd *d, const struct lres *r,
-		  const struct wire_lock_id *id, unsigned kind, int status,
-		  unsigned mode, bool with_lvb)
+		  const struct wire_lock_id *id, uint32_t seq, unsigned kind,
+		  int status, unsigned mode, bool with_lvb)
 {
 	struct wire_lock_reply rp = {.key = r->key, .id = *id, .kind = kind,
 				     .status = status, .mode = (uint8_t)mode,
-				     .epoch = r->h.epoch};
+				     .epoch = r->h.epoch, .seq = seq};
 
 	if (with_lvb) {
 		rp.flags = WIRE_LKR_LVB | (r->lvb_valid ? 0 : WIRE_LKR_LVB_BAD);
@@ -122,7 +123,7 @@ static void grant(struct dsmd *d, struct lres *r, struct lkb *b)
 	b->rqmode = LK_NONE;
 	b->bast_mode = LK_NONE;
 	list_add_tail(&r->granted, &b->link);
-	reply(d, r, &b->id, WIRE_LKR_DONE, 0, b->grmode, lvb);
+	reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, 0, b->grmode, lvb);
 }
 
 /* Tell the holders that block b, once per mode wanted. */
@@ -140,7 +141,7 @@ static void notify_blockers(struct dsmd *d, struct lres *r,
 			    h->bast_mode == b->rqmode)
 				continue;
 			h->bast_mode = b->rqmode;
-			reply(d, r, &h->id, WIRE_LKR_BAST, 0, b->rqmode, false);
+			reply(d, r, &h->id, 0, WIRE_LKR_BAST, 0, b->rqmode, false);
 		}
 	}
 }
@@ -250,24 +251,25 @@ static void op_new(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 	if (find_any(r, &o->id))
 		return; /* sent again after a refusal; the first got here */
 	if (!name_matches(r, o)) {
-		reply(d, r, &o->id, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
+		reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
 		return;
 	}
 	if (queues_full(r, d->cfg.max_lock_queue ? d->cfg.max_lock_queue
 						 : DSMD_MAX_LOCK_QUEUE)) {
 		d->refused.locks++;
-		reply(d, r, &o->id, WIRE_LKR_DONE, -EDQUOT, LK_NONE, false);
+		reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -EDQUOT, LK_NONE, false);
 		return;
 	}
 	b = lock_lkb_new(&o->id, LK_NONE, o->rqmode, o->flags);
 	if (!b) {
-		reply(d, r, &o->id, WIRE_LKR_DONE, -ENOMEM, LK_NONE, false);
+		reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -ENOMEM, LK_NONE, false);
 		return;
 	}
+	b->opseq = o->seq;
 	if ((o->flags & WIRE_LKF_NOQUEUE) &&
 	    (lock_recovering(d) || !list_empty(&r->converting) ||
 	     !list_empty(&r->waiting) || !fits(r, NULL, b->rqmode))) {
-		reply(d, r, &b->id, WIRE_LKR_DONE, -EAGAIN, LK_NONE, false);
+		reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, -EAGAIN, LK_NONE, false);
 		free(b);
 		return;
 	}
@@ -281,10 +283,13 @@ static void op_convert(struct dsmd *d, struct lres *r,
 
 	if (!b) {
 		if (!lock_find_in(&r->converting, &o->id))
-			reply(d, r, &o->id, WIRE_LKR_DONE, -ENOLCK, LK_NONE,
+			reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -ENOLCK, LK_NONE,
 			      false);
 		return;
 	}
+	if ((int32_t)(o->seq - b->opseq) <= 0)
+		return; /* applied already: sent again after a death */
+	b->opseq = o->seq;
 	b->rqmode = o->rqmode;
 	b->flags = (uint8_t)((b->flags & ~WIRE_LKF_VALBLK) |
 			     (o->flags & WIRE_LKF_VALBLK));
@@ -294,7 +299,7 @@ static void op_convert(struct dsmd *d, struct lres *r,
 		b->grmode = b->rqmode;
 		b->rqmode = LK_NONE;
 		b->bast_mode = LK_NONE;
-		reply(d, r, &b->id, WIRE_LKR_DONE, 0, b->grmode,
+		reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, 0, b->grmode,
 		      (b->flags & WIRE_LKF_VALBLK) && b->grmode >= DSM_LK_PR);
 		return;
 	}
@@ -302,7 +307,7 @@ static void op_convert(struct dsmd *d, struct lres *r,
 	    (lock_recovering(d) || !list_empty(&r->converting) ||
 	     !fits(r, b, b->rqmode))) {
 		b->rqmode = LK_NONE;
-		reply(d, r, &b->id, WIRE_LKR_DONE, -EAGAIN, b->grmode, false);
+		reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, -EAGAIN, b->grmode, false);
 		return;
 	}
 	list_del(&b->link);
@@ -319,7 +324,7 @@ static void op_unlock(struct dsmd *d, struct lres *r,
 		write_lvb(r, b, o);
 		free(b);
 	}
-	reply(d, r, &o->id, WIRE_LKR_UNLOCKED, 0, LK_NONE, false);
+	reply(d, r, &o->id, o->seq, WIRE_LKR_UNLOCKED, 0, LK_NONE, false);
 }
 
 static void op_cancel(struct dsmd *d, struct lres *r,
@@ -328,34 +333,53 @@ static void op_cancel(struct dsmd *d, struct lres *r,
 	struct lkb *b = lock_find_in(&r->waiting, &o->id);
 	int status = o->status < 0 ? o->status : -ECANCELED;
 
+	if (b && b->opseq != o->seq)
+		return; /* of an operation that ended: its answer went */
 	if (b) {
 		list_del(&b->link);
-		reply(d, r, &b->id, WIRE_LKR_DONE, status, LK_NONE, false);
+		reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, status, LK_NONE, false);
 		free(b);
 		return;
 	}
 	b = lock_find_in(&r->converting, &o->id);
-	if (b) {
+	if (b && b->opseq == o->seq) {
 		/* A conversion that fails keeps the granted mode. */
 		list_del(&b->link);
 		b->rqmode = LK_NONE;
 		list_add_tail(&r->granted, &b->link);
-		reply(d, r, &b->id, WIRE_LKR_DONE, status, b->grmode, false);
+		reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, status, b->grmode, false);
 	}
 	/* Else it was granted first: the grant is the answer. */
 }
 
-/* A survivor's lock on a resource whose master died.  Survivors held
- * their locks beside each other, so a mode that does not fit beside those
- * already rebuilt is a broken or hostile peer's: refused, counted. */
+/* A survivor's lock after a death (recover.c): the mode its owner holds,
+ * and the operation it has under way (its seq), which may have died on
+ * its way with the dead node. */
 static void op_rebuild(struct dsmd *d, struct lres *r,
 		       const struct wire_lock_op *o)
 {
-	struct lkb *b;
+	struct lkb *b = find_any(r, &o->id);
+	struct wire_lock_op redo = *o;
 
-	/* Every survivor sends every lock it holds, wherever its master is;
-	 * a master that had the resource all along has them all already. */
-	if (!r->rebuilding || find_any(r, &o->id))
+	if (!r->rebuilding) {
+		/* A master that had the resource all along has every lock;
+		 * a request or conversion it has not seen died on its way:
+		 * made again here.  (A request that came and went since is
+		 * made again too: its grant goes to an owner that no longer
+		 * has the lock, which gives it back, owner.c.) */
+		if (!b && o->grmode == LK_NONE) {
+			redo.op = WIRE_LOCK_NEW;
+			op_new(d, r, &redo);
+		} else if (b && o->grmode != LK_NONE && o->rqmode != LK_NONE) {
+			redo.op = WIRE_LOCK_CONVERT;
+			op_convert(d, r, &redo);
+		}
+		return;
+	}
+	/* Adopted here: survivors held their locks beside each other, so a
+	 * mode that does not fit beside those already rebuilt is a broken or
+	 * hostile peer's: refused, counted. */
+	if (b)
 		return;
 	if (o->grmode != LK_NONE && !fits(r, NULL, o->grmode)) {
 		log_once(d->proto_logged, LOG_WARN,
@@ -369,6 +393,7 @@ static void op_rebuild(struct dsmd *d, struct lres *r,
 	b = lock_lkb_new(&o->id, o->grmode, o->rqmode, o->flags);
 	if (!b)
 		return;
+	b->opseq = o->seq;
 	if (b->grmode == LK_NONE)
 		list_add_tail(&r->waiting, &b->link);
 	else if (b->rqmode != LK_NONE)
@@ -422,7 +447,7 @@ static void serve(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 
 static void park(struct lres *r, int from, const struct wire_lock_op *o)
 {
-	if (!r->named)
+	if (!r->named && o->name_len)
 		name_matches(r, o); /* the key is the name's: checked */
 	lock_pend_keep(&r->parked, from, o);
 	if (o->route.epoch > r->seen_epoch)
@@ -469,7 +494,8 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 	struct lres *r;
 	int next;
 
-	r = lock_res_get(d, o->key, true);
+	/* A release by key alone follows a resource this node knows of. */
+	r = lock_res_get(d, o->key, o->name_len != 0);
 	if (!r)
 		return;
 	/* A survivor's lock, sent here as to the resource's recovery master:
@@ -508,7 +534,8 @@ static int check_op(const struct dsmd *d, int from, const struct wire_lock_op *o
 
 	if (!o->key || o->op < WIRE_LOCK_NEW || o->op >= WIRE_LOCK_OPCODE_MAX ||
 	    (o->flags & ~WIRE_LKF_ALL) || o->id.node >= d->cfg.nnodes ||
-	    o->name_len == 0 || o->name_len > WIRE_LOCK_NAME_MAX ||
+	    (o->name_len == 0 && o->op != WIRE_LOCK_UNLOCK) ||
+	    o->name_len > WIRE_LOCK_NAME_MAX ||
 	    (mode_needed && o->rqmode >= WIRE_LK_MODES) ||
 	    (o->grmode >= WIRE_LK_MODES && o->grmode != LK_NONE) ||
 	    (o->rqmode >= WIRE_LK_MODES && o->rqmode != LK_NONE) ||
@@ -518,7 +545,8 @@ static int check_op(const struct dsmd *d, int from, const struct wire_lock_op *o
 	     ((o->grmode == LK_NONE && o->rqmode == LK_NONE) ||
 	      !o->reserved || o->reserved - 1 == d->cfg.node)) ||
 	    home_route_check(d, from, &o->route) ||
-	    lock_key(o->parent, o->name, o->name_len) != o->key)
+	    (o->name_len &&
+	     lock_key(o->parent, o->name, o->name_len) != o->key))
 		return -EINVAL;
 	return 0;
 }

@@ -66,6 +66,7 @@ void lock_fill_op(struct dsmd *d, const struct llock *l, unsigned op,
 		       .node = (uint16_t)d->cfg.node},
 		.op = op, .flags = l->flags, .grmode = l->grmode,
 		.rqmode = l->rqmode, .name_len = l->name_len,
+		.seq = l->opseq,
 		.route = {.origin = (uint16_t)d->cfg.node},
 	};
 	memcpy(o->name, l->name, l->name_len);
@@ -190,6 +191,7 @@ static void finish(struct dsmd *d, struct llock *l, int status,
 			 * now that the master has answered. */
 			l->flags = WIRE_LKF_DIED;
 			l->state = LS_UNLOCKING;
+			l->opseq++;
 			lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
 			return;
 		}
@@ -216,6 +218,22 @@ static bool reply_ok(const struct dsmd *d, const struct wire_lock_reply *rp)
 	       !(rp->kind == WIRE_LKR_BAST && rp->mode >= WIRE_LK_MODES);
 }
 
+/* A grant of a lock this node does not have (handles are never used
+ * twice): a request sent again after a death that reached its master
+ * after the lock had gone (recover.c).  Given back at once, by key. */
+static void release_ghost(struct dsmd *d, int from,
+			  const struct wire_lock_reply *rp)
+{
+	struct wire_lock_op o = {.key = rp->key, .id = rp->id,
+				 .op = WIRE_LOCK_UNLOCK, .seq = UINT32_MAX,
+				 .route = {.origin = (uint16_t)d->cfg.node}};
+
+	log_debug("lock %016llx: granted lock %llu is not ours: given back",
+		  (unsigned long long)rp->key,
+		  (unsigned long long)rp->id.handle);
+	node_send(d, from, WIRE_LOCK_OP, 0, &o, sizeof(o));
+}
+
 void lock_on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 {
 	struct llock *l = lock_by_handle(d, rp->id.handle);
@@ -226,8 +244,14 @@ void lock_on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 	}
 	/* A search's answer comes from the master of the resource where the
 	 * cycle closed, which need not be this lock's. */
+	if (!l && rp->kind == WIRE_LKR_DONE && !rp->status) {
+		release_ghost(d, from, rp);
+		return;
+	}
 	if (!l || (l->key != rp->key && rp->kind != WIRE_LKR_DEADLOCK))
 		return; /* a late answer for a lock that is gone */
+	if (rp->kind == WIRE_LKR_DONE && rp->seq != l->opseq)
+		return; /* an answer to an operation already answered */
 	if (rp->kind != WIRE_LKR_DEADLOCK) {
 		l->master = (int16_t)from;
 		home_learn(d, &home_lock_kind, rp->key, from, rp->epoch);

@@ -880,6 +880,279 @@ static int test_unread_client_cut_off(void)
 	return 0;
 }
 
+/* A resource moves with its granted locks, and their owners learn of it
+ * only from the next answer.  When the node it moved to dies, a holder
+ * that still believes in the old master must rebuild its lock all the
+ * same: node 1 holds PR on a resource that moved from node 0 to node 2,
+ * node 2 dies, and node 0's EX must not be granted beside that PR.
+ * (Before, node 1 rebuilt only locks whose master it knew dead; node 0
+ * adopted the resource empty and granted EX.) */
+static int test_moved_master_dies(void)
+{
+	struct proc *a, *b, *c;
+	uint64_t la, lb, lc;
+	const char *r;
+
+	static const struct wire_policy moving = {
+		.migrate = 1, .share_pct = 60, .min_requests = 4,
+		.window_ms = 1000, .load_pct = 200};
+
+	CHECK(lsetup_policy(3, &moving) == 0);
+	r = name_on(0, "mm");
+	a = proc_new(1);
+	b = proc_new(0);
+	c = proc_new(2);
+	CHECK(lock_now(a, &la, DSM_LK_PR, 0, r) == 0);
+	fake_now += 2000;
+	for (int i = 0; i < 8 && master_of(r) != 2; i++) {
+		CHECK(lock_now(c, &lc, DSM_LK_PR, 0, r) == 0);
+		CHECK(unlock_now(c, lc) == 0);
+	}
+	CHECK(master_of(r) == 2);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	CHECK(lock_now(b, &lb, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(lock_now(b, &lb, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == 0);
+	return 0;
+}
+
+/* A request lost with a dead node is made again at the master that had
+ * the resource all along.  A resource of node 2 moved to node 1; node 0,
+ * which does not know, sends its request to node 2 as node 2 dies (the
+ * send fails).  Node 0's REBUILD of the waiting lock reaches node 1,
+ * which has no such lock: it is queued there as the request, and granted
+ * once node 1's process lets go.  (Before, node 1 dropped the REBUILD as
+ * a lock it had all along, and the request waited for ever.) */
+static int test_request_lost_moved(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, req;
+	const char *r;
+
+	static const struct wire_policy moving = {
+		.migrate = 1, .share_pct = 60, .min_requests = 4,
+		.window_ms = 1000, .load_pct = 200};
+
+	CHECK(lsetup_policy(3, &moving) == 0);
+	r = name_on(2, "rl");
+	a = proc_new(0);
+	b = proc_new(1);
+	fake_now += 2000;
+	for (int i = 0; i < 8 && master_of(r) != 1; i++) {
+		CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
+		CHECK(unlock_now(b, lb) == 0);
+	}
+	CHECK(master_of(r) == 1);
+	CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	req = lock_req(a, &la, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(a, req, NULL) == 1);
+	CHECK(unlock_now(b, lb) == 0);
+	CHECK(result(a, req, NULL) == 0);
+	CHECK(lock_now(b, &lb, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	return 0;
+}
+
+/* A grant of a lock its owner no longer has is given back.  A request
+ * sent again after a death may reach a master that already granted and
+ * released it (recover.c): node 0's lock on a resource of node 1 comes and
+ * goes, then node 2 dies and a REBUILD of that lock as a waiting request
+ * reaches node 1, which grants it again.  Node 0 has no such lock: it
+ * releases it by key, and node 1's process gets EX at once. */
+static int test_ghost_given_back(void)
+{
+	struct wire_lock_op o;
+	struct proc *a, *b;
+	uint64_t la, lb;
+	const char *r;
+	struct llock *l;
+
+	lsetup(3);
+	r = name_on(1, "gh");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_EX, 0, r) == 0);
+	l = lock_by_lkid(a->c.lk, la);
+	CHECK(l != NULL);
+	lock_fill_op(&tc.d[0], l, WIRE_LOCK_REBUILD, &o);
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	o.grmode = LK_NONE; /* as it was while it waited */
+	o.rqmode = DSM_LK_EX;
+	o.reserved = 3; /* node 2, dead */
+	{
+		uint64_t bad = st(1)->bad_msgs;
+
+		xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+		pump();
+		CHECK(st(1)->bad_msgs == bad);
+	}
+	CHECK(lock_now(b, &lb, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == 0);
+	return 0;
+}
+
+/* A process that goes while its request waits: the request is cancelled,
+ * and nothing is left at the master for it.  Node 1's process asks EX on
+ * a resource node 0 holds in EX, then goes; once node 0 releases, node
+ * 0's next EX is granted, and the master holds no lock for node 1.  (The
+ * release sent at once, as before, could overtake the request when the
+ * master moved between the two, and the request was then granted to
+ * nobody: fuzz/regress/proto/lock-granted-not-held.min.) */
+static int test_gone_while_waiting(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, req;
+	const char *r;
+
+	lsetup(2);
+	r = name_on(0, "gw");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_EX, 0, r) == 0);
+	req = lock_req(b, &lb, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(b, req, NULL) == 1);
+	lock_client_gone(&tc.d[1], &b->c);
+	pump();
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == 0);
+	{
+		uint64_t key = lock_key(0, r, strlen(r));
+		struct lres *res = lock_res_get(&tc.d[0], key, false);
+		const struct lkb *x;
+		unsigned n = 0;
+
+		CHECK(res != NULL);
+		list_for_each(x, &res->granted, link)
+			CHECK(x->id.node == 0 && ++n == 1);
+		CHECK(list_empty(&res->waiting) &&
+		      list_empty(&res->converting));
+	}
+	return 0;
+}
+
+/* A REBUILD is a survivor's lock for a resource whose master died: one
+ * that names no death, or whose mode does not fit beside those filed, is
+ * refused and counted, never granted; one for a resource that is not
+ * being rebuilt here is not filed.  Node 0 holds "x" in EX (master 1);
+ * node 2 claims another EX lock on it by REBUILD, naming no death, then
+ * naming one that did not happen.  Then node 1 dies: node 2 rebuilds "x"
+ * with node 0's EX, and a REBUILD that comes after is not filed.  (One
+ * that does not fit while the resource is rebuilt: the inputs of
+ * fuzz/regress/proto named lock-rebuild-*.) */
+static int test_rebuild_checked(void)
+{
+	struct wire_lock_op o;
+	struct proc *a;
+	uint64_t la, bad;
+	const char *x;
+	struct lres *res;
+	const struct lkb *b;
+	unsigned n = 0;
+
+	lsetup(3);
+	x = name_on(1, "rb");
+	a = proc_new(0);
+	CHECK(lock_now(a, &la, DSM_LK_EX, 0, x) == 0);
+	o = (struct wire_lock_op){.op = WIRE_LOCK_REBUILD, .grmode = DSM_LK_EX,
+				  .rqmode = LK_NONE,
+				  .id = {.node = 2, .owner = 1, .handle = 77},
+				  .name_len = (uint8_t)strlen(x),
+				  .route = {.origin = 2}};
+	memcpy(o.name, x, o.name_len);
+	o.key = lock_key(0, x, o.name_len);
+	bad = st(1)->bad_msgs;
+	xport_send(tc.d[2].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o)); /* no death */
+	pump();
+	CHECK(st(1)->bad_msgs - bad == 1);
+	o.reserved = 1; /* names node 0 dead: kept until it is, which it is not */
+	xport_send(tc.d[2].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	pump();
+	res = lock_res_get(&tc.d[1], o.key, false);
+	CHECK(res != NULL);
+	list_for_each(b, &res->granted, link)
+		CHECK(b->id.node == 0 && ++n == 1);
+	/* Node 1 dies: node 2 adopts "x" (the first live node after 1) and
+	 * files node 0's EX; another EX by REBUILD does not fit. */
+	CHECK(xport_mock_kill(tc.f, 1) == 0);
+	pump();
+	CHECK(home_is_master(&tc.d[2], o.key,
+			     home_lock_kind.get(&tc.d[2], o.key, false)));
+	bad = st(2)->bad_msgs;
+	o.reserved = 2; /* node 1, dead */
+	o.id.node = 0;
+	o.id.handle = 78;
+	o.route.origin = 0;
+	xport_send(tc.d[0].x, 2, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	pump();
+	CHECK(st(2)->bad_msgs == bad); /* not adopting any more: ignored */
+	res = lock_res_get(&tc.d[2], o.key, false);
+	CHECK(res != NULL);
+	n = 0;
+	list_for_each(b, &res->granted, link)
+		CHECK(b->id.node == 0 && b->id.handle != 78 && ++n == 1);
+	return 0;
+}
+
+/* How many searches an owner of node 1 passed on for one probe: the
+ * probe is delivered alone, and the SEARCHes it makes (to node 1 itself,
+ * the master here) are counted on node 1's queue to itself. */
+static unsigned probe_passes(const struct wire_lock_probe *pb)
+{
+	const struct kept *k;
+	unsigned n = 0;
+
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_PROBE, 0, pb, sizeof(*pb));
+	while (xport_progress(tc.d[1].x) > 0)
+		;
+	list_for_each(k, &tc.d[1].self_q, link)
+		n += k->type == WIRE_LOCK_OP;
+	pump();
+	return n;
+}
+
+/* Each owner passes a deadlock search on once, however many paths lead
+ * there, and never an origin's older one.  An owner remembered only the
+ * last 16 searches it passed on, so with more crossing it the ring forgot
+ * them and searches went round and multiplied (fuzz_proto found a storm
+ * of 13,097 LOCK_OPs from three processes).  Process h waits on a lock g
+ * holds; probes reach h from origin A, then from 20 others, then from A
+ * again. */
+static int test_search_once(void)
+{
+	struct wire_lock_probe pb = {.origin = {.node = 0, .owner = 500,
+						.handle = 1},
+				     .seq = 1, .hops = 1};
+	struct proc *g, *h;
+	uint64_t lg, lh, req;
+	const char *r;
+
+	lsetup(2);
+	r = name_on(1, "so");
+	g = proc_new(1);
+	h = proc_new(1);
+	CHECK(lock_now(g, &lg, DSM_LK_EX, 0, r) == 0);
+	req = lock_req(h, &lh, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(h, req, NULL) == 1);
+	pb.target = h->c.lk->id;
+	CHECK(probe_passes(&pb) == 1);
+	CHECK(probe_passes(&pb) == 0);        /* the same search again */
+	for (unsigned i = 0; i < 20; i++) {
+		struct wire_lock_probe other = pb;
+
+		other.origin.handle = 100 + i;
+		CHECK(probe_passes(&other) == 1);
+	}
+	CHECK(probe_passes(&pb) == 0);        /* still remembered */
+	pb.seq = 0;
+	CHECK(probe_passes(&pb) == 0);        /* older than one passed on */
+	pb.seq = 2;
+	CHECK(probe_passes(&pb) == 1);        /* the origin's next search */
+	CHECK(result(h, req, NULL) == 1);     /* no deadlock: h waits on */
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"matrix", test_matrix},
 	{"queue_order", test_queue_order},
@@ -899,6 +1172,12 @@ static const struct test_case tests[] = {
 	{"unread_client_cut_off", test_unread_client_cut_off},
 	{"moves_to_user", test_moves_to_user},
 	{"bad_messages", test_bad_messages},
+	{"moved_master_dies", test_moved_master_dies},
+	{"request_lost_moved", test_request_lost_moved},
+	{"ghost_given_back", test_ghost_given_back},
+	{"gone_while_waiting", test_gone_while_waiting},
+	{"rebuild_checked", test_rebuild_checked},
+	{"search_once", test_search_once},
 };
 
 TEST_MAIN(tests, lteardown)
