@@ -840,6 +840,85 @@ static int test_peer_holder_dies_after(void)
 	return 0;
 }
 
+/* A fault on a page whose master died, with no live node left to ask:
+ * the lookup ends at once, inside the fault's own call, and the fault
+ * must already be waiting to hear it (it was queued after the request
+ * went, and waited for ever on a transaction already closed). */
+static int test_lookup_with_nobody(void)
+{
+	uint64_t page = 5; /* master 1 of 2 */
+
+	CHECK(setup(2, 0) == 0);
+	pump();
+	CHECK(xport_mock_kill(tc.f, 1) == 0);
+	pump();
+	fault(0, page, RD);
+	CHECK(st(0)->lost_faults == 1 && !busy(0, page));
+	teardown();
+	return 0;
+}
+
+/* The holder dies after the reader installed its copy but before the
+ * master read the reader's notice, and another sharer keeps the page:
+ * the reader's copy is of the current version, so the notice lists it,
+ * and the next write takes it.  (Before, the notice of a dead giver was
+ * dropped: nobody knew of the reader's copy, and node 3's write was
+ * granted while node 2 kept reading the old page.) */
+static int test_peer_holder_dies_sharer_left(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 74);
+	fault(3, page, RD); /* through the master: S at 0 and 3 */
+	pump();
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 9);
+	fault(2, page, RD);
+	step(0); /* node 0 serves it directly */
+	CHECK(st(0)->peer_served == 1);
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	step(1); /* the master hears of the death first */
+	CHECK(entry(page)->state == WIRE_PS_S && entry(page)->sharers == 8);
+	pump();  /* node 2 installs; its notice names a dead giver */
+	CHECK(holds(2, page, 74) && state(2, page) == WIRE_PS_S);
+	CHECK(entry(page)->sharers == 12);
+	fault(3, page, WP);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	teardown();
+	return 0;
+}
+
+/* As above, but node 3 writes before the notice comes: a listed holder
+ * died, so that write invalidates every live node (the dead one may have
+ * given copies nobody lists), and the notice, of an older version, has
+ * the master drop the reader's copy if it is still there (INV_STRAY). */
+static int test_peer_holder_dies_then_write(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 75);
+	fault(3, page, RD);
+	pump();
+	fault(2, page, RD);
+	step(0);
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	step(1);
+	CHECK(entry(page)->strays);
+	fault(3, page, WP);
+	step(3);
+	step(1); /* the write is served before node 2's notice is read */
+	CHECK(!entry(page)->strays);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	CHECK(entry(page)->state == WIRE_PS_M && entry(page)->owner == 3);
+	teardown();
+	return 0;
+}
+
 /* A copy got directly is not given on: the node holding it passes a read
  * miss sent to it to the master. */
 static int test_peer_copy_not_given_on(void)
@@ -1001,6 +1080,9 @@ static const struct test_case tests[] = {
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
 	{"peer_holder_dies_after", test_peer_holder_dies_after},
+	{"peer_holder_dies_sharer_left", test_peer_holder_dies_sharer_left},
+	{"lookup_with_nobody", test_lookup_with_nobody},
+	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
 };

@@ -287,6 +287,34 @@ static int test_dead_forwarder(void)
 	return 0;
 }
 
+/* A request passed on to the master as it dies: the requester, which
+ * sent it to another node, asks again when it sees the death, and its
+ * fault ends (the entry died with its master: SIGBUS), it does not wait
+ * for ever.  Node 3 asks the home (1), which passes the request on to
+ * node 2, where the entry went; node 2 dies with the request unread. */
+static int test_passed_to_dying(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	uint64_t fw;
+
+	CHECK(moved_to(4, 2, 0, page) == 0);
+	CHECK(dir_master(&tc.d[3], page) == 1);
+	fw = st(1)->forwards;
+	fault(3, page, RD);
+	while (node_run_self(&tc.d[3]))
+		;
+	xport_progress(tc.d[3].x);
+	for (int i = 0; i < 4 && st(1)->forwards == fw; i++)
+		xport_progress(tc.d[1].x); /* forwarded to node 2 */
+	CHECK(st(1)->forwards == fw + 1);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	CHECK(!busy(3, page) && st(3)->lost_faults == 1);
+	CHECK(st(3)->who_has_broadcasts == 1);
+	teardown();
+	return 0;
+}
+
 /* A request forwarded twice (home 1 -> 2 -> 3): the master tells both
  * forwarders where it is, so the next request from either goes straight
  * there. */
@@ -493,6 +521,7 @@ static const struct test_case tests[] = {
 	{"dead_forwarder", test_dead_forwarder},
 	{"chain_compressed", test_chain_compressed},
 	{"first_touch", test_first_touch},
+	{"passed_to_dying", test_passed_to_dying},
 	{"random_moves", test_random_moves},
 	{"policy_everywhere", test_policy_everywhere},
 	{"bad_migrate", test_bad_migrate},
