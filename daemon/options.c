@@ -52,6 +52,8 @@ static void usage(FILE *f)
 "                          are refused and counted      (DSM_MAX_CLIENTS)\n"
 "      --max-regions N     regions live at once (node 0), default 65536;\n"
 "                          more fail with ENOSPC       (DSM_MAX_REGIONS)\n"
+"      --max-named N       named regions one process may have open,\n"
+"                          default 64; more fail with EMFILE (DSM_MAX_NAMED)\n"
 "      --max-locks N       locks one process may hold or ask for, default\n"
 "                          65536; more fail with EDQUOT  (DSM_MAX_LOCKS)\n"
 "      --max-lock-queue N  locks on one resource, default 65536; more fail\n"
@@ -143,6 +145,8 @@ static const struct opt opts[] = {
 	 1 << 20, CFG(max_clients)},
 	{"max-regions", 0, "DSM_MAX_REGIONS", "max regions", OPT_UINT, 1,
 	 1 << 24, CFG(max_regions)},
+	{"max-named", 0, "DSM_MAX_NAMED", "max named", OPT_UINT, 1, 1 << 20,
+	 CFG(max_named)},
 	{"max-locks", 0, "DSM_MAX_LOCKS", "max locks", OPT_UINT, 1, 1 << 24,
 	 CFG(max_locks)},
 	{"max-lock-queue", 0, "DSM_MAX_LOCK_QUEUE", "max lock queue", OPT_UINT,
@@ -385,7 +389,8 @@ static const struct dsmd_config defaults = {
 		   .load_pct = 200},
 	.deadlock_ms = LOCK_DEADLOCK_MS,
 	.client_queue_kb = CLIENT_OUT_MAX >> 10, .max_clients = DSMD_MAX_CLIENTS,
-	.max_regions = DSMD_MAX_REGIONS, .max_locks = DSMD_MAX_LOCKS, .max_lock_queue = DSMD_MAX_LOCK_QUEUE,
+	.max_regions = DSMD_MAX_REGIONS, .max_named = DSMD_MAX_NAMED,
+	.max_locks = DSMD_MAX_LOCKS, .max_lock_queue = DSMD_MAX_LOCK_QUEUE,
 };
 
 /* getopt_long's table from ours, plus node, count, verbose and help. */

@@ -101,7 +101,8 @@ DSM_API int dsm_free(void *addr);
  * with (or be 0 to accept it).  NULL and errno: ENOENT (no such name and
  * no DSM_CREATE), EEXIST (DSM_CREATE|DSM_EXCL and it exists), EINVAL (bad
  * name, flags or size, or size differs from the region's), ENOMEM,
- * EMFILE (this process has 64 named regions open), ENOSPC (dsmd's
+ * EMFILE (this process has dsmd's --max-named, by default 64, named
+ * regions open), ENOSPC (dsmd's
  * --max-regions regions exist), EHOSTDOWN (node 0, which
  * keeps the regions, died), ENOTCONN.  What a process leaves open when it
  * ends is closed for it. */

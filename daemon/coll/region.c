@@ -380,9 +380,29 @@ static int region_ipc(struct dsmd *d, struct app *a, uint64_t req_id,
 	/* A process closes what it opened, and holds a bounded number. */
 	if (op.op == WIRE_REGION_CLOSE && named_index(a, op.addr) < 0)
 		return -EINVAL;
-	if (op.op == WIRE_REGION_OPEN && a->nnamed == DSMD_NAMED_PER_APP) {
-		d->refused.regions++;
-		return -EMFILE;
+	if (op.op == WIRE_REGION_OPEN) {
+		unsigned max = d->cfg.max_named ? d->cfg.max_named
+						: DSMD_MAX_NAMED;
+
+		if (a->nnamed >= max) {
+			d->refused.regions++;
+			return -EMFILE;
+		}
+		/* Room for the answer's address, made before it is asked. */
+		if (a->nnamed == a->named_cap) {
+			unsigned cap = a->named_cap ? 2 * a->named_cap : 8;
+			uint64_t *n;
+
+			if (cap > max)
+				cap = max;
+			n = realloc(a->named, cap * sizeof(*n));
+			if (!n) {
+				d->refused.nomem++;
+				return -ENOMEM;
+			}
+			a->named = n;
+			a->named_cap = cap;
+		}
 	}
 	/* The reply finds this process by the tag. */
 	a->region_open = op.op == WIRE_REGION_OPEN;

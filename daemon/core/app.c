@@ -33,6 +33,7 @@ void app_put(struct app *a)
 		return;
 	if (a->pidfd >= 0)
 		close(a->pidfd);
+	free(a->named);
 	free(a);
 }
 

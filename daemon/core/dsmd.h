@@ -55,6 +55,8 @@ struct dsmd_config {
 	unsigned max_clients;   /* connections served at once */
 	unsigned max_regions;   /* node 0: regions live at once (0:
 				   DSMD_MAX_REGIONS) */
+	unsigned max_named;     /* named regions one process has open, at
+				   most (0: DSMD_MAX_NAMED) */
 	unsigned max_locks;     /* locks one process holds or asks, at most
 				   (0: DSMD_MAX_LOCKS) */
 	unsigned max_lock_queue; /* locks on one resource this node masters,
@@ -251,8 +253,8 @@ bool client_count_refusal(struct dsmd *d);
 void client_refuse(struct dsmd *d, struct client *c, const char *why);
 
 /* Named regions one process may have open at once (dsm_open without
- * dsm_close): each is a reference node 0 holds for it. */
-#define DSMD_NAMED_PER_APP 64
+ * dsm_close), by default: each is a reference node 0 holds for it. */
+#define DSMD_MAX_NAMED 64
 
 /* A process attached to this node (IPC_ATTACH on a client of kind APP).
  * Referenced by its client and by whatever waits on its behalf (a queued
@@ -274,8 +276,8 @@ struct app {
 	uint64_t coll_seq_tag;  /* its region request's tag at node 0 */
 	/* Named regions it has open (their addresses, once per dsm_open),
 	 * closed for it when it goes. */
-	uint64_t named[DSMD_NAMED_PER_APP];
-	unsigned nnamed;
+	uint64_t *named;
+	unsigned nnamed, named_cap;
 	bool region_open;       /* its request in flight: an open, or */
 	uint64_t region_addr;   /* the close of this address */
 };

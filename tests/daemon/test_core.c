@@ -507,11 +507,28 @@ static int test_named_region_refs(void)
 	other = addr;
 	CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, "", &other) == -EINVAL);
 	CHECK(region_at(d, addr, true) != NULL);
+	/* Past --max-named a process opens no more, until it closes one. */
+	d->cfg.max_named = 3;
+	for (int i = 0; i < 3; i++)
+		CHECK(region_req(d, fds[1], WIRE_REGION_OPEN, "grid",
+				 &other) == 0 && other == addr);
+	CHECK(region_req(d, fds[1], WIRE_REGION_OPEN, "grid", &other) ==
+	      -EMFILE);
+	CHECK(d->refused.regions == 1);
+	other = addr;
+	CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, "", &other) == 0);
+	CHECK(region_req(d, fds[1], WIRE_REGION_OPEN, "grid", &other) == 0);
+	for (int i = 0; i < 3; i++) {
+		other = addr;
+		CHECK(region_req(d, fds[1], WIRE_REGION_CLOSE, "", &other) ==
+		      0);
+	}
+	d->cfg.max_named = 0;
 	/* Past --max-regions none is made. */
 	d->cfg.max_regions = 1;
 	CHECK(region_req(d, fds[1], WIRE_REGION_OPEN, "more", &other) ==
 	      -ENOSPC);
-	CHECK(d->refused.regions == 1);
+	CHECK(d->refused.regions == 2);
 	/* Rank 0 dies with it open. */
 	close(fds[0]);
 	fds[0] = -1;
