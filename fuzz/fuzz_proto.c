@@ -1154,7 +1154,21 @@ static void taint_msg(const void *msg, size_t len)
 			taint_key(first);
 		break;
 	}
-	case WIRE_LOCK_OP:
+	case WIRE_LOCK_OP: {
+		struct wire_lock_op o;
+
+		taint_key(first);
+		if (m.body_len < sizeof(o))
+			break;
+		memcpy(&o, m.body, sizeof(o));
+		if (o.reserved) {
+			/* It names a death: a death report, as below. */
+			R.all_keys_tainted = true;
+			R.all_pages_tainted = true;
+			R.data_tainted = true;
+		}
+		break;
+	}
 	case WIRE_LOCK_REPLY:
 		taint_key(first);
 		break;

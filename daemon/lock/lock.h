@@ -62,6 +62,7 @@ bool lock_same_lock(const struct wire_lock_id *a,
 #define LK_SEEN_MAX 4096u    /* searches an owner remembers passing on */
 #define LK_PACK_MAX 96u      /* locks a resource may hold and still move */
 #define LK_ADOPT_TOKEN UINT64_MAX /* home_ask() token: an adoption lookup */
+#define LK_EARLY_MAX 4096u   /* ops kept for a death not seen here */
 
 extern const struct home_kind home_lock_kind;
 
@@ -190,6 +191,7 @@ struct lockmgr {
 						recovering (master.c) */
 	struct list early;                   /* struct lpend: ops naming a
 						death not yet seen here */
+	unsigned nearly;                     /* on early: LK_EARLY_MAX */
 };
 
 static inline bool lock_waits(const struct llock *l)
@@ -209,9 +211,9 @@ void lock_llock_add(struct dsmd *d, struct lclient *lc, struct llock *l);
 /* l no longer counts as its parent's child. */
 void lock_drop_parent(struct llock *l);
 void lock_llock_free(struct dsmd *d, struct llock *l);
-/* A copy of o from `from` at the end of q (dropped, logged, when out of
- * memory). */
-void lock_pend_keep(struct list *q, int from, const struct wire_lock_op *o);
+/* A copy of o from `from` at the end of q; false when out of memory (it
+ * is dropped, logged). */
+bool lock_pend_keep(struct list *q, int from, const struct wire_lock_op *o);
 void lock_pends_free(struct list *q);
 
 /* owner.c */

@@ -562,10 +562,21 @@ void lock_on_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 		return;
 	}
 	if (dead >= 0 && dead != d->cfg.node && !(lk->dead & lock_bit(dead))) {
-		/* The sender saw a death this node has not seen yet: keep
-		 * it until it has, so it is not sent to the dead node. */
-		lock_pend_keep(&lk->early, from, o);
-		return;
+		/* The sender saw a death this node has not seen yet.  A
+		 * death one member saw is every member's (as for RECOVERED,
+		 * lock.c): this node declares it too, and the operation goes
+		 * on.  If the death does not take (the sender is no live
+		 * member), it waits for it, a bounded number at most. */
+		cluster_reported_dead(d, dead, from);
+		if (!(lk->dead & lock_bit(dead))) {
+			if (lk->nearly >= LK_EARLY_MAX) {
+				d->st.bad_msgs++;
+				return;
+			}
+			if (lock_pend_keep(&lk->early, from, o))
+				lk->nearly++;
+			return;
+		}
 	}
 	if (lock_recovering(d) && o->op != WIRE_LOCK_REBUILD) {
 		lock_pend_keep(&lk->held, from, o);

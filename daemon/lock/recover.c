@@ -117,7 +117,7 @@ static void drop_node_locks(struct dsmd *d, int node)
 static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
 		    int where)
 {
-	int to = lock_recovery_master(d, l->key);
+	int to = where == d->cfg.node ? where : lock_recovery_master(d, l->key);
 	struct wire_lock_op o;
 
 	if (r && (where == node || l->master == node)) {
@@ -145,7 +145,9 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
  * goes to the resource's recovery master: what the dead node mastered is
  * rebuilt from them, and owners do not always know it was the master (a
  * resource moves with its granted locks, and they learn of it only from
- * the next answer).  A release not answered yet is sent again, through
+ * the next answer).  One whose request or conversion is under way on a
+ * resource this node masters goes here: the request may have been sent
+ * to the dead node before the resource arrived.  A release not answered yet is sent again, through
  * the recovery master if its master is dead: the resource may have moved
  * on to a live node before the death (a release twice is harmless; one
  * that reaches a rebuilt resource finds nothing and is answered). */
@@ -162,13 +164,9 @@ static void rebuild_owned(struct dsmd *d, int node)
 			int where = home_where(d, l->key, r ? &r->h : NULL,
 					       &epoch);
 
-			if (l->state == LS_UNLOCKING) {
-				if (where != d->cfg.node)
-					lock_owner_send(d, l, WIRE_LOCK_UNLOCK,
-							0);
-				continue;
-			}
-			if (where != d->cfg.node)
+			if (l->state == LS_UNLOCKING)
+				lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
+			else if (where != d->cfg.node || lock_waits(l))
 				rebuild(d, l, r, node, where);
 		}
 	}
@@ -204,6 +202,7 @@ static void replay_early(struct dsmd *d, int node)
 	list_for_each_safe(p, tmp, &q, link) {
 		list_del(&p->link);
 		if ((int)p->op.reserved - 1 == node) {
+			lk->nearly--;
 			lock_on_op(d, p->from, &p->op);
 			free(p);
 		} else {

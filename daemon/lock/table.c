@@ -172,17 +172,18 @@ void lock_llock_free(struct dsmd *d, struct llock *l)
 
 /* ---------------------------------------------------------------------- */
 
-void lock_pend_keep(struct list *q, int from, const struct wire_lock_op *o)
+bool lock_pend_keep(struct list *q, int from, const struct wire_lock_op *o)
 {
 	struct lpend *p = calloc(1, sizeof(*p));
 
 	if (!p) {
 		log_err("out of memory keeping a lock operation: dropped");
-		return;
+		return false;
 	}
 	p->from = from;
 	p->op = *o;
 	list_add_tail(q, &p->link);
+	return true;
 }
 
 void lock_pends_free(struct list *q)
