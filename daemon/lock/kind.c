@@ -154,10 +154,23 @@ static void lk_left(struct dsmd *d, uint64_t key, struct home *h, int to)
 	}
 }
 
+/* It may have been sent before its sender saw a death this node has
+ * seen: the dead nodes' locks go, as they went here then (recover.c). */
 static void lk_arrived(struct dsmd *d, uint64_t key, struct home *h)
 {
+	struct lres *r = to_lres(h);
+	struct lkb *b, *tmp;
+
 	(void)key;
-	lock_replay_parked(d, to_lres(h));
+	list_for_each_safe(b, tmp, &r->granted, link) {
+		if (!(d->lk->dead & lock_bit(b->id.node)))
+			continue;
+		if (b->grmode >= DSM_LK_PW)
+			r->lvb_valid = false;
+		list_del(&b->link);
+		free(b);
+	}
+	lock_replay_parked(d, r);
 }
 
 /* A request of ours was refused on its way: ask who masters it. */

@@ -715,10 +715,22 @@ static void page_left(struct dsmd *d, uint64_t page, struct home *h, int to)
 	(void)page;
 }
 
+/* The entry came from a node that had not seen every death this node has
+ * (it may have been sent before): it learns of them now, as if it had
+ * been here then. */
 static void page_arrived(struct dsmd *d, uint64_t page, struct home *h)
 {
-	serve_queue(d, to_dentry(h));
-	(void)page;
+	struct dentry *e = to_dentry(h);
+
+	for (int n = 0; n < d->cfg.nnodes; n++) {
+		uint64_t bit = 1ull << n;
+
+		if (d->members[n].state == WIRE_MEMBER_DEAD &&
+		    ((e->sharers & bit) ||
+		     (e->state == WIRE_PS_M && e->owner == n)))
+			entry_peer_down(d, page, e, n);
+	}
+	serve_queue(d, e);
 }
 
 const struct home_kind home_page_kind = {
