@@ -98,12 +98,20 @@ static const struct dsmd_ipc lock_ipcs[] = {
 	{0},
 };
 
+/* Idle resources go, a sixteenth of the table each tick: all of it every
+ * 16 heartbeat periods. */
+static void lock_tick(struct dsmd *d)
+{
+	lock_res_sweep(d, LK_BUCKETS / 16);
+}
+
 const struct dsmd_module lock_module = {
 	.name = "lock",
 	.setup = lock_setup,
 	.teardown = lock_teardown,
 	.peer_down = lock_peer_down,
 	.client_gone = lock_client_gone,
+	.tick = lock_tick,
 	.msgs = lock_msgs,
 	.ipcs = lock_ipcs,
 };

@@ -192,6 +192,8 @@ struct lockmgr {
 	struct list early;                   /* struct lpend: ops naming a
 						death not yet seen here */
 	unsigned nearly;                     /* on early: LK_EARLY_MAX */
+	unsigned long nres;                  /* resources known here */
+	unsigned sweep;                      /* the next bucket to sweep */
 };
 
 static inline bool lock_waits(const struct llock *l)
@@ -203,6 +205,9 @@ static inline bool lock_waits(const struct llock *l)
 int lock_mgr_new(struct dsmd *d);
 void lock_mgr_free(struct dsmd *d);
 struct lres *lock_res_get(struct dsmd *d, uint64_t key, bool create);
+/* Free the idle resources of the next nbuckets buckets (table.c says
+ * which are idle). */
+void lock_res_sweep(struct dsmd *d, unsigned nbuckets);
 struct llock *lock_by_handle(struct dsmd *d, uint64_t handle);
 struct llock *lock_by_lkid(struct lclient *lc, uint64_t lkid);
 struct lclient *lock_client_find(struct dsmd *d, uint32_t id);

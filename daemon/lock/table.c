@@ -5,11 +5,18 @@
  * Hash chains keep the newest first (as the singly linked chains before
  * them did): the order in which a node's death rebuilds its locks and in
  * which the end of recovery grants from its resources follows from it.
- * A resource, once seen, lives until the daemon stops.
+ *
+ * A resource is made on every node an operation for it passes.  One that
+ * is idle goes again (lock_res_sweep, a share of the buckets each tick):
+ * no lock, nothing parked or asked, a value block as a new one's (valid,
+ * zeros), and never moved (epoch 0), so that what is made again for it
+ * is what went: placed at its home, and no node knows it at a higher
+ * epoch.  A resource that moved, or holds a value block, stays.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lock/lock.h"
 #include "log.h"
@@ -106,7 +113,40 @@ struct lres *lock_res_get(struct dsmd *d, uint64_t key, bool create)
 	list_init(&r->waiting);
 	list_init(&r->parked);
 	list_add_head(bucket, &r->hlink);
+	d->lk->nres++;
 	return r;
+}
+
+/* Whether r is as a new one would be, and nothing waits on it. */
+static bool res_idle(const struct lres *r)
+{
+	static const uint8_t zero[WIRE_LVB_LEN];
+
+	return list_empty(&r->granted) && list_empty(&r->converting) &&
+	       list_empty(&r->waiting) && list_empty(&r->parked) &&
+	       !r->asking && !r->replaying && !r->rebuilding &&
+	       !r->h.epoch && !r->seen_epoch && r->lvb_valid &&
+	       !memcmp(r->lvb, zero, sizeof(zero));
+}
+
+void lock_res_sweep(struct dsmd *d, unsigned nbuckets)
+{
+	struct lockmgr *lk = d->lk;
+
+	if (lock_recovering(d))
+		return;
+	while (nbuckets--) {
+		struct list *bucket = &lk->res[lk->sweep++ % LK_BUCKETS];
+		struct lres *r, *tmp;
+
+		list_for_each_safe(r, tmp, bucket, hlink) {
+			if (!res_idle(r))
+				continue;
+			list_del(&r->hlink);
+			free(r);
+			lk->nres--;
+		}
+	}
 }
 
 struct llock *lock_by_handle(struct dsmd *d, uint64_t handle)

@@ -1073,6 +1073,45 @@ static int test_rebuild_checked(void)
 	return 0;
 }
 
+/* Resources are made on every node an operation passes, and idle ones go
+ * again: after 100 locks taken and released, and 16 ticks, the nodes keep
+ * only the resource still locked and the one whose value block was
+ * written (at its master), and what the owner learnt of where those
+ * live. */
+static int test_idle_resources_freed(void)
+{
+	struct proc *a;
+	uint64_t lk, held, before;
+	char name[16];
+
+	lsetup(2);
+	a = proc_new(0);
+	before = tc.d[1].lk->nres;
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "idle%d", i);
+		CHECK(lock_now(a, &lk, DSM_LK_EX, 0, name) == 0);
+		if (i == 7)
+			CHECK(result(a, unlock_req(a, lk, DSM_LKF_VALBLK,
+						   "kept"), NULL) == 0);
+		else if (i != 9)
+			CHECK(unlock_now(a, lk) == 0);
+		else
+			held = lk;
+	}
+	CHECK(tc.d[0].lk->nres + tc.d[1].lk->nres - before >= 100);
+	/* The core's tick (no loop runs here: the test ticks). */
+	for (int i = 0; i < 16; i++)
+		for (int n = 0; n < 2; n++)
+			lock_module.tick(&tc.d[n]);
+	CHECK(tc.d[0].lk->nres + tc.d[1].lk->nres - before == 2);
+	/* What went is made again as it was. */
+	CHECK(lock_now(a, &lk, DSM_LK_EX, DSM_LKF_NOQUEUE, "idle3") == 0);
+	CHECK(lock_now(a, &lk, DSM_LK_EX, DSM_LKF_NOQUEUE, "idle9") ==
+	      -EAGAIN);
+	(void)held;
+	return 0;
+}
+
 /* How many searches an owner of node 1 passed on for one probe: the
  * probe is delivered alone, and the SEARCHes it makes (to node 1 itself,
  * the master here) are counted on node 1's queue to itself. */
@@ -1156,6 +1195,7 @@ static const struct test_case tests[] = {
 	{"gone_while_waiting", test_gone_while_waiting},
 	{"rebuild_checked", test_rebuild_checked},
 	{"search_once", test_search_once},
+	{"idle_resources_freed", test_idle_resources_freed},
 };
 
 TEST_MAIN(tests, lteardown)
