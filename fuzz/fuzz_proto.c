@@ -747,7 +747,7 @@ static void check_locks_settled(void)
 
 		if (!live(i))
 			continue;
-		if (!list_empty(&lk->held) || !list_empty(&lk->early))
+		if (!list_empty(&lk->held))
 			broken("nothing moves, yet node %d holds lock operations "
 			       "(recovering: %d)", i,
 			       !list_empty(&lk->held));

@@ -63,6 +63,17 @@ static void mark_dead(struct dsmd *d, int node, const char *why)
 	}
 }
 
+void cluster_suspect(struct dsmd *d, int node, const char *what)
+{
+	char why[96];
+
+	if (node < 0 || node >= d->cfg.nnodes || node == d->cfg.node)
+		return;
+	snprintf(why, sizeof(why), "alive, but %s for %u ms", what,
+		 d->cfg.dead_after_ms);
+	mark_dead(d, node, why);
+}
+
 void cluster_reported_dead(struct dsmd *d, int node, int by)
 {
 	char why[64];

@@ -491,6 +491,12 @@ void cluster_start(struct dsmd *d);
  * leaving a node that sees both alive waiting on each for ever (each
  * waits for it to join a recovery it never starts). */
 void cluster_reported_dead(struct dsmd *d, int node, int by);
+/* A protocol step waited --dead-after-ms for `node`, alive (it heartbeats)
+ * but silent on that step (`what`: "no RECOVERED", ...): it is declared
+ * dead, and every wait on it ends as for a death.  The protocol's own
+ * steps take a few round trips and hold times; a peer that takes as long
+ * as the failure detector's own bound is broken, or hostile. */
+void cluster_suspect(struct dsmd *d, int node, const char *what);
 /* Heartbeats, silence, the join deadline (each tick). */
 void cluster_tick(struct dsmd *d);
 /* client.c: listen on cfg.socket. */

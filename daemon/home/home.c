@@ -420,10 +420,11 @@ static void home_peer_down(struct dsmd *d, int node)
 	home_policy_peer_down(d, node);
 }
 
-/* The load the next heartbeats carry. */
+/* The load the next heartbeats carry; lookups' deadlines. */
 static void home_tick(struct dsmd *d)
 {
 	d->load = home_load(d);
+	home_queries_tick(d);
 }
 
 static const struct dsmd_msg home_msgs[] = {

@@ -37,6 +37,7 @@ void home_on_who_has(struct dsmd *d, const struct home_kind *k, int from,
 void home_on_who_has_reply(struct dsmd *d, int from, uint64_t id,
 			   const struct wire_dir_where *w);
 void home_queries_peer_down(struct dsmd *d, int node);
+void home_queries_tick(struct dsmd *d);
 void home_queries_free(struct dsmd *d);
 
 /* policy.c */

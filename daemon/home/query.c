@@ -19,6 +19,7 @@ struct home_query {
 	uint32_t master_epoch, hint_epoch;
 	struct app *app;         /* held: reply to it, not to the kind */
 	uint64_t req_id, value;
+	uint64_t started_ms;
 };
 
 static void finish_query(struct dsmd *d, struct home_query *q)
@@ -55,6 +56,7 @@ static void start_query(struct dsmd *d, struct home_query *q)
 	int i, where = home_where(d, q->key, h, &epoch);
 
 	q->id = ++d->home->next_token;
+	q->started_ms = dsmd_now_ms(d);
 	q->master = q->hint = -1;
 	if (where == d->cfg.node) {
 		q->master = where;
@@ -150,6 +152,28 @@ void home_on_who_has_reply(struct dsmd *d, int from, uint64_t id,
 		finish_query(d, q);
 }
 
+
+/* Each tick: a node alive but silent on a lookup for --dead-after-ms is
+ * declared dead, which ends the lookup as a death does. */
+void home_queries_tick(struct dsmd *d)
+{
+	uint64_t now = dsmd_now_ms(d);
+
+	/* A death ends lookups and may start new ones: one at a time,
+	 * looking again after each. */
+	for (int round = 0; round < d->cfg.nnodes; round++) {
+		uint64_t silent = 0;
+		struct home_query *q;
+
+		list_for_each(q, &d->home->queries, link)
+			if (now - q->started_ms >= d->cfg.dead_after_ms)
+				silent |= q->waiting;
+		if (!silent)
+			return;
+		cluster_suspect(d, __builtin_ctzll(silent),
+				"answered no DIR_WHO_HAS");
+	}
+}
 
 /* A node died: lookups stop waiting for it. */
 void home_queries_peer_down(struct dsmd *d, int node)

@@ -98,10 +98,11 @@ static const struct dsmd_ipc lock_ipcs[] = {
 	{0},
 };
 
-/* Idle resources go, a sixteenth of the table each tick: all of it every
- * 16 heartbeat periods. */
+/* A recovery's deadline; idle resources go, a sixteenth of the table each
+ * tick: all of it every 16 ticks. */
 static void lock_tick(struct dsmd *d)
 {
+	lock_recovery_tick(d);
 	lock_res_sweep(d, LK_BUCKETS / 16);
 }
 

@@ -62,7 +62,6 @@ bool lock_same_lock(const struct wire_lock_id *a,
 #define LK_SEEN_MAX 4096u    /* searches an owner remembers passing on */
 #define LK_PACK_MAX 96u      /* locks a resource may hold and still move */
 #define LK_ADOPT_TOKEN UINT64_MAX /* home_ask() token: an adoption lookup */
-#define LK_EARLY_MAX 4096u   /* ops kept for a death not seen here */
 
 extern const struct home_kind home_lock_kind;
 
@@ -84,10 +83,10 @@ struct lkb {
 	uint32_t opseq;          /* the owner's last operation applied */
 };
 
-/* An operation kept for later: parked for a resource on its way, held
- * while recovering, or waiting for a node to be seen dead here. */
+/* An operation kept for later: parked for a resource on its way, or held
+ * while recovering. */
 struct lpend {
-	struct list link;        /* lres.parked, lockmgr.held or .early */
+	struct list link;        /* lres.parked or lockmgr.held */
 	int from;
 	struct wire_lock_op op;
 };
@@ -187,11 +186,9 @@ struct lockmgr {
 	uint64_t await[WIRE_MAX_NODES];      /* per dead node: who has yet
 						to say RECOVERED */
 	uint64_t reported[WIRE_MAX_NODES];   /* per dead node: who said it */
+	uint64_t recovery_ms;                /* when the last recovery began */
 	struct list held;                    /* struct lpend: ops held while
 						recovering (master.c) */
-	struct list early;                   /* struct lpend: ops naming a
-						death not yet seen here */
-	unsigned nearly;                     /* on early: LK_EARLY_MAX */
 	unsigned long nres;                  /* resources known here */
 	unsigned sweep;                      /* the next bucket to sweep */
 };
@@ -262,6 +259,9 @@ void lock_search_start(struct dsmd *d, struct llock *l, uint64_t now_ms);
 
 /* recover.c */
 bool lock_recovering(const struct dsmd *d);
+/* Each tick: a recovery that waited --dead-after-ms for a live node's
+ * RECOVERED declares that node dead. */
+void lock_recovery_tick(struct dsmd *d);
 void lock_heard_recovered(struct dsmd *d, int from, unsigned dead);
 void lock_peer_down(struct dsmd *d, int node);
 

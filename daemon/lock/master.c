@@ -565,16 +565,11 @@ void lock_on_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 		/* The sender saw a death this node has not seen yet.  A
 		 * death one member saw is every member's (as for RECOVERED,
 		 * lock.c): this node declares it too, and the operation goes
-		 * on.  If the death does not take (the sender is no live
-		 * member), it waits for it, a bounded number at most. */
+		 * on.  If the death does not take, the sender is no live
+		 * member: refused. */
 		cluster_reported_dead(d, dead, from);
 		if (!(lk->dead & lock_bit(dead))) {
-			if (lk->nearly >= LK_EARLY_MAX) {
-				d->st.bad_msgs++;
-				return;
-			}
-			if (lock_pend_keep(&lk->early, from, o))
-				lk->nearly++;
+			d->st.bad_msgs++;
 			return;
 		}
 	}

@@ -17,8 +17,12 @@
  * survivors' REBUILDs go out before their RECOVERED, on the same queue
  * pairs, so they arrive first.
  *
- * An operation that names a death this node has not seen yet waits for it
- * (lockmgr.early), so that it is not sent on to the dead node.
+ * An operation that names a death this node has not seen yet is a death
+ * report (master.c): this node declares that node dead too.
+ *
+ * Recovery waits for every live node's RECOVERED at most --dead-after-ms
+ * (lock_recovery_tick): a node that sends none by then is alive but
+ * broken, and is declared dead as any silent node is.
  */
 #define _GNU_SOURCE
 #include <dsm.h>
@@ -183,31 +187,29 @@ static void recovery_begin(struct dsmd *d, int node)
 		if (n != me && node_alive(d, n))
 			node_send(d, n, WIRE_LOCK_RECOVERED, 0, &rc, sizeof(rc));
 	lk->reported[node] |= lock_bit(me);
+	lk->recovery_ms = dsmd_now_ms(d);
 	lk->await[node] = node_all(d) & ~lk->reported[node] & ~lk->dead &
 			  ~lock_bit(me);
 	for (n = 0; n < d->cfg.nnodes; n++)
 		lk->await[n] &= ~lock_bit(node); /* it will not report */
 }
 
-/* Operations that waited for this death, in the order they came; the
- * others keep waiting, in their order too. */
-static void replay_early(struct dsmd *d, int node)
+void lock_recovery_tick(struct dsmd *d)
 {
 	struct lockmgr *lk = d->lk;
-	struct lpend *p, *tmp;
-	struct list q;
 
-	list_init(&q);
-	list_splice_tail(&q, &lk->early);
-	list_for_each_safe(p, tmp, &q, link) {
-		list_del(&p->link);
-		if ((int)p->op.reserved - 1 == node) {
-			lk->nearly--;
-			lock_on_op(d, p->from, &p->op);
-			free(p);
-		} else {
-			list_add_tail(&lk->early, &p->link);
-		}
+	/* Each death changes what is awaited (and may end the recovery):
+	 * one at a time, looking again after each. */
+	for (int round = 0; round < d->cfg.nnodes; round++) {
+		uint64_t silent = 0;
+
+		if (!lock_recovering(d) ||
+		    dsmd_now_ms(d) - lk->recovery_ms < d->cfg.dead_after_ms)
+			return;
+		for (int i = 0; i < d->cfg.nnodes; i++)
+			silent |= lk->await[i];
+		cluster_suspect(d, __builtin_ctzll(silent),
+				"sent no lock RECOVERED");
 	}
 }
 
@@ -221,7 +223,6 @@ void lock_peer_down(struct dsmd *d, int node)
 	drop_node_locks(d, node);
 	rebuild_owned(d, node);
 	recovery_begin(d, node);
-	replay_early(d, node);
 	if (lock_recovering(d))
 		log_info("node %d died: rebuilding its lock resources", node);
 	else

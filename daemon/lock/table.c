@@ -34,7 +34,6 @@ int lock_mgr_new(struct dsmd *d)
 	}
 	list_init(&lk->clients);
 	list_init(&lk->held);
-	list_init(&lk->early);
 	lk->deadlock_ms = d->cfg.deadlock_ms ? d->cfg.deadlock_ms
 					     : LOCK_DEADLOCK_MS;
 	d->lk = lk;
@@ -83,7 +82,6 @@ void lock_mgr_free(struct dsmd *d)
 		free(lc);
 	}
 	lock_pends_free(&lk->held);
-	lock_pends_free(&lk->early);
 	free(lk);
 	d->lk = NULL;
 }

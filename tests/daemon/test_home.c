@@ -268,6 +268,42 @@ static int test_dead_end_asks_everyone(void)
 	return 0;
 }
 
+/* A lookup waits for a live node's answer --dead-after-ms at most: node 2
+ * is alive but what it sends never reaches node 0, so node 0's lookup (its
+ * hints lead in a circle) would wait for ever.  Past the deadline node 0
+ * declares node 2 dead, the lookup ends with the others' answers, and the
+ * fault is served. */
+static int test_lookup_deadline(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	struct dentry *e0, *e3;
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(4, 0) == 0);
+	pump();
+	tc.d[0].cfg.dead_after_ms = 5000;
+	e0 = dir_entry(&tc.d[0], page, true);
+	e3 = dir_entry(&tc.d[3], page, true);
+	e0->h = (struct home){.flags = HOME_KNOWN, .hint = 3};
+	e3->h = (struct home){.flags = HOME_KNOWN, .hint = 0};
+	xport_mock_cut(tc.f, 2, 0, true);
+	fault(0, page, WR);
+	pump();
+	CHECK(busy(0, page) && st(0)->who_has_broadcasts == 1);
+	fake_now += 4999;
+	home_module.tick(&tc.d[0]);
+	pump();
+	CHECK(busy(0, page) && st(0)->nodes_dead == 0);
+	fake_now += 1;
+	home_module.tick(&tc.d[0]);
+	pump();
+	CHECK(st(0)->nodes_dead == 1 &&
+	      tc.d[0].members[2].state == WIRE_MEMBER_DEAD);
+	CHECK(!busy(0, page) && state(0, page) == WIRE_PS_M);
+	teardown();
+	return 0;
+}
+
 /* A node on the forwarding chain is dead: the requester asks everyone and
  * reaches the master. */
 static int test_dead_forwarder(void)
@@ -522,6 +558,7 @@ static const struct test_case tests[] = {
 	{"chain_compressed", test_chain_compressed},
 	{"first_touch", test_first_touch},
 	{"passed_to_dying", test_passed_to_dying},
+	{"lookup_deadline", test_lookup_deadline},
 	{"random_moves", test_random_moves},
 	{"policy_everywhere", test_policy_everywhere},
 	{"bad_migrate", test_bad_migrate},

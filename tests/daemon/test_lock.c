@@ -740,6 +740,37 @@ static int test_death_spreads(void)
 	return 0;
 }
 
+/* A recovery waits for a live node's RECOVERED --dead-after-ms at most:
+ * node 1 is alive but what it sends never reaches node 0, so node 0's
+ * recovery from node 2's death would wait for ever, granting nothing.
+ * Past the deadline node 0 declares node 1 dead and grants again. */
+static int test_recovery_deadline(void)
+{
+	struct proc *p;
+	uint64_t lk, req;
+
+	lsetup(3);
+	p = proc_new(0);
+	xport_mock_cut(tc.f, 1, 0, true);
+	tc.d[0].cfg.dead_after_ms = 5000;
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	pump();
+	CHECK(lock_recovering(&tc.d[0]));
+	req = lock_req(p, &lk, DSM_LK_EX, 0, name_on(0, "rd"), 0, 0, false);
+	CHECK(result(p, req, NULL) == 1);
+	fake_now += 4999;
+	lock_module.tick(&tc.d[0]);
+	pump();
+	CHECK(lock_recovering(&tc.d[0]) && st(0)->nodes_dead == 1);
+	fake_now += 1;
+	lock_module.tick(&tc.d[0]);
+	pump();
+	CHECK(!lock_recovering(&tc.d[0]) && st(0)->nodes_dead == 2);
+	CHECK(tc.d[0].members[1].state == WIRE_MEMBER_DEAD);
+	CHECK(result(p, req, NULL) == 0);
+	return 0;
+}
+
 /* Finding 4 of the review: with only the link between nodes 0 and 2 cut
  * (each sees the other die; node 1 sees both alive), a request of node 1
  * with a 1 s timeout on a resource of either node is answered within its
@@ -1184,6 +1215,7 @@ static const struct test_case tests[] = {
 	{"master_dies", test_master_dies},
 	{"death_spreads", test_death_spreads},
 	{"partition_timeout", test_partition_timeout},
+	{"recovery_deadline", test_recovery_deadline},
 	{"lock_caps", test_lock_caps},
 	{"events_not_lost", test_events_not_lost},
 	{"unread_client_cut_off", test_unread_client_cut_off},
