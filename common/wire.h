@@ -25,7 +25,8 @@
 				  6: receive slots named by index
 				     (PAGE_SLOTS);
 				  7: the master drops strays (INV_STRAY);
-				     lock operations numbered */
+				     lock operations numbered; a waiting
+				     requester says so (DSM_STUCK) */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -128,6 +129,11 @@ enum wire_type {
 	 * receive slots are.  A request names a slot by index only; the
 	 * holder writes at the address this gave, and never outside it. */
 	WIRE_PAGE_SLOTS = 35,
+	/* R->M, req_id = R's transaction: it has waited --dead-after-ms;
+	 * what it got so far (struct wire_dsm_stuck).  M declares dead who
+	 * still owes it an ack or the page (or R, if R keeps the entry busy
+	 * while others wait). */
+	WIRE_DSM_STUCK = 36,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -292,6 +298,13 @@ struct wire_dsm_fwd {
 			      invalidates itself (and R); a holder passes
 			      the invalidation on only to readers it gave
 			      the page that are not in it */
+} __attribute__((packed));
+
+struct wire_dsm_stuck {
+	uint64_t page;
+	uint64_t heard;    /* nodes whose ack or page R has */
+	uint32_t grant;    /* R has its grant */
+	uint32_t reserved;
 } __attribute__((packed));
 
 /* The invalidation comes from a holder, not the master: it is for a copy

@@ -242,6 +242,9 @@ struct dsm_stats {
 				      busy with it) */
 	uint64_t nodes_dead;       /* nodes this node has declared dead
 				      (and begun to recover from) */
+	uint64_t stuck_waits;      /* page faults that waited dsmd's
+				      --dead-after-ms, and said so (a node
+				      that owes them is declared dead) */
 };
 /* Fill *out.  -EINVAL (out NULL), -ENOTCONN. */
 DSM_API int dsm_get_stats(struct dsm_stats *out);

@@ -128,7 +128,7 @@ static int cmd_stats(int fd, int timeout_ms)
 		"who_has_broadcasts", "lock_requests", "lock_remote",
 		"lock_basts", "lock_deadlocks", "lock_rebuilt", "wakeups",
 		"poll_hits", "direct_installs", "peer_requests",
-		"peer_served", "peer_passed", "nodes_dead",
+		"peer_served", "peer_passed", "nodes_dead", "stuck_waits",
 	};
 	char *buf = malloc(WIRE_IPC_MAX);
 	uint64_t v[sizeof(names) / sizeof(names[0])];

@@ -261,6 +261,7 @@ static void serve(struct dsmd *d, struct dentry *e, int r, uint64_t id,
 		  (unsigned long long)id, (const char[][2]){"I", "S", "M", "L"}[e->state & 3], e->owner,
 		  (unsigned long long)e->sharers);
 	e->busy = 1;
+	e->busy_ms = (uint32_t)dsmd_now_ms(d);
 	e->busy_node = (uint16_t)r;
 	e->busy_req = id;
 	e->busy_write = q->access == WIRE_ACC_WRITE;
@@ -328,6 +329,19 @@ static bool seen(const struct dentry *e, int origin, uint64_t id)
 	return false;
 }
 
+/* A request asked again (its requester waited --dead-after-ms: req_tick)
+ * that waits behind the open transaction: if that one has been open
+ * twice as long, its requester neither finished nor said it waits for
+ * someone (an honest one would have, and been answered): it is declared
+ * dead. */
+static void waits_behind(struct dsmd *d, struct dentry *e, int origin)
+{
+	if (e->busy && e->busy_node != origin &&
+	    (uint32_t)dsmd_now_ms(d) - e->busy_ms >=
+		    2 * d->cfg.dead_after_ms)
+		cluster_suspect(d, e->busy_node, "kept a page's entry busy");
+}
+
 /* The entry is idle: move it if its policy says so, passing the queue on
  * (page_left), else serve what waits. */
 static void settle(struct dsmd *d, uint64_t page, struct dentry *e,
@@ -374,8 +388,10 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 	case HOME_SERVE:
 		break;
 	}
-	if (seen(e, origin, id))
+	if (seen(e, origin, id)) {
+		waits_behind(d, e, origin);
 		return;
+	}
 	if (q->route.chain)
 		home_tell_chain(d, &home_page_kind, q->page, &e->h,
 				q->route.chain);
@@ -496,8 +512,48 @@ static void on_shared(struct dsmd *d, int from,
 
 _Static_assert(offsetof(struct wire_dsm_req, page) == 0 &&
 	       offsetof(struct wire_dsm_done, page) == 0 &&
-	       offsetof(struct wire_dsm_shared, page) == 0,
+	       offsetof(struct wire_dsm_shared, page) == 0 &&
+	       offsetof(struct wire_dsm_stuck, page) == 0,
 	       "the core checks the page first");
+
+/* Requester `from` has waited --dead-after-ms on transaction `id` (its
+ * DSM_STUCK), the open one: whoever owes it an ack or the page and has
+ * not given it is declared dead (that ends its wait as a death does).
+ * (Open transactions of honest nodes take round trips and hold times:
+ * far less than the failure detector's bound.) */
+void dir_on_stuck(struct dsmd *d, int from, const struct wire_msg *m)
+{
+	struct wire_dsm_stuck s;
+	struct dentry *e;
+	uint32_t open_ms;
+
+	memcpy(&s, m->body, sizeof(s));
+	e = dir_entry(d, s.page, false);
+	if (!e || !home_is_master(d, s.page, &e->h) || !e->busy)
+		return; /* done meanwhile, or moved: it asks again */
+	open_ms = (uint32_t)dsmd_now_ms(d) - e->busy_ms;
+	if (e->busy_node == from && e->busy_req == m->hdr->req_id) {
+		uint64_t owe = e->owe & ~s.heard & ~(1ull << d->cfg.node) &
+			       ~(1ull << from);
+
+		if (open_ms < d->cfg.dead_after_ms)
+			return;
+		if (!owe) {
+			log_once(d->proto_logged, LOG_WARN,
+				 "page %llu: node %d waits, but nobody owes it "
+				 "anything (a message lost?) (logged once)",
+				 (unsigned long long)s.page, from);
+			return;
+		}
+		while (owe) {
+			int n = __builtin_ctzll(owe);
+
+			owe &= owe - 1;
+			cluster_suspect(d, n, "owed an ack or a page");
+		}
+	}
+}
+
 
 void dir_on_req_msg(struct dsmd *d, int from, const struct wire_msg *m)
 {

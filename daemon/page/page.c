@@ -150,6 +150,7 @@ static const struct dsmd_msg page_msgs[] = {
 	{WIRE_DSM_REQ, true, dir_on_req_msg},
 	{WIRE_DSM_DONE, true, dir_on_done},
 	{WIRE_DSM_SHARED, true, dir_on_shared},
+	{WIRE_DSM_STUCK, true, dir_on_stuck},
 	/* The holder side (holder.c). */
 	{WIRE_DSM_FWD, true, holder_on_fwd},
 	{WIRE_DSM_INV, true, holder_on_inv},
@@ -177,6 +178,7 @@ const struct dsmd_module page_module = {
 	.peer_up = holder_peer_up,
 	.peer_down = page_peer_down,
 	.app_gone = fault_app_gone,
+	.tick = req_tick,
 	.rdma = page_rdma,
 	.rdma_tagged = true,
 	.msgs = page_msgs,

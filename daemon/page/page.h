@@ -75,7 +75,8 @@ struct dentry {
 	uint64_t owe;        /* nodes that owe the open transaction's
 				requester an ack or the page */
 	int16_t supplier;    /* the node sending the page, or -1 */
-	uint16_t reserved2[3];
+	uint16_t reserved2;
+	uint32_t busy_ms;    /* when the open transaction was served */
 	uint64_t sharers;    /* bit per node */
 	uint64_t version;
 	uint64_t busy_req;
@@ -125,6 +126,8 @@ struct txn {
 	uint64_t also_acked; /* relayed acks in (or their node died) */
 	uint64_t covered;    /* an M grant's: nodes the master invalidates */
 	uint64_t id, page, version;
+	uint64_t nudge_ms;   /* started, or last said it waits (req_tick) */
+	int16_t src;         /* the node its page came from, or -1 */
 	struct list waiters;   /* struct fault: faults on the page */
 	struct list peer_wait; /* struct kept: DSM_PEER_REQs for the page,
 				  held until this transaction ends */
@@ -220,6 +223,7 @@ void req_on_ack(struct dsmd *d, int from, const struct wire_msg *m);
 void req_on_lost(struct dsmd *d, int from, const struct wire_msg *m);
 void req_on_page_data(struct dsmd *d, const struct xport_event *ev);
 void req_peer_down(struct dsmd *d, int node);
+void req_tick(struct dsmd *d);
 /* The page kind's nacked() and located() (home.h). */
 void req_nacked(struct dsmd *d, uint64_t page, uint64_t id);
 void req_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
@@ -262,6 +266,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 void dir_on_req_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_on_done(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_on_shared(struct dsmd *d, int from, const struct wire_msg *m);
+void dir_on_stuck(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
 /* A node died: its requests and copies are forgotten, open transactions
  * that wait on it are told, and pages whose only copy it held are lost. */

@@ -96,7 +96,8 @@ void req_start(struct dsmd *d, uint64_t page, struct page *pg, bool write,
 			  .access = write ? WIRE_ACC_WRITE : WIRE_ACC_READ,
 			  .has_copy = pg->state == WIRE_PS_S,
 			  .hinted = hinted,
-			  .master = -1, .sent_to = -1,
+			  .master = -1, .sent_to = -1, .src = -1,
+			  .nudge_ms = dsmd_now_ms(d),
 			  .id = (++ps->txn_gen << 16) | i};
 	list_init(&t->waiters);
 	list_init(&t->peer_wait);
@@ -481,6 +482,7 @@ void req_on_page_data(struct dsmd *d, const struct xport_event *ev)
 	d->st.pages_received++;
 	d->st.bytes_received += WIRE_PAGE_SIZE;
 	t->data_got = true;
+	t->src = (int16_t)tr.src;
 	if (tr.grant) {
 		t->grant_seen = true;
 		t->state = (uint8_t)tr.state;
@@ -516,6 +518,44 @@ void req_peer_down(struct dsmd *d, int node)
 			 * for it along).  Ask again; the master drops a second
 			 * copy.  A read sent to a live holder is answered by
 			 * it, or passed to the master as a request of ours. */
+			txn_ask(d, t);
+		}
+	}
+}
+
+/* Each tick: a transaction that waited --dead-after-ms says so.  To its
+ * master, once it answered (DSM_STUCK, with what came: the master
+ * declares dead whoever still owes it); else it asks again who masters
+ * the page (the request may have been lost; the master drops a second
+ * copy).  A read sent to a holder directly is answered by it or passed
+ * on within its hold time: after twice the bound (the holder may itself
+ * wait on its own transaction for one) the holder is declared dead.  A
+ * lookup under way has its own deadline (home/query.c). */
+void req_tick(struct dsmd *d)
+{
+	uint64_t now = dsmd_now_ms(d), bound = d->cfg.dead_after_ms;
+
+	for (unsigned i = 0; i < PAGE_NSLOTS; i++) {
+		struct txn *t = &d->page->txns[i];
+
+		if (!t->used || t->abandoned || t->asking ||
+		    now - t->nudge_ms < (t->peer ? 2 * bound : bound))
+			continue;
+		t->nudge_ms = now;
+		if (t->master >= 0) {
+			struct wire_dsm_stuck s = {
+				.page = t->page, .grant = t->grant_seen,
+				.heard = t->acked | t->also_acked |
+					 (t->src >= 0 ? 1ull << t->src : 0)};
+
+			d->st.stuck_waits++;
+			node_send(d, t->master, WIRE_DSM_STUCK, t->id, &s,
+				  sizeof(s));
+		} else if (t->peer) {
+			cluster_suspect(d, t->sent_to,
+					"answered no read sent to it");
+		} else {
+			d->st.stuck_waits++;
 			txn_ask(d, t);
 		}
 	}

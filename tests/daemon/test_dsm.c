@@ -10,6 +10,7 @@
  * purpose, and malformed-but-decodable messages are sent on purpose.
  */
 #include "dsm_harness.h"
+#include "modules.h"
 
 /* ---------------------------------------------------------------------- */
 
@@ -840,6 +841,77 @@ static int test_peer_holder_dies_after(void)
 	return 0;
 }
 
+/* A transaction waits --dead-after-ms at most for a live node: node 2,
+ * alive but cut off from node 1, never acks node 1's write (the master,
+ * node 0, sends the page).  Past the
+ * deadline node 1 says it waits (DSM_STUCK, with the acks it has); the
+ * master declares node 2 dead, and node 1's write completes. */
+static int test_stuck_write(void)
+{
+	uint64_t page = 3; /* master 0 of 3 */
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (int i = 0; i < 3; i++)
+		tc.d[i].cfg.dead_after_ms = 5000;
+	fault(0, page, WR);
+	pump();
+	fault(2, page, RD);
+	pump();
+	CHECK(state(0, page) == WIRE_PS_S && state(2, page) == WIRE_PS_S);
+	xport_mock_cut(tc.f, 2, 1, true);
+	fault(1, page, WR);
+	pump();
+	CHECK(busy(1, page) && entry(page)->busy);
+	fake_now += 4999;
+	page_module.tick(&tc.d[1]);
+	pump();
+	CHECK(busy(1, page) && st(1)->stuck_waits == 0);
+	fake_now += 1;
+	page_module.tick(&tc.d[1]);
+	pump();
+	CHECK(st(1)->stuck_waits == 1 && st(0)->nodes_dead == 1);
+	CHECK(tc.d[0].members[2].state == WIRE_MEMBER_DEAD);
+	CHECK(!busy(1, page) && state(1, page) == WIRE_PS_M);
+	CHECK(!entry(page)->busy && entry(page)->owner == 1);
+	teardown();
+	return 0;
+}
+
+/* A requester that keeps an entry busy (never sends DONE) is declared
+ * dead once another waits behind it twice --dead-after-ms: node 2 is
+ * granted the page but its DONE never reaches the master; node 1's
+ * request waits behind it and says so. */
+static int test_stuck_behind(void)
+{
+	uint64_t page = 3; /* master 0 of 3 */
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	for (int i = 0; i < 3; i++)
+		tc.d[i].cfg.dead_after_ms = 5000;
+	fault(2, page, WR);
+	step(2);
+	step(0); /* granted */
+	xport_mock_cut(tc.f, 2, 0, true);
+	pump();
+	CHECK(state(2, page) == WIRE_PS_M && entry(page)->busy);
+	fault(1, page, RD);
+	pump();
+	CHECK(busy(1, page));
+	for (int i = 0; i < 4 && st(0)->nodes_dead == 0; i++) {
+		fake_now += 5000;
+		page_module.tick(&tc.d[1]);
+		pump();
+	}
+	CHECK(st(0)->nodes_dead == 1 &&
+	      tc.d[0].members[2].state == WIRE_MEMBER_DEAD);
+	/* The page's only copy died with node 2: node 1's fault fails. */
+	CHECK(!busy(1, page) && st(1)->lost_faults == 1);
+	teardown();
+	return 0;
+}
+
 /* A fault on a page whose master died, with no live node left to ask:
  * the lookup ends at once, inside the fault's own call, and the fault
  * must already be waiting to hear it (it was queued after the request
@@ -1082,6 +1154,8 @@ static const struct test_case tests[] = {
 	{"peer_holder_dies_after", test_peer_holder_dies_after},
 	{"peer_holder_dies_sharer_left", test_peer_holder_dies_sharer_left},
 	{"lookup_with_nobody", test_lookup_with_nobody},
+	{"stuck_write", test_stuck_write},
+	{"stuck_behind", test_stuck_behind},
 	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
