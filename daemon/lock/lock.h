@@ -109,6 +109,7 @@ struct lres {
 	uint8_t rebuilt_mode;    /* the strongest mode a REBUILD brought the
 				    value block with, or NONE */
 	uint32_t seen_epoch;     /* the newest epoch a parked op named */
+	uint64_t parked_ms;      /* when parked became non-empty */
 	char name[WIRE_LOCK_NAME_MAX];
 	uint8_t lvb[WIRE_LVB_LEN];
 	/* In order: grants go from the heads, new ones join the tails. */

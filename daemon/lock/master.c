@@ -445,8 +445,11 @@ static void serve(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 /* ---------------------------------------------------------------------- */
 /* Routing, parking                                                       */
 
-static void park(struct lres *r, int from, const struct wire_lock_op *o)
+static void park(struct dsmd *d, struct lres *r, int from,
+		 const struct wire_lock_op *o)
 {
+	if (list_empty(&r->parked))
+		r->parked_ms = dsmd_now_ms(d);
 	if (!r->named && o->name_len)
 		name_matches(r, o); /* the key is the name's: checked */
 	lock_pend_keep(&r->parked, from, o);
@@ -504,7 +507,7 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 	if (!home_is_master(d, o->key, &r->h) &&
 	    (r->asking || lock_orphaned(d, r) ||
 	     (o->op == WIRE_LOCK_REBUILD && !o->route.hops && !r->replaying))) {
-		park(r, from, o);
+		park(d, r, from, o);
 		if (!r->asking) {
 			r->asking = true;
 			home_ask(d, &home_lock_kind, r->key, LK_ADOPT_TOKEN);
@@ -513,7 +516,7 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 	}
 	switch (home_route(d, o->key, &r->h, &fw.route, &next)) {
 	case HOME_PARK:
-		park(r, from, o);
+		park(d, r, from, o);
 		return;
 	case HOME_FORWARD:
 		node_send(d, next, WIRE_LOCK_OP, 0, &fw, sizeof(fw));

@@ -6,8 +6,9 @@
  * them did): the order in which a node's death rebuilds its locks and in
  * which the end of recovery grants from its resources follows from it.
  *
- * A resource is made on every node an operation for it passes.  One that
- * is idle goes again (lock_res_sweep, a share of the buckets each tick):
+ * Operations parked for a resource that never comes are refused after
+ * --dead-after-ms (parked_expire).  A resource is made on every node an
+ * operation for it passes.  One that is idle goes again (lock_res_sweep, a share of the buckets each tick):
  * no lock, nothing parked or asked, a value block as a new one's (valid,
  * zeros), and never moved (epoch 0), so that what is made again for it
  * is what went: placed at its home, and no node knows it at a higher
@@ -127,6 +128,26 @@ static bool res_idle(const struct lres *r)
 	       !memcmp(r->lvb, zero, sizeof(zero));
 }
 
+/* Operations parked for a resource on its way here (a node named this one
+ * its master at a newer epoch) that has not come in --dead-after-ms: it
+ * will not (its sender died, or lied).  Each is refused to its origin,
+ * which asks who masters it now. */
+static void parked_expire(struct dsmd *d, struct lres *r)
+{
+	struct lpend *p, *tmp;
+
+	if (list_empty(&r->parked) || r->asking ||
+	    home_is_master(d, r->key, &r->h) ||
+	    dsmd_now_ms(d) - r->parked_ms < d->cfg.dead_after_ms)
+		return;
+	list_for_each_safe(p, tmp, &r->parked, link) {
+		list_del(&p->link);
+		home_nack(d, &home_lock_kind, r->key, p->op.route.origin,
+			  p->op.id.handle);
+		free(p);
+	}
+}
+
 void lock_res_sweep(struct dsmd *d, unsigned nbuckets)
 {
 	struct lockmgr *lk = d->lk;
@@ -138,6 +159,7 @@ void lock_res_sweep(struct dsmd *d, unsigned nbuckets)
 		struct lres *r, *tmp;
 
 		list_for_each_safe(r, tmp, bucket, hlink) {
+			parked_expire(d, r);
 			if (!res_idle(r))
 				continue;
 			list_del(&r->hlink);

@@ -298,11 +298,24 @@ static void serve_queue(struct dsmd *d, struct dentry *e)
 	}
 }
 
-static void enqueue(struct dentry *e, int origin, uint64_t id,
+/* A node has one transaction on a page at a time, so an entry queues at
+ * most one request per node: a second (a new id while one waits) is a
+ * broken or hostile peer's, refused and counted; the same one asked again
+ * is dropped.  So no peer grows a
+ * queue past the cluster's size. */
+static void enqueue(struct dsmd *d, struct dentry *e, int origin, uint64_t id,
 		    const struct wire_dsm_req *q)
 {
-	struct dreq *w = calloc(1, sizeof(*w));
+	struct dreq *w;
 
+	for (w = e->q_head; w; w = w->next) {
+		if (w->from == origin) {
+			if (w->req_id != id) /* the same asked again: dropped */
+				d->st.bad_msgs++;
+			return;
+		}
+	}
+	w = calloc(1, sizeof(*w));
 	if (!w) {
 		log_err("out of memory queueing a request: dropped");
 		return;
@@ -377,7 +390,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 		return;
 	switch (home_route(d, q->page, &e->h, &fw.route, &next)) {
 	case HOME_PARK:
-		enqueue(e, origin, id, q);
+		enqueue(d, e, origin, id, q);
 		return;
 	case HOME_FORWARD:
 		node_send(d, next, WIRE_DSM_REQ, id, &fw, sizeof(fw));
@@ -397,7 +410,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 				q->route.chain);
 	fresh = e->state == WIRE_PS_I && !e->h.epoch && !e->q_head;
 	home_note(d, q->page, &e->h, origin);
-	enqueue(e, origin, id, q);
+	enqueue(d, e, origin, id, q);
 	if (!e->busy)
 		settle(d, q->page, e, fresh ? origin : -1);
 }

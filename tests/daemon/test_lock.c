@@ -1143,6 +1143,43 @@ static int test_idle_resources_freed(void)
 	return 0;
 }
 
+/* An operation parked for a resource said to be on its way here, which
+ * never comes, is refused to its origin after --dead-after-ms (which
+ * then asks who masters it).  Node 2 names node 1 the master of a
+ * resource of node 0 at epoch 5, as if it had moved there. */
+static int test_parked_expire(void)
+{
+	struct wire_lock_op o = {.op = WIRE_LOCK_NEW, .rqmode = DSM_LK_EX,
+				 .seq = 1,
+				 .id = {.node = 2, .owner = 1, .handle = 5},
+				 .route = {.origin = 2, .hops = 1, .epoch = 5}};
+	const char *r;
+	struct lres *res;
+	unsigned long nacks;
+
+	lsetup(3);
+	r = name_on(0, "pk");
+	o.name_len = (uint8_t)strlen(r);
+	memcpy(o.name, r, o.name_len);
+	o.key = lock_key(0, r, o.name_len);
+	tc.d[1].cfg.dead_after_ms = 5000;
+	xport_send(tc.d[2].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	pump();
+	res = lock_res_get(&tc.d[1], o.key, false);
+	CHECK(res && !list_empty(&res->parked));
+	nacks = xport_mock_sent(tc.d[1].x, 2, WIRE_DIR_NACK);
+	fake_now += 4999;
+	for (int i = 0; i < 16; i++)
+		lock_module.tick(&tc.d[1]);
+	CHECK(!list_empty(&res->parked));
+	fake_now += 1;
+	for (int i = 0; i < 16; i++)
+		lock_module.tick(&tc.d[1]);
+	CHECK(xport_mock_sent(tc.d[1].x, 2, WIRE_DIR_NACK) - nacks == 1);
+	pump();
+	return 0;
+}
+
 /* How many searches an owner of node 1 passed on for one probe: the
  * probe is delivered alone, and the SEARCHes it makes (to node 1 itself,
  * the master here) are counted on node 1's queue to itself. */
@@ -1228,6 +1265,7 @@ static const struct test_case tests[] = {
 	{"rebuild_checked", test_rebuild_checked},
 	{"search_once", test_search_once},
 	{"idle_resources_freed", test_idle_resources_freed},
+	{"parked_expire", test_parked_expire},
 };
 
 TEST_MAIN(tests, lteardown)
