@@ -626,6 +626,26 @@ static int test_master_dies(void)
 	return 0;
 }
 
+/* Resources move to the node that uses them most. */
+static const struct wire_policy moving = {
+	.migrate = 1, .share_pct = 60, .min_requests = 4, .window_ms = 1000,
+	.load_pct = 200};
+
+/* Process p (of node m) takes and releases r in `mode` until r moves to
+ * m. */
+static int move_to(struct proc *p, const char *r, int mode, int m)
+{
+	uint64_t lk;
+
+	fake_now += 2000;
+	for (int i = 0; i < 8 && master_of(r) != m; i++) {
+		CHECK(lock_now(p, &lk, mode, 0, r) == 0);
+		CHECK(unlock_now(p, lk) == 0);
+	}
+	CHECK(master_of(r) == m);
+	return 0;
+}
+
 /* A resource used from one node moves there; its next requests are
  * local, and a lock held across the move is still held. */
 static int test_moves_to_user(void)
@@ -634,21 +654,12 @@ static int test_moves_to_user(void)
 	uint64_t la, lb, before;
 	const char *r;
 
-	static const struct wire_policy moving = {
-		.migrate = 1, .share_pct = 60, .min_requests = 4,
-		.window_ms = 1000, .load_pct = 200};
-
 	CHECK(lsetup_policy(2, &moving) == 0);
 	r = name_on(0, "mv");
 	a = proc_new(0);
 	b = proc_new(1);
 	CHECK(lock_now(a, &la, DSM_LK_NL, 0, r) == 0);
-	fake_now += 2000;
-	for (int i = 0; i < 6 && master_of(r) != 1; i++) {
-		CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
-		CHECK(unlock_now(b, lb) == 0);
-	}
-	CHECK(master_of(r) == 1);
+	CHECK(move_to(b, r, DSM_LK_EX, 1) == 0);
 	before = st(1)->lock_remote;
 	CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
 	CHECK(st(1)->lock_remote == before);
@@ -921,12 +932,8 @@ static int test_unread_client_cut_off(void)
 static int test_moved_master_dies(void)
 {
 	struct proc *a, *b, *c;
-	uint64_t la, lb, lc;
+	uint64_t la, lb;
 	const char *r;
-
-	static const struct wire_policy moving = {
-		.migrate = 1, .share_pct = 60, .min_requests = 4,
-		.window_ms = 1000, .load_pct = 200};
 
 	CHECK(lsetup_policy(3, &moving) == 0);
 	r = name_on(0, "mm");
@@ -934,12 +941,7 @@ static int test_moved_master_dies(void)
 	b = proc_new(0);
 	c = proc_new(2);
 	CHECK(lock_now(a, &la, DSM_LK_PR, 0, r) == 0);
-	fake_now += 2000;
-	for (int i = 0; i < 8 && master_of(r) != 2; i++) {
-		CHECK(lock_now(c, &lc, DSM_LK_PR, 0, r) == 0);
-		CHECK(unlock_now(c, lc) == 0);
-	}
-	CHECK(master_of(r) == 2);
+	CHECK(move_to(c, r, DSM_LK_PR, 2) == 0);
 	CHECK(xport_mock_kill(tc.f, 2) == 0);
 	pump();
 	CHECK(lock_now(b, &lb, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
@@ -961,20 +963,11 @@ static int test_request_lost_moved(void)
 	uint64_t la, lb, req;
 	const char *r;
 
-	static const struct wire_policy moving = {
-		.migrate = 1, .share_pct = 60, .min_requests = 4,
-		.window_ms = 1000, .load_pct = 200};
-
 	CHECK(lsetup_policy(3, &moving) == 0);
 	r = name_on(2, "rl");
 	a = proc_new(0);
 	b = proc_new(1);
-	fake_now += 2000;
-	for (int i = 0; i < 8 && master_of(r) != 1; i++) {
-		CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
-		CHECK(unlock_now(b, lb) == 0);
-	}
-	CHECK(master_of(r) == 1);
+	CHECK(move_to(b, r, DSM_LK_EX, 1) == 0);
 	CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
 	CHECK(xport_mock_kill(tc.f, 2) == 0);
 	req = lock_req(a, &la, DSM_LK_EX, 0, r, 0, 0, false);
