@@ -445,6 +445,15 @@ static void serve(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 /* ---------------------------------------------------------------------- */
 /* Routing, parking                                                       */
 
+/* An operation that could not be kept (out of memory) is refused to its
+ * origin, which asks who masters the resource and sends it again, rather
+ * than lost. */
+static void refuse_kept(struct dsmd *d, const struct wire_lock_op *o)
+{
+	d->refused.nomem++;
+	home_nack(d, &home_lock_kind, o->key, o->route.origin, o->id.handle);
+}
+
 static void park(struct dsmd *d, struct lres *r, int from,
 		 const struct wire_lock_op *o)
 {
@@ -452,7 +461,8 @@ static void park(struct dsmd *d, struct lres *r, int from,
 		r->parked_ms = dsmd_now_ms(d);
 	if (!r->named && o->name_len)
 		name_matches(r, o); /* the key is the name's: checked */
-	lock_pend_keep(&r->parked, from, o);
+	if (!lock_pend_keep(&r->parked, from, o))
+		refuse_kept(d, o); /* out of memory */
 	if (o->route.epoch > r->seen_epoch)
 		r->seen_epoch = o->route.epoch;
 }
@@ -577,7 +587,8 @@ void lock_on_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 		}
 	}
 	if (lock_recovering(d) && o->op != WIRE_LOCK_REBUILD) {
-		lock_pend_keep(&lk->held, from, o);
+		if (!lock_pend_keep(&lk->held, from, o))
+			refuse_kept(d, o); /* out of memory */
 		return;
 	}
 	handle_op(d, from, o);

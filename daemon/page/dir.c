@@ -37,6 +37,7 @@ struct dreq {
 	struct dreq *next;
 	int from;            /* the requester (route.origin) */
 	uint64_t req_id;
+	uint64_t at_ms;      /* when it came */
 	struct wire_dsm_req r;
 };
 
@@ -320,7 +321,8 @@ static void enqueue(struct dsmd *d, struct dentry *e, int origin, uint64_t id,
 		log_err("out of memory queueing a request: dropped");
 		return;
 	}
-	*w = (struct dreq){.from = origin, .req_id = id, .r = *q};
+	*w = (struct dreq){.from = origin, .req_id = id, .r = *q,
+			   .at_ms = dsmd_now_ms(d)};
 	if (e->q_tail)
 		e->q_tail->next = w;
 	else
@@ -681,6 +683,31 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 		e->state = DIR_LOST;
 	}
 	serve_queue(d, e);
+}
+
+/* Each tick, the next `n` chunks of entries: requests parked for an entry
+ * said to be on its way here that has not come in --dead-after-ms (its
+ * sender died, or lied) are refused to their requesters, which ask again
+ * who masters the page. */
+void dir_sweep(struct dsmd *d, unsigned n)
+{
+	struct page_state *ps = d->page;
+	struct ptab *t = &ps->dir;
+	uint64_t now = dsmd_now_ms(d);
+
+	for (; n && t->nchunks; n--) {
+		size_t c = ps->dir_sweep++ % t->nchunks;
+		struct dentry *e = t->chunks[c];
+
+		for (size_t i = 0; e && i < PTAB_CHUNK; i++) {
+			uint64_t page = (uint64_t)c * PTAB_CHUNK + i;
+
+			if (e[i].q_head &&
+			    !home_is_master(d, page, &e[i].h) &&
+			    now - e[i].q_head->at_ms >= d->cfg.dead_after_ms)
+				refuse_parked(d, page, &e[i]);
+		}
+	}
 }
 
 void dir_peer_down(struct dsmd *d, int node)

@@ -145,6 +145,16 @@ static void on_page_ipc(struct dsmd *d, struct client *c,
 	client_reply(c, WIRE_IPC_REPLY, m->hdr->req_id, &r, sizeof(r));
 }
 
+/* Each tick: the transactions' deadlines, and a sixteenth of the
+ * directory's chunks (at most 32, 16,384 entries) for parked requests. */
+static void page_tick(struct dsmd *d)
+{
+	size_t n = (d->page->dir.nchunks + 15) / 16;
+
+	req_tick(d);
+	dir_sweep(d, (unsigned)(n < 32 ? n : 32));
+}
+
 static const struct dsmd_msg page_msgs[] = {
 	/* The master side (dir.c). */
 	{WIRE_DSM_REQ, true, dir_on_req_msg},
@@ -178,7 +188,7 @@ const struct dsmd_module page_module = {
 	.peer_up = holder_peer_up,
 	.peer_down = page_peer_down,
 	.app_gone = fault_app_gone,
-	.tick = req_tick,
+	.tick = page_tick,
 	.rdma = page_rdma,
 	.rdma_tagged = true,
 	.msgs = page_msgs,

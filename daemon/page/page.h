@@ -162,6 +162,7 @@ struct page_state {
 	struct list slots_wait;    /* struct kept: forwards for a requester
 				      whose PAGE_SLOTS has not come yet */
 	unsigned nslots_wait;
+	size_t dir_sweep;          /* the next chunk dir_sweep looks at */
 };
 
 static inline uint64_t page_addr(const struct dsmd *d, uint64_t page)
@@ -267,6 +268,7 @@ void dir_on_req_msg(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_on_done(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_on_shared(struct dsmd *d, int from, const struct wire_msg *m);
 void dir_on_stuck(struct dsmd *d, int from, const struct wire_msg *m);
+void dir_sweep(struct dsmd *d, unsigned nchunks);
 void dir_reset_range(struct dsmd *d, uint64_t first, uint64_t n);
 /* A node died: its requests and copies are forgotten, open transactions
  * that wait on it are told, and pages whose only copy it held are lost. */

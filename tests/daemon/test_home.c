@@ -9,6 +9,7 @@
  */
 #include "dsm_harness.h"
 #include "home/home_int.h"
+#include "modules.h"
 
 static const struct wire_policy moving = {
 	.placement = DSM_PLACE_STATIC, .migrate = 1, .share_pct = 60,
@@ -304,6 +305,40 @@ static int test_lookup_deadline(void)
 	return 0;
 }
 
+/* A request parked for an entry said to be on its way here, which never
+ * comes, is refused to its requester after --dead-after-ms (which then
+ * asks who masters the page).  Node 2 names node 1 the master of a page
+ * of node 0 at epoch 5, as if the entry had moved there. */
+static int test_parked_expire(void)
+{
+	uint64_t page = 3; /* home: node 0 of 3 */
+	struct wire_dsm_req q = {.page = page, .access = WIRE_ACC_READ,
+				 .route = {.origin = 2, .hops = 1,
+					   .epoch = 5}};
+	unsigned long nacks;
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(3, 0) == 0);
+	pump();
+	tc.d[1].cfg.dead_after_ms = 5000;
+	xport_send(tc.d[2].x, 1, WIRE_DSM_REQ, 77, &q, sizeof(q));
+	pump();
+	CHECK(dir_entry(&tc.d[1], page, false)->q_head != NULL);
+	nacks = xport_mock_sent(tc.d[1].x, 2, WIRE_DIR_NACK);
+	fake_now += 4999;
+	for (int i = 0; i < 16; i++)
+		page_module.tick(&tc.d[1]);
+	CHECK(dir_entry(&tc.d[1], page, false)->q_head != NULL);
+	fake_now += 1;
+	for (int i = 0; i < 16; i++)
+		page_module.tick(&tc.d[1]);
+	CHECK(dir_entry(&tc.d[1], page, false)->q_head == NULL);
+	CHECK(xport_mock_sent(tc.d[1].x, 2, WIRE_DIR_NACK) - nacks == 1);
+	pump();
+	teardown();
+	return 0;
+}
+
 /* A node on the forwarding chain is dead: the requester asks everyone and
  * reaches the master. */
 static int test_dead_forwarder(void)
@@ -559,6 +594,7 @@ static const struct test_case tests[] = {
 	{"first_touch", test_first_touch},
 	{"passed_to_dying", test_passed_to_dying},
 	{"lookup_deadline", test_lookup_deadline},
+	{"parked_expire", test_parked_expire},
 	{"random_moves", test_random_moves},
 	{"policy_everywhere", test_policy_everywhere},
 	{"bad_migrate", test_bad_migrate},
