@@ -304,7 +304,7 @@ struct wire_dsm_stuck {
 	uint64_t page;
 	uint64_t heard;    /* nodes whose ack or page R has */
 	uint32_t grant;    /* R has its grant */
-	uint32_t reserved;
+	uint32_t has_copy; /* R asked as a sharer (its request's has_copy) */
 } __attribute__((packed));
 
 /* The invalidation comes from a holder, not the master: it is for a copy

@@ -357,6 +357,25 @@ static void waits_behind(struct dsmd *d, struct dentry *e, int origin)
 		cluster_suspect(d, e->busy_node, "kept a page's entry busy");
 }
 
+static void regrant(struct dsmd *d, struct dentry *e, int to, uint64_t id,
+		    uint64_t page, bool has_copy);
+
+/* A request seen already, asked again (req_tick): one waiting behind the
+ * open transaction (waits_behind), or the open one itself, whose
+ * requester heard nothing from this node yet.  If nothing but its grant
+ * was sent for it, the grant was lost: sent again. */
+static void asked_again(struct dsmd *d, struct dentry *e, int origin,
+			uint64_t id, const struct wire_dsm_req *q)
+{
+	if (e->busy && e->busy_node == origin && e->busy_req == id) {
+		if (!e->owe && (uint32_t)dsmd_now_ms(d) - e->busy_ms >=
+				       d->cfg.dead_after_ms)
+			regrant(d, e, origin, id, q->page, q->has_copy);
+		return;
+	}
+	waits_behind(d, e, origin);
+}
+
 /* The entry is idle: move it if its policy says so, passing the queue on
  * (page_left), else serve what waits. */
 static void settle(struct dsmd *d, uint64_t page, struct dentry *e,
@@ -404,7 +423,7 @@ void dir_on_req(struct dsmd *d, int from, uint64_t id,
 		break;
 	}
 	if (seen(e, origin, id)) {
-		waits_behind(d, e, origin);
+		asked_again(d, e, origin, id, q);
 		return;
 	}
 	if (q->route.chain)
@@ -531,6 +550,26 @@ _Static_assert(offsetof(struct wire_dsm_req, page) == 0 &&
 	       offsetof(struct wire_dsm_stuck, page) == 0,
 	       "the core checks the page first");
 
+/* The open transaction's grant did not reach its requester (a message
+ * lost inside a node), and nothing else was sent for it (nobody owes it):
+ * then it was a grant alone, and what it said follows from the entry as
+ * served and from the request.  A read: S, from zeros if the requester had
+ * no copy (the page was I); a write: M, from zeros unless the requester
+ * had the current copy (an upgrade with nobody else to invalidate); the
+ * page lost: lost. */
+static void regrant(struct dsmd *d, struct dentry *e, int to, uint64_t id,
+		    uint64_t page, bool has_copy)
+{
+	unsigned state = e->busy_write ? WIRE_PS_M : WIRE_PS_S;
+	unsigned flags = e->state == DIR_LOST ? WIRE_GRANT_LOST :
+			 has_copy ? 0 : WIRE_GRANT_ZERO;
+
+	log_warn("page %llu: node %d never got its grant: sent again",
+		 (unsigned long long)page, to);
+	grant(d, to, id, page, e, state, 0, flags,
+	      e->busy_write ? 1ull << to : 0);
+}
+
 /* Requester `from` has waited --dead-after-ms on transaction `id` (its
  * DSM_STUCK), the open one: whoever owes it an ack or the page and has
  * not given it is declared dead (that ends its wait as a death does).
@@ -553,6 +592,11 @@ void dir_on_stuck(struct dsmd *d, int from, const struct wire_msg *m)
 
 		if (open_ms < d->cfg.dead_after_ms)
 			return;
+		if (!owe && !s.grant) {
+			regrant(d, e, from, m->hdr->req_id, s.page,
+				s.has_copy);
+			return;
+		}
 		if (!owe) {
 			log_once(d->proto_logged, LOG_WARN,
 				 "page %llu: node %d waits, but nobody owes it "

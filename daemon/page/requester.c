@@ -542,9 +542,25 @@ void req_tick(struct dsmd *d)
 		    now - t->nudge_ms < (t->peer ? 2 * bound : bound))
 			continue;
 		t->nudge_ms = now;
-		if (t->master >= 0) {
+		if (t->master >= 0 && t->grant_seen &&
+		    (!t->data_needed || t->data_got) &&
+		    t->acks_got >= t->acks_needed) {
+			/* All the master arranged is in: what is missing are
+			 * acks relayed by holders, from readers they gave the
+			 * page directly, which only this node knows of. */
+			uint64_t owe = t->also & ~t->also_acked;
+
+			d->st.stuck_waits++;
+			while (owe) {
+				int n = __builtin_ctzll(owe);
+
+				owe &= owe - 1;
+				cluster_suspect(d, n, "owed a relayed ack");
+			}
+		} else if (t->master >= 0) {
 			struct wire_dsm_stuck s = {
 				.page = t->page, .grant = t->grant_seen,
+				.has_copy = t->has_copy,
 				.heard = t->acked | t->also_acked |
 					 (t->src >= 0 ? 1ull << t->src : 0)};
 

@@ -878,6 +878,33 @@ static int test_stuck_write(void)
 	return 0;
 }
 
+/* A grant lost inside a node (nothing else was sent for it) is sent again
+ * when the requester says it waits: node 1's write of a page nobody
+ * holds; its grant from node 0 is lost. */
+static int test_grant_lost(void)
+{
+	uint64_t page = 2; /* master 0 of 2 */
+
+	CHECK(setup(2, 0) == 0);
+	pump();
+	tc.d[0].cfg.dead_after_ms = tc.d[1].cfg.dead_after_ms = 5000;
+	fault(1, page, WR);
+	step(1);
+	xport_mock_cut(tc.f, 0, 1, true);
+	step(0); /* served: the grant is lost */
+	xport_mock_cut(tc.f, 0, 1, false);
+	pump();
+	CHECK(busy(1, page) && entry(page)->busy);
+	fake_now += 5000;
+	page_module.tick(&tc.d[1]);
+	pump();
+	CHECK(st(1)->stuck_waits == 1 && st(0)->nodes_dead == 0);
+	CHECK(!busy(1, page) && state(1, page) == WIRE_PS_M);
+	CHECK(!entry(page)->busy && entry(page)->owner == 1);
+	teardown();
+	return 0;
+}
+
 /* A requester that keeps an entry busy (never sends DONE) is declared
  * dead once another waits behind it twice --dead-after-ms: node 2 is
  * granted the page but its DONE never reaches the master; node 1's
@@ -1156,6 +1183,7 @@ static const struct test_case tests[] = {
 	{"lookup_with_nobody", test_lookup_with_nobody},
 	{"stuck_write", test_stuck_write},
 	{"stuck_behind", test_stuck_behind},
+	{"grant_lost", test_grant_lost},
 	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
