@@ -352,6 +352,30 @@ static void op_cancel(struct dsmd *d, struct lres *r,
 	/* Else it was granted first: the grant is the answer. */
 }
 
+/* An owner waits on b and asked anew after a death (its operation renumbered,
+ * recover.c): renumbered here too.  If it was granted meanwhile (the
+ * answer went out under the old number and is dropped), it is answered
+ * again; a conversion that never came is made. */
+static void rebuild_wait(struct dsmd *d, struct lres *r, struct lkb *b,
+			 const struct wire_lock_op *o)
+{
+	struct wire_lock_op redo = *o;
+
+	if (!lock_find_in(&r->granted, &b->id)) {
+		b->opseq = o->seq; /* still waiting or converting */
+		return;
+	}
+	if (o->grmode != LK_NONE && b->grmode == o->grmode &&
+	    b->grmode != o->rqmode) {
+		redo.op = WIRE_LOCK_CONVERT;
+		op_convert(d, r, &redo);
+		return;
+	}
+	b->opseq = o->seq;
+	reply(d, r, &b->id, b->opseq, WIRE_LKR_DONE, 0, b->grmode,
+	      (b->flags & WIRE_LKF_VALBLK) && b->grmode >= DSM_LK_PR);
+}
+
 /* A survivor's lock after a death (recover.c): the mode its owner holds,
  * and the operation it has under way (its seq), which may have died on
  * its way with the dead node. */
@@ -370,9 +394,9 @@ static void op_rebuild(struct dsmd *d, struct lres *r,
 		if (!b && o->grmode == LK_NONE) {
 			redo.op = WIRE_LOCK_NEW;
 			op_new(d, r, &redo);
-		} else if (b && o->grmode != LK_NONE && o->rqmode != LK_NONE) {
-			redo.op = WIRE_LOCK_CONVERT;
-			op_convert(d, r, &redo);
+		} else if (b && o->rqmode != LK_NONE &&
+			   (int32_t)(o->seq - b->opseq) > 0) {
+			rebuild_wait(d, r, b, o);
 		}
 		return;
 	}

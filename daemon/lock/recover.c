@@ -124,10 +124,16 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
 	int to = where == d->cfg.node ? where : lock_recovery_master(d, l->key);
 	struct wire_lock_op o;
 
-	if (r && (where == node || l->master == node)) {
+	if (r && where != d->cfg.node &&
+	    (where == node || l->master == node)) {
 		r->h.flags = HOME_KNOWN;
 		r->h.hint = (uint16_t)node; /* dead: orphaned */
 	}
+	/* A request or conversion under way is asked anew: an answer to it
+	 * still on its way from before the death is of another incarnation
+	 * of the lock (the resource may be rebuilt without it), and goes. */
+	if (lock_waits(l))
+		l->opseq++;
 	lock_fill_op(d, l, WIRE_LOCK_REBUILD, &o);
 	if (l->state == LS_WAITING)
 		o.grmode = LK_NONE;
