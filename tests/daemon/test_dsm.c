@@ -905,6 +905,35 @@ static int test_grant_lost(void)
 	return 0;
 }
 
+/* Acks relayed by a holder are known to the requester only: node 0 gave
+ * node 2 the page directly (the master never heard: the notice was lost)
+ * and writes it again; node 2, alive but cut off from node 0, never acks
+ * the invalidation node 0 relays.  Past the deadline node 0 itself
+ * declares node 2 dead, and its write completes. */
+static int test_stuck_relayed_ack(void)
+{
+	uint64_t page = 4; /* master 1 of 3 */
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	peer_stage(page, 21);
+	peer_read_from_0(page, true);
+	CHECK(state(2, page) == WIRE_PS_S && state(0, page) == WIRE_PS_S);
+	tc.d[0].cfg.dead_after_ms = 5000;
+	xport_mock_cut(tc.f, 2, 0, true);
+	fault(0, page, WP);
+	pump();
+	CHECK(busy(0, page));
+	fake_now += 5000;
+	page_module.tick(&tc.d[0]);
+	pump();
+	CHECK(st(0)->stuck_waits == 1 && st(0)->nodes_dead == 1);
+	CHECK(tc.d[0].members[2].state == WIRE_MEMBER_DEAD);
+	CHECK(!busy(0, page) && state(0, page) == WIRE_PS_M);
+	teardown();
+	return 0;
+}
+
 /* A requester that keeps an entry busy (never sends DONE) is declared
  * dead once another waits behind it twice --dead-after-ms: node 2 is
  * granted the page but its DONE never reaches the master; node 1's
@@ -1184,6 +1213,7 @@ static const struct test_case tests[] = {
 	{"stuck_write", test_stuck_write},
 	{"stuck_behind", test_stuck_behind},
 	{"grant_lost", test_grant_lost},
+	{"stuck_relayed_ack", test_stuck_relayed_ack},
 	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
