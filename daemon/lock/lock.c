@@ -7,8 +7,8 @@
  * The messages (common/wire.h):
  *   LOCK_OP         owner -> master, routed like a page request (forwarded
  *                   on hints, parked while the resource moves); legal any
- *                   time; held while this node recovers (but REBUILD), kept
- *                   while it names a death not seen here yet.
+ *                   time; held while this node recovers (but REBUILD); one
+ *                   naming a death not seen here yet is a death report.
  *   LOCK_REPLY      master -> owner, the answer to an op or a blocking
  *                   notification; a deadlock search's end comes from the
  *                   master where the cycle closed.  One for a lock that is

@@ -11,8 +11,9 @@
  *
  * An operation is routed like a page request (home.h): served here if this
  * node masters the resource, parked while it is on its way here, passed on
- * otherwise.  One that names a death this node has not seen yet waits for
- * it, and while recovering (recover.c) everything but REBUILD is held.
+ * otherwise.  One that names a death this node has not seen yet is a death
+ * report (this node declares it too), and while recovering (recover.c)
+ * everything but REBUILD is held.
  */
 #define _GNU_SOURCE
 #include <dsm.h>

@@ -113,8 +113,8 @@ static void drop_node_locks(struct dsmd *d, int node)
 }
 
 /* Owner side, one lock after `node` died, to the resource's recovery
- * master, named with the death (a node that has not seen it yet keeps it
- * until it has).  That node asks who masters the resource now; if nobody
+ * master, named with the death (a node that has not seen it yet declares
+ * it then, master.c).  That node asks who masters the resource now; if nobody
  * does, it adopts it and rebuilds it from what the survivors send.  A
  * CANCEL this node sent may have died with the master: sent again, behind
  * the REBUILD on the same path. */
@@ -157,10 +157,11 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
  * resource moves with its granted locks, and they learn of it only from
  * the next answer).  One whose request or conversion is under way on a
  * resource this node masters goes here: the request may have been sent
- * to the dead node before the resource arrived.  A release not answered yet is sent again, through
- * the recovery master if its master is dead: the resource may have moved
- * on to a live node before the death (a release twice is harmless; one
- * that reaches a rebuilt resource finds nothing and is answered). */
+ * to the dead node before the resource arrived.  A release not answered
+ * yet is sent again, through the recovery master if its master is dead:
+ * the resource may have moved on to a live node before the death (a
+ * release twice is harmless; one that reaches a rebuilt resource finds
+ * nothing and is answered). */
 static void rebuild_owned(struct dsmd *d, int node)
 {
 	unsigned i;
