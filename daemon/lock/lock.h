@@ -146,6 +146,8 @@ struct llock {
 	int16_t master;          /* the node that last answered, or -1 */
 	uint32_t opseq;          /* the operation under way, or the last
 				    (wire_lock_op.seq) */
+	uint8_t rebuilt_for;     /* the last death it was rebuilt after, + 1;
+				    0: none */
 	uint32_t seq;            /* deadlock searches of this wait
 				    (deadlock.c) */
 	uint64_t req_id;         /* the IPC request to answer, 0: none */
@@ -264,6 +266,9 @@ bool lock_recovering(const struct dsmd *d);
  * RECOVERED declares that node dead. */
 void lock_recovery_tick(struct dsmd *d);
 void lock_heard_recovered(struct dsmd *d, int from, unsigned dead);
+/* Send l's REBUILD again (it was refused on its way), to its master as
+ * this node knows it now; nothing if l was never rebuilt. */
+void lock_rebuild_again(struct dsmd *d, struct llock *l);
 void lock_peer_down(struct dsmd *d, int node);
 
 #endif

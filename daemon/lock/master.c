@@ -245,12 +245,21 @@ static bool queues_full(const struct lres *r, unsigned cap)
 	return false;
 }
 
+static void rebuild_wait(struct dsmd *d, struct lres *r, struct lkb *b,
+			 const struct wire_lock_op *o);
+
 static void op_new(struct dsmd *d, struct lres *r, const struct wire_lock_op *o)
 {
-	struct lkb *b;
+	struct lkb *b = find_any(r, &o->id);
 
-	if (find_any(r, &o->id))
-		return; /* sent again after a refusal; the first got here */
+	if (b) {
+		/* Sent again after a refusal (the first got here), or asked
+		 * anew after a death under a new number (recover.c): then
+		 * renumbered, and answered again if granted meanwhile. */
+		if ((int32_t)(o->seq - b->opseq) > 0)
+			rebuild_wait(d, r, b, o);
+		return;
+	}
 	if (!name_matches(r, o)) {
 		reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -ENOTUNIQ, LK_NONE, false);
 		return;
@@ -283,9 +292,12 @@ static void op_convert(struct dsmd *d, struct lres *r,
 	struct lkb *b = lock_find_in(&r->granted, &o->id);
 
 	if (!b) {
-		if (!lock_find_in(&r->converting, &o->id))
+		b = lock_find_in(&r->converting, &o->id);
+		if (!b)
 			reply(d, r, &o->id, o->seq, WIRE_LKR_DONE, -ENOLCK, LK_NONE,
 			      false);
+		else if ((int32_t)(o->seq - b->opseq) > 0)
+			b->opseq = o->seq; /* asked anew after a death */
 		return;
 	}
 	if ((int32_t)(o->seq - b->opseq) <= 0)

@@ -112,6 +112,33 @@ static void drop_node_locks(struct dsmd *d, int node)
 	}
 }
 
+/* l's REBUILD: as this node holds it, named with the death it follows. */
+static void fill_rebuild(struct dsmd *d, const struct llock *l,
+			 struct wire_lock_op *o)
+{
+	lock_fill_op(d, l, WIRE_LOCK_REBUILD, o);
+	if (l->state == LS_WAITING)
+		o->grmode = LK_NONE;
+	if (l->state == LS_GRANTED)
+		o->rqmode = LK_NONE;
+	if (l->lvb_ok)
+		o->flags |= WIRE_LKF_LVB;
+	o->reserved = l->rebuilt_for;
+}
+
+void lock_rebuild_again(struct dsmd *d, struct llock *l)
+{
+	uint32_t epoch;
+	int dead, to = lock_target(d, l->key, &epoch, &dead);
+	struct wire_lock_op o;
+
+	if (!l->rebuilt_for)
+		return;
+	fill_rebuild(d, l, &o);
+	o.route.epoch = epoch;
+	node_send(d, to, WIRE_LOCK_OP, 0, &o, sizeof(o));
+}
+
 /* Owner side, one lock after `node` died, to the resource's recovery
  * master, named with the death (a node that has not seen it yet declares
  * it then, master.c).  That node asks who masters the resource now; if nobody
@@ -134,14 +161,8 @@ static void rebuild(struct dsmd *d, struct llock *l, struct lres *r, int node,
 	 * of the lock (the resource may be rebuilt without it), and goes. */
 	if (lock_waits(l))
 		l->opseq++;
-	lock_fill_op(d, l, WIRE_LOCK_REBUILD, &o);
-	if (l->state == LS_WAITING)
-		o.grmode = LK_NONE;
-	if (l->state == LS_GRANTED)
-		o.rqmode = LK_NONE;
-	if (l->lvb_ok)
-		o.flags |= WIRE_LKF_LVB;
-	o.reserved = (uint8_t)(node + 1);
+	l->rebuilt_for = (uint8_t)(node + 1);
+	fill_rebuild(d, l, &o);
 	node_send(d, to, WIRE_LOCK_OP, 0, &o, sizeof(o));
 	if (l->cancel) {
 		lock_fill_op(d, l, WIRE_LOCK_CANCEL, &o);
