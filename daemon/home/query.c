@@ -1,6 +1,7 @@
 /* Asking every node who masters an entry (DIR_WHO_HAS): when the hints
  * and forwards a request followed led nowhere.  The node that masters it
- * wins; if none does, the newest pointer wins (its target is about to).
+ * wins; if none does, the newest pointer left by a move wins (its target
+ * is about to).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,8 +32,14 @@ static void finish_query(struct dsmd *d, struct home_query *q)
 	list_del(&q->link);
 	if (master >= 0 && !node_usable(d, master))
 		master = -1; /* it masters it, and it is dead */
-	else if (master < 0 && q->hint >= 0 && node_usable(d, q->hint)) {
-		master = q->hint; /* the newest pointer: on its way there */
+	else if (master < 0 && q->hint >= 0 && q->hint_epoch > 0 &&
+		 node_usable(d, q->hint)) {
+		/* The newest pointer: on its way there.  Only a move makes
+		 * one (it raises the epoch); a pointer of epoch 0 is a
+		 * guess (a recovery master's, or one of those pointing at
+		 * each other), and with nobody claiming the entry, nobody
+		 * masters it. */
+		master = q->hint;
 		epoch = q->hint_epoch;
 		own_word = false;
 	}

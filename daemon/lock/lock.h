@@ -266,9 +266,6 @@ bool lock_recovering(const struct dsmd *d);
  * RECOVERED declares that node dead. */
 void lock_recovery_tick(struct dsmd *d);
 void lock_heard_recovered(struct dsmd *d, int from, unsigned dead);
-/* Send l's REBUILD again (it was refused on its way), to its master as
- * this node knows it now; nothing if l was never rebuilt. */
-void lock_rebuild_again(struct dsmd *d, struct llock *l);
 void lock_peer_down(struct dsmd *d, int node);
 
 #endif

@@ -116,8 +116,6 @@ void lock_resend(struct dsmd *d, struct llock *l)
 		lock_owner_send(d, l, WIRE_LOCK_UNLOCK, 0);
 		return;
 	default:
-		/* Held: only a REBUILD of it can have been refused. */
-		lock_rebuild_again(d, l);
 		return;
 	}
 	if (l->cancel)

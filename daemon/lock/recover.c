@@ -126,19 +126,6 @@ static void fill_rebuild(struct dsmd *d, const struct llock *l,
 	o->reserved = l->rebuilt_for;
 }
 
-void lock_rebuild_again(struct dsmd *d, struct llock *l)
-{
-	uint32_t epoch;
-	int dead, to = lock_target(d, l->key, &epoch, &dead);
-	struct wire_lock_op o;
-
-	if (!l->rebuilt_for)
-		return;
-	fill_rebuild(d, l, &o);
-	o.route.epoch = epoch;
-	node_send(d, to, WIRE_LOCK_OP, 0, &o, sizeof(o));
-}
-
 /* Owner side, one lock after `node` died, to the resource's recovery
  * master, named with the death (a node that has not seen it yet declares
  * it then, master.c).  That node asks who masters the resource now; if nobody
