@@ -569,6 +569,12 @@ static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)
 		node_send(d, next, WIRE_LOCK_OP, 0, &fw, sizeof(fw));
 		return;
 	case HOME_NACK:
+		/* What this node knew led round: a pointer no move left
+		 * (epoch 0: a recovery's guess) is forgotten, so the next
+		 * operation goes by the placement (or its recovery master)
+		 * instead of round again. */
+		if (!r->h.epoch)
+			r->h.flags = 0;
 		home_nack(d, &home_lock_kind, o->key, o->route.origin,
 			  o->id.handle);
 		return;
