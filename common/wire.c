@@ -85,6 +85,8 @@ static const struct wire_type_info wire_types[WIRE_TYPE_MAX] = {
 			     sizeof(struct wire_page_slots), 0},
 	[WIRE_DSM_STUCK] = {"DSM_STUCK", WIRE_CH_NODE,
 			    sizeof(struct wire_dsm_stuck), 0},
+	[WIRE_DSM_PASSED] = {"DSM_PASSED", WIRE_CH_NODE,
+			     sizeof(struct wire_dsm_passed), 0},
 	[WIRE_IPC_HELLO] = {"IPC_HELLO", WIRE_CH_IPC,
 			    sizeof(struct wire_ipc_hello), 0},
 	[WIRE_IPC_HELLO_OK] = {"IPC_HELLO_OK", WIRE_CH_IPC,

@@ -26,7 +26,9 @@
 				     (PAGE_SLOTS);
 				  7: the master drops strays (INV_STRAY);
 				     lock operations numbered; a waiting
-				     requester says so (DSM_STUCK) */
+				     requester says so (DSM_STUCK); a
+				     holder says it passed a read on
+				     (DSM_PASSED) */
 
 /* Largest node-to-node message: the size of a pre-posted receive buffer. */
 #define WIRE_MSG_MAX 4096u
@@ -134,6 +136,11 @@ enum wire_type {
 	 * still owes it an ack or the page (or R, if R keeps the entry busy
 	 * while others wait). */
 	WIRE_DSM_STUCK = 36,
+	/* H->R, req_id = R's transaction: H passed R's DSM_PEER_REQ on to the
+	 * master as R's request (it could not serve it): R's transaction is
+	 * an ordinary one now, asked again if a node dies (struct
+	 * wire_dsm_passed). */
+	WIRE_DSM_PASSED = 37,
 
 	/* ---- Unix socket: client <-> its node's dsmd ---- */
 
@@ -298,6 +305,11 @@ struct wire_dsm_fwd {
 			      invalidates itself (and R); a holder passes
 			      the invalidation on only to readers it gave
 			      the page that are not in it */
+} __attribute__((packed));
+
+struct wire_dsm_passed {
+	uint64_t page;
+	uint64_t reserved;
 } __attribute__((packed));
 
 struct wire_dsm_stuck {

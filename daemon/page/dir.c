@@ -547,7 +547,8 @@ static void on_shared(struct dsmd *d, int from,
 _Static_assert(offsetof(struct wire_dsm_req, page) == 0 &&
 	       offsetof(struct wire_dsm_done, page) == 0 &&
 	       offsetof(struct wire_dsm_shared, page) == 0 &&
-	       offsetof(struct wire_dsm_stuck, page) == 0,
+	       offsetof(struct wire_dsm_stuck, page) == 0 &&
+	       offsetof(struct wire_dsm_passed, page) == 0,
 	       "the core checks the page first");
 
 /* The open transaction's grant did not reach its requester (a message

@@ -457,7 +457,13 @@ void holder_on_peer_req(struct dsmd *d, int from, const struct wire_msg *msg)
 	}
 	if (pg->state == WIRE_PS_I || pg->peer_copy ||
 	    dir_master(d, q.page) == d->cfg.node) {
+		struct wire_dsm_passed p = {.page = q.page};
+
 		d->st.peer_passed++;
+		/* R learns that its read is an ordinary request now: one a
+		 * death may have lost, and that it asks again then. */
+		node_send(d, from, WIRE_DSM_PASSED, msg->hdr->req_id, &p,
+			  sizeof(p));
 		dir_on_req(d, from, msg->hdr->req_id, &q);
 		return;
 	}

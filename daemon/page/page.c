@@ -168,6 +168,7 @@ static const struct dsmd_msg page_msgs[] = {
 	{WIRE_PAGE_SLOTS, false, holder_on_slots},
 	/* The requester side (requester.c). */
 	{WIRE_DSM_INV_ACK, true, req_on_ack},
+	{WIRE_DSM_PASSED, true, req_on_passed},
 	{WIRE_DSM_GRANT, true, req_on_grant},
 	{WIRE_DSM_LOST, true, req_on_lost},
 	/* A freed region (nodemem.c; node 0's collectives send it). */

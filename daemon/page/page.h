@@ -127,6 +127,7 @@ struct txn {
 	uint64_t covered;    /* an M grant's: nodes the master invalidates */
 	uint64_t id, page, version;
 	uint64_t nudge_ms;   /* started, or last said it waits (req_tick) */
+	uint64_t deaths;     /* nodes this node had seen die when it began */
 	int16_t src;         /* the node its page came from, or -1 */
 	struct list waiters;   /* struct fault: faults on the page */
 	struct list peer_wait; /* struct kept: DSM_PEER_REQs for the page,
@@ -225,6 +226,7 @@ void req_on_lost(struct dsmd *d, int from, const struct wire_msg *m);
 void req_on_page_data(struct dsmd *d, const struct xport_event *ev);
 void req_peer_down(struct dsmd *d, int node);
 void req_tick(struct dsmd *d);
+void req_on_passed(struct dsmd *d, int from, const struct wire_msg *m);
 /* The page kind's nacked() and located() (home.h). */
 void req_nacked(struct dsmd *d, uint64_t page, uint64_t id);
 void req_located(struct dsmd *d, uint64_t page, uint64_t id, int master,

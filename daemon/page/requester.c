@@ -98,6 +98,7 @@ void req_start(struct dsmd *d, uint64_t page, struct page *pg, bool write,
 			  .hinted = hinted,
 			  .master = -1, .sent_to = -1, .src = -1,
 			  .nudge_ms = dsmd_now_ms(d),
+			  .deaths = d->st.nodes_dead,
 			  .id = (++ps->txn_gen << 16) | i};
 	list_init(&t->waiters);
 	list_init(&t->peer_wait);
@@ -575,6 +576,24 @@ void req_tick(struct dsmd *d)
 			txn_ask(d, t);
 		}
 	}
+}
+
+/* The holder our read went to passed it on to the master (DSM_PASSED). */
+void req_on_passed(struct dsmd *d, int from, const struct wire_msg *m)
+{
+	struct wire_dsm_passed p;
+	struct txn *t;
+
+	memcpy(&p, m->body, sizeof(p));
+	t = find_txn(d, m->hdr->req_id, p.page);
+	if (!t || !t->peer || t->sent_to != from || t->master >= 0)
+		return;
+	t->peer = false;
+	/* A node died since it began: the holder may have passed it on to
+	 * that node (not knowing yet), and this node did not ask again then
+	 * (it was still the holder's to answer).  Ask now. */
+	if (d->st.nodes_dead != t->deaths && !t->asking)
+		txn_ask(d, t);
 }
 
 void req_nacked(struct dsmd *d, uint64_t page, uint64_t id)
