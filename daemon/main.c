@@ -105,7 +105,8 @@ static int setup_transport(struct dsmd *d)
 			 ntohs(mine.port));
 	ret = rdv_exchange(d->cfg.rendezvous, d->cfg.node, d->cfg.nnodes,
 			   have_key ? &key : NULL, &mine, all,
-			   d->cfg.join_timeout_ms);
+			   d->cfg.join_timeout_ms, d->cfg.rendezvous_fd);
+	d->cfg.rendezvous_fd = -1; /* closed by the rendezvous */
 	if (ret)
 		return ret;
 	return xport_connect_all(d->x, all);

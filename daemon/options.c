@@ -70,6 +70,9 @@ static void usage(FILE *f)
 "                          for US; default 0 (sleep: see docs/architecture.md)\n"
 "                                                             (DSM_TXN_POLL_US)\n"
 "      --ready-fd FD       write \"ready\" to FD once the mesh is up\n"
+"      --rendezvous-fd FD  node 0: serve the rendezvous on this listening\n"
+"                          socket, inherited from a launcher that bound it\n"
+"                          (its port must be the rendezvous address's)\n"
 "      --arena-mb MB       size of the shared arena, default 1024 (DSM_ARENA_MB)\n"
 "      --arena-base ADDR   its address in every process, default 0x200000000000\n"
 "                                                             (DSM_ARENA_BASE)\n"
@@ -164,6 +167,8 @@ static const struct opt opts[] = {
 	{"txn-poll-us", 0, "DSM_TXN_POLL_US", "txn poll", OPT_UINT, 0, 1000000,
 	 CFG(txn_poll_us)},
 	{"ready-fd", 0, NULL, "ready fd", OPT_INT, 0, 1 << 20, CFG(ready_fd)},
+	{"rendezvous-fd", 0, NULL, "rendezvous fd", OPT_INT, 0, 1 << 20,
+	 CFG(rendezvous_fd)},
 	{"arena-mb", 0, "DSM_ARENA_MB", "arena size (MiB)", OPT_MIB, 1, 1 << 20,
 	 CFG(arena_size)},
 	{"arena-base", 0, "DSM_ARENA_BASE", "arena base", OPT_BASE, 0, 0,
@@ -382,7 +387,8 @@ static int check_config(const struct dsmd_config *c)
 
 static const struct dsmd_config defaults = {
 	.heartbeat_ms = 500, .dead_after_ms = 5000, .join_timeout_ms = 120000,
-	.recv_depth = 32, .ready_fd = -1, .arena_base = DSMD_ARENA_BASE,
+	.recv_depth = 32, .ready_fd = -1, .rendezvous_fd = -1,
+	.arena_base = DSMD_ARENA_BASE,
 	.arena_size = 1ull << 30, .hold_us = 200, .peer_hold_us = 1000,
 	.policy = {.placement = DSM_PLACE_STATIC, .migrate = 1,
 		   .share_pct = 60, .min_requests = 4, .window_ms = 500,

@@ -69,6 +69,7 @@ struct run {
 	char tmpdir[64];
 	char dsmd_path[PATH_MAX];
 	char rendezvous[64];
+	int rdv_fd;             /* node 0's listening socket, until it starts */
 	struct child daemons[WIRE_MAX_NODES];
 	struct child *cmds;        /* nranks of them, in rank order */
 	int ready_fd[WIRE_MAX_NODES];
@@ -170,7 +171,7 @@ static bool stream_read(struct stream *s)
 /* Children                                                               */
 
 static int spawn(struct child *c, char *const argv[], int keep_fd,
-		 const char *prefix)
+		 int keep_fd2, const char *prefix)
 {
 	int pipefd[2];
 	sigset_t none;
@@ -191,6 +192,8 @@ static int spawn(struct child *c, char *const argv[], int keep_fd,
 		dup2(pipefd[1], STDERR_FILENO);
 		if (keep_fd >= 0)
 			fcntl(keep_fd, F_SETFD, 0);
+		if (keep_fd2 >= 0)
+			fcntl(keep_fd2, F_SETFD, 0);
 		execvp(argv[0], argv);
 		fprintf(stderr, "dsmrun: cannot run %s: %s\n", argv[0],
 			strerror(errno));
@@ -451,26 +454,35 @@ static int find_dsmd(struct run *r)
 	return 0;
 }
 
-/* A TCP port on loopback that is free now, for node 0's rendezvous. */
-static int pick_port(void)
+/* Node 0's rendezvous socket, bound to a free port on loopback and
+ * listening before any dsmd starts; node 0 inherits it (--rendezvous-fd).
+ * Picking a free port and closing it for dsmd to bind again would race
+ * with every other socket on the machine taking that port meanwhile. */
+static int rendezvous_socket(int nnodes, int *port)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    listen(fd, nnodes) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len)) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
 }
 
 static int start_daemon(struct run *r, int i)
 {
-	char node[16], nnodes[16], sock[128], readyfd[16], prefix[32];
+	char node[16], nnodes[16], sock[128], readyfd[16], rdvfd[16];
+	char prefix[32];
 	char *argv[32];
 	int pfd[2], a = 0, ret;
 
@@ -480,6 +492,7 @@ static int start_daemon(struct run *r, int i)
 	snprintf(nnodes, sizeof(nnodes), "%d", r->nnodes);
 	snprintf(sock, sizeof(sock), "%s/dsmd.%d.sock", r->tmpdir, i);
 	snprintf(readyfd, sizeof(readyfd), "%d", pfd[1]);
+	snprintf(rdvfd, sizeof(rdvfd), "%d", r->rdv_fd);
 	snprintf(prefix, sizeof(prefix), "[dsmd %d] ", i);
 	argv[a++] = r->dsmd_path;
 	argv[a++] = "--node";
@@ -508,9 +521,18 @@ static int start_daemon(struct run *r, int i)
 		argv[a++] = "--dead-after-ms";
 		argv[a++] = (char *)r->dead;
 	}
+	if (i == 0) {
+		argv[a++] = "--rendezvous-fd";
+		argv[a++] = rdvfd;
+	}
 	argv[a] = NULL;
-	ret = spawn(&r->daemons[i], argv, pfd[1], prefix);
+	ret = spawn(&r->daemons[i], argv, pfd[1], i == 0 ? r->rdv_fd : -1,
+		    prefix);
 	close(pfd[1]);
+	if (i == 0) {
+		close(r->rdv_fd); /* node 0 has it now */
+		r->rdv_fd = -1;
+	}
 	r->ready_fd[i] = pfd[0];
 	return ret;
 }
@@ -563,7 +585,7 @@ static int start_commands(struct run *r, char **argv)
 	for (i = 0; i < r->nranks; i++) {
 		set_rank_env(r, i);
 		snprintf(prefix, sizeof(prefix), "[%d] ", i);
-		ret = spawn(&r->cmds[i], argv, -1, prefix);
+		ret = spawn(&r->cmds[i], argv, -1, -1, prefix);
 		if (ret) {
 			say("cannot start the command for rank %d: %s", i,
 			    strerror(-ret));
@@ -691,6 +713,7 @@ static int alloc_run(struct run *r)
 	r->rnode = calloc(npoll, sizeof(*r->rnode));
 	if (!r->cmds || !r->pfd || !r->sp || !r->rnode)
 		return -ENOMEM;
+	r->rdv_fd = -1;
 	for (i = 0; i < r->nranks; i++)
 		r->cmds[i].out.fd = -1;
 	for (i = 0; i < (int)WIRE_MAX_NODES; i++) {
@@ -724,7 +747,7 @@ static int raise_fd_limit(const struct run *r)
 static int setup(struct run *r)
 {
 	sigset_t set;
-	int port, ret;
+	int port = 0, ret;
 
 	ret = raise_fd_limit(r);
 	if (ret)
@@ -751,9 +774,9 @@ static int setup(struct run *r)
 	if (set_random_key("DSM_JOB_KEY"))
 		return -EIO;
 	setenv_int("DSM_JOB", (long)r->job);
-	port = pick_port();
-	if (port < 0)
-		return -EADDRNOTAVAIL;
+	r->rdv_fd = rendezvous_socket(r->nnodes, &port);
+	if (r->rdv_fd < 0)
+		return r->rdv_fd;
 	snprintf(r->rendezvous, sizeof(r->rendezvous), "127.0.0.1:%d", port);
 	find_dsmd(r);
 	if (!r->verbose && !getenv("DSM_LOG_LEVEL")) {

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -139,29 +140,64 @@ static bool hello_ok(const struct rdv_hello *h, int nnodes)
 	       h->nnodes == nnodes && h->node > 0 && h->node < nnodes;
 }
 
+/* A listening socket handed to node 0 by its launcher: a TCP one on the
+ * rendezvous address's port (the address itself may be a name, or any). */
+static int inherited_ok(int fd, const struct sockaddr_in *want)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int listening = 0, type = 0;
+	socklen_t ilen = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) ||
+	    len != sizeof(sin) || sin.sin_family != AF_INET ||
+	    type != SOCK_STREAM || !listening) {
+		log_err("rendezvous: fd %d is not a listening TCP socket", fd);
+		return -EBADF;
+	}
+	if (sin.sin_port != want->sin_port) {
+		log_err("rendezvous: fd %d listens on port %u, not the "
+			"rendezvous address's %u", fd, ntohs(sin.sin_port),
+			ntohs(want->sin_port));
+		return -EINVAL;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
 static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 		     const struct sip_key *key, struct xport_addr *all,
-		     long long deadline)
+		     long long deadline, int lfd)
 {
-	int lfd, fds[WIRE_MAX_NODES], have = 1, ret = 0, one = 1, i;
+	int fds[WIRE_MAX_NODES], have = 1, ret = 0, one = 1, i;
 	uint64_t theirs[WIRE_MAX_NODES];
 	unsigned refused = 0;
 
 	for (i = 0; i < nnodes; i++)
 		fds[i] = -1;
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		return -errno;
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (const struct sockaddr *)sin, sizeof(*sin)) ||
-	    listen(lfd, nnodes)) {
-		ret = -errno;
-		log_err("rendezvous: cannot listen on %s:%u: %s",
-			inet_ntoa(sin->sin_addr), ntohs(sin->sin_port),
-			strerror(errno));
-		close(lfd);
-		return ret;
+	if (lfd >= 0) {
+		ret = inherited_ok(lfd, sin);
+		if (ret) {
+			close(lfd);
+			return ret;
+		}
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd < 0)
+			return -errno;
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(lfd, (const struct sockaddr *)sin, sizeof(*sin)) ||
+		    listen(lfd, nnodes)) {
+			ret = -errno;
+			log_err("rendezvous: cannot listen on %s:%u: %s",
+				inet_ntoa(sin->sin_addr), ntohs(sin->sin_port),
+				strerror(errno));
+			close(lfd);
+			return ret;
+		}
 	}
 	while (have < nnodes) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
@@ -283,26 +319,37 @@ static int rdv_join(const struct sockaddr_in *sin, int self, int nnodes,
 
 int rdv_exchange(const char *rendezvous, int self, int nnodes,
 		 const struct sip_key *key, const struct xport_addr *mine,
-		 struct xport_addr *all, unsigned timeout_ms)
+		 struct xport_addr *all, unsigned timeout_ms, int listen_fd)
 {
 	static const struct sip_key none;
 	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	struct sockaddr_in sin;
 
 	if (nnodes < 1 || (unsigned)nnodes > WIRE_MAX_NODES || self < 0 ||
-	    self >= nnodes)
+	    self >= nnodes || (listen_fd >= 0 && self != 0)) {
+		if (listen_fd >= 0) {
+			log_err("rendezvous: only node 0 serves it, on an "
+				"inherited socket or its own");
+			close(listen_fd);
+		}
 		return -EINVAL;
+	}
 	all[self] = *mine;
-	if (nnodes == 1)
+	if (nnodes == 1) {
+		if (listen_fd >= 0)
+			close(listen_fd);
 		return 0;
+	}
 	if (rdv_parse(rendezvous, &sin)) {
 		log_err("rendezvous: bad address '%s' (want host:port)",
 			rendezvous ? rendezvous : "(none)");
+		if (listen_fd >= 0)
+			close(listen_fd);
 		return -EINVAL;
 	}
 	if (!key)
 		key = &none;
 	if (self == 0)
-		return rdv_serve(&sin, nnodes, key, all, deadline);
+		return rdv_serve(&sin, nnodes, key, all, deadline, listen_fd);
 	return rdv_join(&sin, self, nnodes, key, mine, all, deadline);
 }

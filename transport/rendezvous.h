@@ -22,10 +22,14 @@
  * SipHash tag over that nonce and its fields, and node 0's table a tag
  * over it and a nonce of the joiner's: a hello without the key is dropped
  * (it no longer takes the node's place by coming first), and a joiner
- * takes no table from a node 0 without the key. */
+ * takes no table from a node 0 without the key.
+ *
+ * listen_fd, for node 0 only (else -1): a socket already listening on the
+ * rendezvous port, bound by a launcher before any dsmd started, served
+ * instead of binding the address anew.  It is closed in every case. */
 int rdv_exchange(const char *rendezvous, int self, int nnodes,
 		 const struct sip_key *key, const struct xport_addr *mine,
-		 struct xport_addr *all, unsigned timeout_ms);
+		 struct xport_addr *all, unsigned timeout_ms, int listen_fd);
 
 /* Parse "host:port" (IPv4 dotted or a resolvable name). */
 int rdv_parse(const char *s, struct sockaddr_in *out);

@@ -68,6 +68,8 @@ struct dsmd_config {
 	unsigned poll_us;
 	unsigned txn_poll_us;   /* poll, not sleep, while a fault waits */
 	int ready_fd;           /* written once the mesh is up, -1: none */
+	int rendezvous_fd;      /* node 0: a listening socket to serve the
+				   rendezvous on, -1: bind the address */
 	bool test_hooks;        /* DSM_TEST_HOOKS=1: honour IPC_INJECT */
 	uint64_t arena_base;    /* the arena's address in every process */
 	uint64_t arena_size;

@@ -7,11 +7,15 @@
  *     the real node 1 (with the key) gets its place: before the key the
  *     first hello for a node number won the rendezvous;
  *   - a joiner with another key is refused and fails;
- *   - without a key on either side it still works (with a warning).
+ *   - without a key on either side it still works (with a warning);
+ *   - node 0 serves a socket it inherited already listening (how dsmrun
+ *     starts it: no window in which another socket takes the port), and
+ *     refuses one on another port or one that does not listen.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@ struct party {
 	const struct sip_key *key;
 	struct xport_addr mine, all[4];
 	unsigned timeout_ms;
+	int lfd; /* node 0: the listening socket it is given */
 	int ret;
 	pthread_t t;
 };
@@ -38,31 +43,36 @@ static void *run_party(void *arg)
 	struct party *p = arg;
 
 	p->ret = rdv_exchange(p->where, p->self, p->nnodes, p->key, &p->mine,
-			      p->all, p->timeout_ms);
+			      p->all, p->timeout_ms, p->lfd);
 	return NULL;
 }
 
-/* A free TCP port on 127.0.0.1 (bound and let go). */
-static int free_port(void)
+/* A socket listening on a free TCP port of 127.0.0.1, for node 0. */
+static int listener(int *port)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    listen(fd, 8) ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
 }
 
-static void party(struct party *p, int self, int nnodes, int port,
+/* Node 0 serves lfd; the others join port. */
+static void party(struct party *p, int self, int nnodes, int port, int lfd,
 		  const struct sip_key *key, uint16_t tport)
 {
 	*p = (struct party){.self = self, .nnodes = nnodes, .key = key,
-			    .timeout_ms = 10000, .ret = 1};
+			    .timeout_ms = 10000, .ret = 1,
+			    .lfd = self == 0 ? lfd : -1};
 	snprintf(p->where, sizeof(p->where), "127.0.0.1:%d", port);
 	p->mine = (struct xport_addr){.ip = htonl(INADDR_LOOPBACK),
 				      .port = htons(tport)};
@@ -110,11 +120,11 @@ static int test_unsigned_hello_dropped(void)
 	unsigned char challenge[16], hello[64] = {0};
 	uint32_t magic = 0x44534d52u;
 	uint16_t version = WIRE_VERSION, node = 1, nnodes = 2;
-	int port = free_port(), fd;
+	int port, lfd = listener(&port), fd;
 	char b;
 
-	CHECK(port > 0);
-	party(&n0, 0, 2, port, &key, 5000);
+	CHECK(lfd >= 0);
+	party(&n0, 0, 2, port, lfd, &key, 5000);
 	fd = connect_to(port);
 	CHECK(fd >= 0);
 	CHECK(recv(fd, challenge, sizeof(challenge), MSG_WAITALL) ==
@@ -128,7 +138,7 @@ static int test_unsigned_hello_dropped(void)
 	CHECK(send(fd, hello, 36, 0) == 36);
 	CHECK(recv(fd, &b, 1, 0) == 0); /* cut off, no table */
 	close(fd);
-	party(&n1, 1, 2, port, &key, 5001);
+	party(&n1, 1, 2, port, -1, &key, 5001);
 	pthread_join(n1.t, NULL);
 	pthread_join(n0.t, NULL);
 	CHECK(n0.ret == 0 && n1.ret == 0);
@@ -141,12 +151,12 @@ static int test_wrong_key_refused(void)
 {
 	struct sip_key key = sip_key_from("one"), other = sip_key_from("two");
 	struct party n0, n1;
-	int port = free_port();
+	int port, lfd = listener(&port);
 
-	CHECK(port > 0);
-	party(&n0, 0, 2, port, &key, 5000);
+	CHECK(lfd >= 0);
+	party(&n0, 0, 2, port, lfd, &key, 5000);
 	n0.timeout_ms = 3000;
-	party(&n1, 1, 2, port, &other, 5001);
+	party(&n1, 1, 2, port, -1, &other, 5001);
 	pthread_join(n1.t, NULL);
 	pthread_join(n0.t, NULL);
 	CHECK(n1.ret != 0);
@@ -157,11 +167,11 @@ static int test_wrong_key_refused(void)
 static int test_no_key(void)
 {
 	struct party n[3];
-	int port = free_port();
+	int port, lfd = listener(&port);
 
-	CHECK(port > 0);
+	CHECK(lfd >= 0);
 	for (int i = 0; i < 3; i++)
-		party(&n[i], i, 3, port, NULL, (uint16_t)(6000 + i));
+		party(&n[i], i, 3, port, lfd, NULL, (uint16_t)(6000 + i));
 	for (int i = 0; i < 3; i++)
 		pthread_join(n[i].t, NULL);
 	for (int i = 0; i < 3; i++) {
@@ -172,11 +182,63 @@ static int test_no_key(void)
 	return 0;
 }
 
+/* The joiners connect before node 0 runs: the inherited socket queues
+ * them.  Without one, node 0 binds the address itself. */
+static int test_inherited_socket(void)
+{
+	struct sip_key key = sip_key_from("inherited");
+	struct party n[3];
+	int port, lfd = listener(&port);
+
+	CHECK(lfd >= 0);
+	party(&n[1], 1, 3, port, -1, &key, 7001);
+	party(&n[2], 2, 3, port, -1, &key, 7002);
+	poll(NULL, 0, 50); /* not needed for the outcome: only makes the
+			      joiners likely to be waiting in the backlog */
+	party(&n[0], 0, 3, port, lfd, &key, 7000);
+	for (int i = 0; i < 3; i++)
+		pthread_join(n[i].t, NULL);
+	for (int i = 0; i < 3; i++) {
+		CHECK(n[i].ret == 0);
+		for (int j = 0; j < 3; j++)
+			CHECK(n[i].all[j].port == htons((uint16_t)(7000 + j)));
+	}
+	CHECK(fcntl(lfd, F_GETFD) < 0 && errno == EBADF); /* closed */
+	return 0;
+}
+
+static int test_inherited_socket_checked(void)
+{
+	struct xport_addr mine = {.ip = htonl(INADDR_LOOPBACK), .port = 1};
+	struct xport_addr all[2];
+	char where[32];
+	int port, other, lfd = listener(&port), wrong = listener(&other), fd;
+
+	CHECK(lfd >= 0 && wrong >= 0);
+	snprintf(where, sizeof(where), "127.0.0.1:%d", port);
+	/* listening, but on another port than the address names */
+	CHECK(rdv_exchange(where, 0, 2, NULL, &mine, all, 1000, wrong) ==
+	      -EINVAL);
+	CHECK(fcntl(wrong, F_GETFD) < 0 && errno == EBADF);
+	/* a socket that does not listen */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	CHECK(rdv_exchange(where, 0, 2, NULL, &mine, all, 1000, fd) == -EBADF);
+	CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+	/* only node 0 may be given one */
+	CHECK(rdv_exchange(where, 1, 2, NULL, &mine, all, 1000, lfd) ==
+	      -EINVAL);
+	CHECK(fcntl(lfd, F_GETFD) < 0 && errno == EBADF);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"siphash_vector", test_siphash_vector},
 	{"unsigned_hello_dropped", test_unsigned_hello_dropped},
 	{"wrong_key_refused", test_wrong_key_refused},
 	{"no_key", test_no_key},
+	{"inherited_socket", test_inherited_socket},
+	{"inherited_socket_checked", test_inherited_socket_checked},
 };
 
 TEST_MAIN(tests, NULL)
