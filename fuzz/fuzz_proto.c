@@ -859,6 +859,8 @@ static int step_node(int i)
 	struct dsmd *d = &tc.d[i];
 	int moved = 0, ret;
 
+	if (trace)
+		log_setup("dsmd", i); /* which node logs what follows */
 	for (int k = 0; k < SELF_BURST && node_run_self(d); k++)
 		moved++;
 	ret = xport_progress(d->x);

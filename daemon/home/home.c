@@ -45,7 +45,7 @@ bool home_is_master(const struct dsmd *d, uint64_t key, const struct home *h)
 {
 	if (h && (h->flags & HOME_KNOWN))
 		return h->flags & HOME_MASTER;
-	return (int)(key % (uint64_t)d->cfg.nnodes) == d->cfg.node;
+	return home_placement(d, key) == d->cfg.node;
 }
 
 int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
@@ -56,7 +56,7 @@ int home_where(const struct dsmd *d, uint64_t key, const struct home *h,
 	*epoch = h ? h->epoch : 0;
 	if (known)
 		return (h->flags & HOME_MASTER) ? d->cfg.node : h->hint;
-	return (int)(key % (uint64_t)d->cfg.nnodes);
+	return home_placement(d, key);
 }
 
 void home_learn_word(struct dsmd *d, const struct home_kind *k, uint64_t key,

@@ -108,6 +108,11 @@ void home_register(struct dsmd *d, const struct home_kind *k);
 int home_policy_check(const struct wire_policy *p);
 const struct wire_policy *home_policy(const struct dsmd *d, uint64_t key);
 
+/* The node the placement gives the entry, its master until it moves. */
+static inline int home_placement(const struct dsmd *d, uint64_t key)
+{
+	return (int)(key % (uint64_t)d->cfg.nnodes);
+}
 bool home_is_master(const struct dsmd *d, uint64_t key,
 		    const struct home *h);
 /* Where this node would send a request for the entry now, with the epoch

@@ -216,13 +216,19 @@ static void lk_located(struct dsmd *d, uint64_t key, uint64_t token,
 	struct llock *l;
 
 	(void)epoch;
+	r = lock_res_get(d, key, false);
 	if (token != LK_ADOPT_TOKEN) {
 		l = lock_by_handle(d, token);
-		if (l && l->key == key)
-			lock_resend(d, l); /* to what home_ask learnt */
+		if (!l || l->key != key)
+			return;
+		/* Nobody claims it: a pointer of epoch 0 is a recovery's
+		 * guess, and the operation goes by the placement, or to the
+		 * recovery master, which adopts it (lock_orphaned). */
+		if (master < 0 && r && home_hinted(&r->h) && !r->h.epoch)
+			r->h.flags = 0;
+		lock_resend(d, l); /* to what home_ask learnt */
 		return;
 	}
-	r = lock_res_get(d, key, false);
 	if (!r || !r->asking)
 		return;
 	r->asking = false;

@@ -530,12 +530,26 @@ void lock_replay_parked(struct dsmd *d, struct lres *r)
 }
 
 /* This node is not the master, and what it knows names a dead node (or
- * nothing, and the placement's home is dead): ask who masters it now. */
+ * nothing, and the placement's home is dead): ask who masters it now.
+ *
+ * Or this node is the resource's recovery master and what it knows is a
+ * guess: a pointer of epoch 0 to a node that is not the placement's home.
+ * Only a move or an adoption raises the epoch, so a master at epoch 0 is
+ * the placement's home, and that one is dead when another node is the
+ * recovery master: the pointer was left by a recovery (or made up by a
+ * peer).  Following it, the recovery master would send every operation
+ * round the guesses, each refused and sent to it again, while it is the
+ * node that should adopt the resource; it asks instead, and adopts when
+ * nobody claims it. */
 bool lock_orphaned(struct dsmd *d, struct lres *r)
 {
 	uint32_t epoch;
+	int to = home_where(d, r->key, &r->h, &epoch);
 
-	return !node_usable(d, home_where(d, r->key, &r->h, &epoch));
+	if (!node_usable(d, to))
+		return true;
+	return !epoch && to != d->cfg.node && to != home_placement(d, r->key) &&
+	       lock_recovery_master(d, r->key) == d->cfg.node;
 }
 
 static void handle_op(struct dsmd *d, int from, const struct wire_lock_op *o)

@@ -29,7 +29,7 @@
 #include "mock_node.h"
 #include "page/page.h"
 
-#define NMAX 4
+#define NMAX 5
 #define BASE 0x200000000000ull
 #define ARENA (16u << 20)
 #define RD 0
