@@ -74,6 +74,35 @@ void cluster_suspect(struct dsmd *d, int node, const char *what)
 	mark_dead(d, node, why);
 }
 
+void cluster_suspect_set(struct dsmd *d, uint64_t set, const char *what)
+{
+	set &= node_all(d);
+	while (set) {
+		int n = __builtin_ctzll(set);
+
+		set &= set - 1;
+		if (node_alive(d, n))
+			cluster_suspect(d, n, what);
+	}
+}
+
+void cluster_suspect_each(struct dsmd *d, uint64_t (*silent)(struct dsmd *),
+			  const char *what)
+{
+	for (int round = 0; round < d->cfg.nnodes; round++) {
+		uint64_t s = silent(d);
+		int n;
+
+		for (n = 0; n < d->cfg.nnodes; n++)
+			if (((s >> n) & 1) && n != d->cfg.node &&
+			    node_alive(d, n))
+				break;
+		if (n == d->cfg.nnodes)
+			return;
+		cluster_suspect(d, n, what);
+	}
+}
+
 void cluster_reported_dead(struct dsmd *d, int node, int by)
 {
 	char why[64];

@@ -499,6 +499,14 @@ void cluster_reported_dead(struct dsmd *d, int node, int by);
  * steps take a few round trips and hold times; a peer that takes as long
  * as the failure detector's own bound is broken, or hostile. */
 void cluster_suspect(struct dsmd *d, int node, const char *what);
+/* The same for every live node of a set. */
+void cluster_suspect_set(struct dsmd *d, uint64_t set, const char *what);
+/* A tick's deadline on a wait for several nodes: silent(d) gives the nodes
+ * that owe it past --dead-after-ms.  They are declared dead one at a time,
+ * asking silent(d) again after each: a death ends waits and starts
+ * others. */
+void cluster_suspect_each(struct dsmd *d, uint64_t (*silent)(struct dsmd *),
+			  const char *what);
 /* Heartbeats, silence, the join deadline (each tick). */
 void cluster_tick(struct dsmd *d);
 /* client.c: listen on cfg.socket. */

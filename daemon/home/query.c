@@ -160,26 +160,23 @@ void home_on_who_has_reply(struct dsmd *d, int from, uint64_t id,
 }
 
 
+/* The nodes that owe a lookup an answer past --dead-after-ms. */
+static uint64_t queries_silent(struct dsmd *d)
+{
+	uint64_t now = dsmd_now_ms(d), silent = 0;
+	struct home_query *q;
+
+	list_for_each(q, &d->home->queries, link)
+		if (now - q->started_ms >= d->cfg.dead_after_ms)
+			silent |= q->waiting;
+	return silent;
+}
+
 /* Each tick: a node alive but silent on a lookup for --dead-after-ms is
  * declared dead, which ends the lookup as a death does. */
 void home_queries_tick(struct dsmd *d)
 {
-	uint64_t now = dsmd_now_ms(d);
-
-	/* A death ends lookups and may start new ones: one at a time,
-	 * looking again after each. */
-	for (int round = 0; round < d->cfg.nnodes; round++) {
-		uint64_t silent = 0;
-		struct home_query *q;
-
-		list_for_each(q, &d->home->queries, link)
-			if (now - q->started_ms >= d->cfg.dead_after_ms)
-				silent |= q->waiting;
-		if (!silent)
-			return;
-		cluster_suspect(d, __builtin_ctzll(silent),
-				"answered no DIR_WHO_HAS");
-	}
+	cluster_suspect_each(d, queries_silent, "answered no DIR_WHO_HAS");
 }
 
 /* A node died: lookups stop waiting for it. */

@@ -209,23 +209,23 @@ static void recovery_begin(struct dsmd *d, int node)
 		lk->await[n] &= ~lock_bit(node); /* it will not report */
 }
 
-void lock_recovery_tick(struct dsmd *d)
+/* The nodes whose RECOVERED is awaited past --dead-after-ms. */
+static uint64_t recovery_silent(struct dsmd *d)
 {
 	struct lockmgr *lk = d->lk;
+	uint64_t silent = 0;
 
-	/* Each death changes what is awaited (and may end the recovery):
-	 * one at a time, looking again after each. */
-	for (int round = 0; round < d->cfg.nnodes; round++) {
-		uint64_t silent = 0;
+	if (!lock_recovering(d) ||
+	    dsmd_now_ms(d) - lk->recovery_ms < d->cfg.dead_after_ms)
+		return 0;
+	for (int i = 0; i < d->cfg.nnodes; i++)
+		silent |= lk->await[i];
+	return silent;
+}
 
-		if (!lock_recovering(d) ||
-		    dsmd_now_ms(d) - lk->recovery_ms < d->cfg.dead_after_ms)
-			return;
-		for (int i = 0; i < d->cfg.nnodes; i++)
-			silent |= lk->await[i];
-		cluster_suspect(d, __builtin_ctzll(silent),
-				"sent no lock RECOVERED");
-	}
+void lock_recovery_tick(struct dsmd *d)
+{
+	cluster_suspect_each(d, recovery_silent, "sent no lock RECOVERED");
 }
 
 void lock_peer_down(struct dsmd *d, int node)

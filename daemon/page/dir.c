@@ -605,12 +605,7 @@ void dir_on_stuck(struct dsmd *d, int from, const struct wire_msg *m)
 				 (unsigned long long)s.page, from);
 			return;
 		}
-		while (owe) {
-			int n = __builtin_ctzll(owe);
-
-			owe &= owe - 1;
-			cluster_suspect(d, n, "owed an ack or a page");
-		}
+		cluster_suspect_set(d, owe, "owed an ack or a page");
 	}
 }
 

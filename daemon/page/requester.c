@@ -549,15 +549,9 @@ void req_tick(struct dsmd *d)
 			/* All the master arranged is in: what is missing are
 			 * acks relayed by holders, from readers they gave the
 			 * page directly, which only this node knows of. */
-			uint64_t owe = t->also & ~t->also_acked;
-
 			d->st.stuck_waits++;
-			while (owe) {
-				int n = __builtin_ctzll(owe);
-
-				owe &= owe - 1;
-				cluster_suspect(d, n, "owed a relayed ack");
-			}
+			cluster_suspect_set(d, t->also & ~t->also_acked,
+					    "owed a relayed ack");
 		} else if (t->master >= 0) {
 			struct wire_dsm_stuck s = {
 				.page = t->page, .grant = t->grant_seen,
