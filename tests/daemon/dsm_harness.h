@@ -118,6 +118,24 @@ static inline void pump(void)
 	} while (moved > 0);
 }
 
+/* pump(), but at most `rounds` rounds: false if it is still moving then (a
+ * livelock, from which pump() would never come back). */
+static inline bool pump_within(unsigned rounds)
+{
+	for (unsigned r = 0; r < rounds; r++) {
+		int moved = 0;
+
+		for (int i = 0; i < tc.n; i++) {
+			while (node_run_self(&tc.d[i]))
+				moved++;
+			moved += xport_progress(tc.d[i].x);
+		}
+		if (!moved)
+			return true;
+	}
+	return false;
+}
+
 /* Move the clock on by ms and run every node's timers that came due. */
 static inline void advance(uint64_t ms)
 {

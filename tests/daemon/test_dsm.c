@@ -749,6 +749,34 @@ static int test_peer_passed(void)
 	return 0;
 }
 
+/* The node asked passes the read on to the master, which dies with it
+ * unread: the holder tells the reader it passed it (DSM_PASSED), so the
+ * reader's transaction is an ordinary one, asked again on the death; the
+ * entry died with its master and the page's only copy is not the
+ * reader's: the fault fails, it does not hang.  (Before, the reader went
+ * on waiting for the holder, alive and done with it: for ever.) */
+static int test_peer_passed_master_dies(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 43);
+	fault(3, page, WR); /* node 0 loses it; node 2 does not hear */
+	pump();
+	fault(2, page, RD);
+	CHECK(busy(2, page));
+	step(0); /* node 0 passes it on to node 1 and tells node 2 */
+	CHECK(st(0)->peer_passed == 1);
+	CHECK(xport_mock_sent(tc.d[0].x, 2, WIRE_DSM_PASSED) == 1);
+	CHECK(xport_mock_kill(tc.f, 1) == 0);
+	pump();
+	CHECK(!busy(2, page) && st(2)->lost_faults == 1);
+	CHECK(state(3, page) == WIRE_PS_M); /* the writer keeps its copy */
+	teardown();
+	return 0;
+}
+
 /* --peer-reads off: the same read miss goes to the master. */
 static int test_peer_off(void)
 {
@@ -1207,6 +1235,7 @@ static const struct test_case tests[] = {
 	{"peer_off", test_peer_off},
 	{"peer_reader_dies", test_peer_reader_dies},
 	{"peer_holder_dies", test_peer_holder_dies},
+	{"peer_passed_master_dies", test_peer_passed_master_dies},
 	{"peer_holder_dies_after", test_peer_holder_dies_after},
 	{"peer_holder_dies_sharer_left", test_peer_holder_dies_sharer_left},
 	{"lookup_with_nobody", test_lookup_with_nobody},

@@ -269,6 +269,38 @@ static int test_dead_end_asks_everyone(void)
 	return 0;
 }
 
+/* A lookup with nobody claiming the entry does not follow a pointer of
+ * epoch 0: only a move raises the epoch, so such a pointer is a guess.
+ * Node 1, the home, is dead, and the entry with it; nodes 0 and 3 point at
+ * each other at epoch 0, and node 2 at node 3.  Node 2's request goes
+ * 3 -> 0 and is refused there (its next hop is on the way already); node
+ * 2's lookup finds nobody and its fault fails.  (Before, the lookup
+ * followed node 2's own guess, the request went round and was refused
+ * again, for ever: fuzz_proto's DIR_NACK storm, 24,576 at one node.) */
+static int test_lookup_ignores_guesses(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(4, 0) == 0);
+	pump();
+	CHECK(xport_mock_kill(tc.f, 1) == 0);
+	CHECK(pump_within(1000));
+	dir_entry(&tc.d[0], page, true)->h =
+		(struct home){.flags = HOME_KNOWN, .hint = 3};
+	dir_entry(&tc.d[3], page, true)->h =
+		(struct home){.flags = HOME_KNOWN, .hint = 0};
+	dir_entry(&tc.d[2], page, true)->h =
+		(struct home){.flags = HOME_KNOWN, .hint = 3};
+	fault(2, page, WR);
+	CHECK(pump_within(1000));
+	CHECK(!busy(2, page) && st(2)->lost_faults == 1);
+	CHECK(st(2)->who_has_broadcasts == 1);
+	CHECK(xport_mock_sent(tc.d[2].x, 3, WIRE_DSM_REQ) == 1);
+	teardown();
+	return 0;
+}
+
 /* A lookup waits for a live node's answer --dead-after-ms at most: node 2
  * is alive but what it sends never reaches node 0, so node 0's lookup (its
  * hints lead in a circle) would wait for ever.  Past the deadline node 0
@@ -589,6 +621,7 @@ static const struct test_case tests[] = {
 	{"queued_request_follows", test_queued_request_follows},
 	{"stale_hint", test_stale_hint},
 	{"dead_end_asks_everyone", test_dead_end_asks_everyone},
+	{"lookup_ignores_guesses", test_lookup_ignores_guesses},
 	{"dead_forwarder", test_dead_forwarder},
 	{"chain_compressed", test_chain_compressed},
 	{"first_touch", test_first_touch},
