@@ -464,7 +464,12 @@ struct wire_dir_page {
 	uint32_t owner;
 	uint64_t sharers;
 	uint64_t version;
+	uint32_t flags;    /* WIRE_DIR_STRAYS */
 } __attribute__((packed));
+
+/* A listed holder died: it may have given copies nobody lists, and the
+ * next write invalidates every live node. */
+#define WIRE_DIR_STRAYS 1u
 
 /* DIR_HINT, DIR_NACK, DIR_WHO_HAS and DIR_WHO_HAS_REPLY. */
 struct wire_dir_where {

@@ -1592,8 +1592,12 @@ static size_t build_dir(unsigned type, int from, int to, void *body,
 		take(&mg.counts, sizeof(mg.counts));
 		if (!lock) {
 			struct wire_dir_page pg;
+			uint8_t sb = u8();
 
-			pg.state = u8() % 5;
+			/* One byte for both, so that the inputs found before
+			 * the flags came are read as they were. */
+			pg.state = sb % 5;
+			pg.flags = (sb / 5) % 3; /* 2: not a flag */
 			pg.owner = pick_node();
 			pg.sharers = pick_set();
 			pg.version = pick_version(key);

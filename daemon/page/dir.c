@@ -800,7 +800,8 @@ static size_t page_pack(struct dsmd *d, uint64_t page, struct home *h,
 	const struct dentry *e = to_dentry(h);
 	struct wire_dir_page p = {.state = e->state, .owner = e->owner,
 				  .sharers = e->sharers,
-				  .version = e->version};
+				  .version = e->version,
+				  .flags = e->strays ? WIRE_DIR_STRAYS : 0};
 
 	(void)d;
 	(void)page;
@@ -821,8 +822,10 @@ static int page_unpack(struct dsmd *d, uint64_t page, struct home *h,
 		return -EINVAL;
 	memcpy(&p, buf, sizeof(p));
 	if (p.state > DIR_LOST || p.owner >= (uint32_t)d->cfg.nnodes ||
-	    (p.sharers & ~node_all(d)) || (p.state == WIRE_PS_S && !p.sharers))
+	    (p.sharers & ~node_all(d)) || (p.state == WIRE_PS_S && !p.sharers) ||
+	    (p.flags & ~WIRE_DIR_STRAYS))
 		return -EINVAL;
+	e->strays = (p.flags & WIRE_DIR_STRAYS) != 0;
 	e->state = (uint8_t)p.state;
 	e->owner = (uint16_t)p.owner;
 	e->sharers = p.sharers;

@@ -1046,6 +1046,43 @@ static int test_peer_holder_dies_sharer_left(void)
 	return 0;
 }
 
+/* The entry's "a dead holder may have given copies nobody lists" moves
+ * with it.  Node 2 reads from node 0 directly and its notice to the
+ * master is lost; node 0 dies; the entry moves to node 3, which then
+ * writes: every live node drops its copy, node 2's unlisted one too.
+ * (Before, the new master knew nothing of it, and node 2 went on reading
+ * the old page beside node 3's writes.) */
+static int test_strays_move_with_entry(void)
+{
+	uint64_t page = 5; /* master 1 of 4 */
+	struct dentry *e;
+
+	CHECK(setup(4, 0) == 0);
+	pump();
+	peer_stage(page, 77);
+	fault(3, page, RD); /* through the master: S at 0 and 3 */
+	pump();
+	xport_mock_cut(tc.f, 2, 1, true);
+	fault(2, page, RD);
+	step(0); /* node 0 serves it directly */
+	CHECK(st(0)->peer_served == 1);
+	CHECK(xport_mock_kill(tc.f, 0) == 0);
+	pump(); /* node 2 installs; its notice is lost */
+	xport_mock_cut(tc.f, 2, 1, false);
+	CHECK(holds(2, page, 77) && state(2, page) == WIRE_PS_S);
+	e = dir_entry(&tc.d[1], page, false);
+	CHECK(e && e->strays && !e->busy && !(e->sharers & 4));
+	home_migrate(&tc.d[1], &home_page_kind, page, &e->h, 3);
+	pump();
+	e = dir_entry(&tc.d[3], page, false);
+	CHECK(e && home_is_master(&tc.d[3], page, &e->h) && e->strays);
+	fault(3, page, WP);
+	pump();
+	CHECK(state(3, page) == WIRE_PS_M && state(2, page) == WIRE_PS_I);
+	teardown();
+	return 0;
+}
+
 /* As above, but node 3 writes before the notice comes: a listed holder
  * died, so that write invalidates every live node (the dead one may have
  * given copies nobody lists), and the notice, of an older version, has
@@ -1244,6 +1281,7 @@ static const struct test_case tests[] = {
 	{"grant_lost", test_grant_lost},
 	{"stuck_relayed_ack", test_stuck_relayed_ack},
 	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
+	{"strays_move_with_entry", test_strays_move_with_entry},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
 };

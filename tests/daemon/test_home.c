@@ -597,6 +597,8 @@ static int test_bad_migrate(void)
 	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
 	m.p = (struct wire_dir_page){.state = 9};
 	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
+	m.p = (struct wire_dir_page){.state = WIRE_PS_I, .flags = 2};
+	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
 	m.mg.key = ~0ull;
 	xport_send(tc.d[0].x, 2, WIRE_DIR_MIGRATE, 0, &m, sizeof(m));
 	xport_send(tc.d[0].x, 2, WIRE_DIR_WHO_HAS, 0, &w, sizeof(w));
@@ -605,7 +607,7 @@ static int test_bad_migrate(void)
 	xport_send(tc.d[0].x, 2, WIRE_DIR_HINT, 0, &w, sizeof(w));
 	xport_send(tc.d[0].x, 2, WIRE_DIR_WHO_HAS_REPLY, 99, &w, sizeof(w));
 	pump();
-	CHECK(st(2)->bad_msgs - bad == 7);
+	CHECK(st(2)->bad_msgs - bad == 8);
 	CHECK(masters(1, 4) && nmasters(4) == 1);
 	fault(2, 4, WR);
 	pump();
