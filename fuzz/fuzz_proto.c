@@ -1140,6 +1140,7 @@ static void taint_msg(const void *msg, size_t len)
 	case WIRE_DSM_DONE:
 	case WIRE_DSM_LOST:
 	case WIRE_DSM_SHARED:
+	case WIRE_DSM_PASSED:
 		taint_page(first);
 		break;
 	case WIRE_DIR_MIGRATE:
@@ -1174,6 +1175,9 @@ static void taint_msg(const void *msg, size_t len)
 	case WIRE_LOCK_REPLY:
 		taint_key(first);
 		break;
+	case WIRE_DSM_STUCK:
+		/* A requester that says it waits on nodes: the master
+		 * declares those dead (cluster_suspect), a cut as below. */
 	case WIRE_LOCK_RECOVERED:
 		/* A recovery barrier for a death nobody saw, and a death
 		 * report: the receiver declares the node it names dead too
@@ -1788,19 +1792,61 @@ static size_t build_generic(unsigned type, void *body, uint64_t *req_id)
 	return len;
 }
 
+/* Types that came after node_types[] was fixed: picked by the top of the
+ * type index's range (TYPE_MORE on), so that the inputs found before are
+ * read as they were, but for that top part. */
+#define TYPE_MORE 245
+static const uint8_t more_types[] = {
+	WIRE_DSM_STUCK, WIRE_DSM_PASSED, WIRE_PAGE_SLOTS,
+};
+
+/* DSM_STUCK and DSM_PASSED about a page of the steps, in a transaction
+ * of the receiver's or made up; PAGE_SLOTS from the input's bytes. */
+static size_t build_more(unsigned type, int from, int to, void *body,
+			 uint64_t *req_id)
+{
+	switch (type) {
+	case WIRE_DSM_STUCK: {
+		struct wire_dsm_stuck k = {0};
+
+		k.page = pick_page();
+		k.heard = pick_set();
+		k.grant = u8() & 1;
+		k.has_copy = u8() & 1;
+		*req_id = pick_txn_id(from);
+		memcpy(body, &k, sizeof(k));
+		return sizeof(k);
+	}
+	case WIRE_DSM_PASSED: {
+		struct wire_dsm_passed p = {0};
+
+		p.page = pick_page();
+		*req_id = pick_txn_id(to);
+		memcpy(body, &p, sizeof(p));
+		return sizeof(p);
+	}
+	default:
+		return build_generic(type, body, req_id);
+	}
+}
+
 static void do_peer_msg(void)
 {
 	static unsigned char body[WIRE_MSG_MAX], msg[WIRE_MSG_MAX];
 	int from, to;
 	bool ok = pick_pair(&from, &to);
 	uint8_t sel = u8(), ti = u8();
-	unsigned type = node_types[ti % sizeof(node_types)];
+	unsigned type = ti >= TYPE_MORE ?
+		more_types[(ti - TYPE_MORE) % sizeof(more_types)] :
+		node_types[ti % sizeof(node_types)];
 	uint64_t req_id = 0;
 	size_t len, n;
 
 	if (!ok)
 		return;
-	if (!sel || ti % sizeof(node_types) >= 18)
+	if (ti >= TYPE_MORE)
+		len = build_more(type, from, to, body, &req_id);
+	else if (!sel || ti % sizeof(node_types) >= 18)
 		len = build_generic(type, body, &req_id);
 	else if (type <= WIRE_DSM_DONE || type == WIRE_DSM_LOST ||
 		 type == WIRE_DSM_PEER_REQ || type == WIRE_DSM_SHARED)
