@@ -346,6 +346,12 @@ static void op_cancel(struct dsmd *d, struct lres *r,
 	struct lkb *b = lock_find_in(&r->waiting, &o->id);
 	int status = o->status < 0 ? o->status : -ECANCELED;
 
+	/* Of the wait renumbered after a death (recover.c) whose REBUILD is
+	 * still on its way here by another path (through the recovery
+	 * master, while the CANCEL came straight): renumbered now, or the
+	 * CANCEL would go unanswered and the owner wait for ever. */
+	if (b && (int32_t)(o->seq - b->opseq) > 0)
+		b->opseq = o->seq;
 	if (b && b->opseq != o->seq)
 		return; /* of an operation that ended: its answer went */
 	if (b) {
@@ -355,6 +361,8 @@ static void op_cancel(struct dsmd *d, struct lres *r,
 		return;
 	}
 	b = lock_find_in(&r->converting, &o->id);
+	if (b && (int32_t)(o->seq - b->opseq) > 0)
+		b->opseq = o->seq; /* as above */
 	if (b && b->opseq == o->seq) {
 		/* A conversion that fails keeps the granted mode. */
 		list_del(&b->link);
