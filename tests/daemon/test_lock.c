@@ -1333,6 +1333,173 @@ static int test_owner_forgets_guess(void)
 	return 0;
 }
 
+/* A forwarder whose pointer led round forgets it if no move left it
+ * (epoch 0: a recovery's guess, here made up by a peer), so that the next
+ * operation goes by the placement.  Four nodes; node 3 is the placement's
+ * home.  Node 0 points at node 1, node 1 at node 2 and node 2 at node 1:
+ * node 0's request goes to node 1 and on to node 2, whose next hop is on
+ * the request's way already: node 2 refuses it and forgets its pointer.
+ * Node 0 asks, finds node 3 and is granted there, and node 2's own request
+ * then goes to node 3 at once.  (Before, node 2 kept the pointer, and
+ * every operation it sent or passed on went round again and was refused:
+ * fuzz/regress/proto/lookup-pointers-cycle-2.raw, a DIR_NACK storm.)  A
+ * pointer a move left (epoch above 0) is kept, on a second resource: its
+ * target is about to get the resource. */
+static int test_forwarder_forgets_guess(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, req, key, moved;
+	const char *r, *r2;
+	struct lres *res;
+
+	lsetup(4);
+	r = name_on(3, "fg");
+	r2 = name_on(3, "fm");
+	key = lock_key(0, r, strlen(r));
+	moved = lock_key(0, r2, strlen(r2));
+	a = proc_new(0);
+	b = proc_new(2);
+	hint_from(1, 0, key, 0);
+	hint_from(2, 1, key, 0);
+	hint_from(1, 2, key, 0);
+	CHECK(pump_at_most(1000));
+	req = lock_req(a, &la, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(pump_at_most(1000));
+	CHECK(xport_mock_sent(tc.d[2].x, 0, WIRE_DIR_NACK) == 1);
+	res = lock_res_get(&tc.d[2], key, false);
+	CHECK(res && res->h.flags == 0);
+	/* Node 1 passed the request on: its pointer did not lead round. */
+	res = lock_res_get(&tc.d[1], key, false);
+	CHECK(res && res->h.flags == HOME_KNOWN && res->h.hint == 2);
+	CHECK(result(a, req, NULL) == 0);
+	CHECK(masters(3, r));
+	CHECK(unlock_now(a, la) == 0);
+	CHECK(lock_now(b, &lb, DSM_LK_EX, 0, r) == 0);
+	CHECK(xport_mock_sent(tc.d[2].x, 1, WIRE_LOCK_OP) == 0);
+	CHECK(xport_mock_sent(tc.d[2].x, 3, WIRE_LOCK_OP) == 1);
+
+	/* The same cycle between nodes 1 and 2 at epoch 1. */
+	hint_from(1, 0, moved, 0);
+	hint_from(2, 1, moved, 1);
+	hint_from(1, 2, moved, 1);
+	CHECK(pump_at_most(1000));
+	req = lock_req(a, &la, DSM_LK_EX, 0, r2, 0, 0, false);
+	CHECK(pump_at_most(1000));
+	CHECK(xport_mock_sent(tc.d[2].x, 0, WIRE_DIR_NACK) == 2);
+	res = lock_res_get(&tc.d[2], moved, false);
+	CHECK(res && res->h.flags == HOME_KNOWN && res->h.hint == 1 &&
+	      res->h.epoch == 1);
+	CHECK(result(a, req, NULL) == 0);
+	return 0;
+}
+
+/* An answer from before a death, to a request asked anew since, is
+ * dropped: it is of another incarnation of the lock.  Four nodes, the
+ * resource moving to the node that uses it most; node 1 is its
+ * placement's home.  Node 1 grants node 3's CR request, but the grant is
+ * held back (the link is cut; the test sends a copy later).  Node 2's
+ * process then uses the resource until it moves there, the CR lock
+ * granted with it, and node 0's EX request waits behind that lock at node
+ * 2.  Node 2 dies: node 1 rebuilds the resource from the survivors'
+ * locks, both waiting, node 0's first, and grants node 0 EX.  Now the
+ * grant from before arrives: node 3 renumbered its request when it
+ * rebuilt it, so the grant is not its answer, and node 3 waits until
+ * node 0 lets go.  (Before, node 3 took it and held CR beside node 0's
+ * EX, while its master had it waiting:
+ * fuzz/regress/proto/lock-answer-from-before-rebuild.raw, where a
+ * timeout's cancel of the wait then left CR held and no lock at the
+ * master.)  A master that had a resource all along renumbers a wait
+ * rebuilt there: node 3's second process waits at node 0 behind node 2's
+ * EX, and is granted under its new number once node 2's lock goes. */
+static int test_answer_from_before(void)
+{
+	struct wire_lock_reply rp;
+	struct proc *a, *b, *c, *e;
+	uint64_t la, lb, lc, le, ra, rb, re;
+	const char *r, *s;
+	struct llock *l;
+
+	CHECK(lsetup_policy(4, &moving) == 0);
+	r = name_on(1, "af");
+	s = name_on(0, "al");
+	a = proc_new(3);
+	b = proc_new(3);
+	c = proc_new(2);
+	e = proc_new(0);
+	xport_mock_cut(tc.f, 1, 3, true);
+	ra = lock_req(a, &la, DSM_LK_CR, 0, r, 0, 0, false);
+	CHECK(result(a, ra, NULL) == 1);
+	l = lock_by_lkid(a->c.lk, la);
+	CHECK(l != NULL);
+	rp = (struct wire_lock_reply){
+		.key = l->key, .kind = WIRE_LKR_DONE, .mode = DSM_LK_CR,
+		.seq = l->opseq,
+		.id = {.handle = l->handle, .owner = l->owner, .node = 3}};
+	CHECK(move_to(c, r, DSM_LK_NL, 2) == 0);
+	xport_mock_cut(tc.f, 1, 3, false);
+	re = lock_req(e, &le, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(e, re, NULL) == 1);
+	CHECK(lock_now(c, &lc, DSM_LK_EX, 0, s) == 0);
+	rb = lock_req(b, &lb, DSM_LK_EX, 0, s, 0, 0, false);
+	CHECK(result(b, rb, NULL) == 1);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	CHECK(pump_at_most(1000));
+	CHECK(masters(1, r) && masters(0, s));
+	CHECK(result(e, re, NULL) == 0);
+	CHECK(result(a, ra, NULL) == 1);
+	CHECK(result(b, rb, NULL) == 0);
+	xport_send(tc.d[1].x, 3, WIRE_LOCK_REPLY, 0, &rp, sizeof(rp));
+	CHECK(pump_at_most(1000));
+	CHECK(result(a, ra, NULL) == 1);
+	CHECK(unlock_now(e, le) == 0);
+	CHECK(result(a, ra, NULL) == 0);
+	CHECK(lock_now(e, &le, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	return 0;
+}
+
+/* A request asked anew under a new number reaches a master that granted
+ * it under the old one: answered again.  Five nodes, the resource moving;
+ * its placement's home is node 1, and it moved to node 2.  Node 0's EX
+ * request waits there behind node 4's EX; nodes 1 and 3 point at each
+ * other at epoch 5 (made up by a peer).  Node 4 dies.  Node 2 drops its
+ * lock and grants node 0's request under the number it came with; but
+ * node 0 renumbered its wait at the death (so the grant is dropped) and
+ * sent it as a REBUILD to the recovery master, node 1, which passed it
+ * to node 3, which refused it (its pointer leads back).  Node 0 asks who
+ * masters the resource and sends the request again, under its new
+ * number, to node 2, which has it granted and answers again.  (Before,
+ * node 2 dropped it as a request it had, and node 0 waited for ever:
+ * fuzz/regress/proto/lock-asked-anew-after-move.raw.) */
+static int test_asked_anew_answered(void)
+{
+	struct proc *a, *h, *m;
+	uint64_t la, lh, lm, req, key;
+	const char *r;
+
+	CHECK(lsetup_policy(5, &moving) == 0);
+	r = name_on(1, "aa");
+	key = lock_key(0, r, strlen(r));
+	a = proc_new(0);
+	h = proc_new(4);
+	m = proc_new(2);
+	CHECK(move_to(m, r, DSM_LK_EX, 2) == 0);
+	CHECK(lock_now(h, &lh, DSM_LK_EX, 0, r) == 0);
+	req = lock_req(a, &la, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(result(a, req, NULL) == 1);
+	hint_from(3, 1, key, 5);
+	hint_from(1, 3, key, 5);
+	CHECK(pump_at_most(1000));
+	CHECK(xport_mock_kill(tc.f, 4) == 0);
+	CHECK(pump_at_most(1000));
+	CHECK(xport_mock_sent(tc.d[3].x, 0, WIRE_DIR_NACK) == 1);
+	CHECK(masters(2, r));
+	CHECK(result(a, req, NULL) == 0);
+	/* Node 2's answers: the grant under the old number, then again. */
+	CHECK(xport_mock_sent(tc.d[2].x, 0, WIRE_LOCK_REPLY) == 2);
+	CHECK(lock_now(m, &lm, DSM_LK_EX, DSM_LKF_NOQUEUE, r) == -EAGAIN);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"matrix", test_matrix},
 	{"queue_order", test_queue_order},
@@ -1361,6 +1528,9 @@ static const struct test_case tests[] = {
 	{"search_once", test_search_once},
 	{"recovery_master_guess", test_recovery_master_guess},
 	{"owner_forgets_guess", test_owner_forgets_guess},
+	{"forwarder_forgets_guess", test_forwarder_forgets_guess},
+	{"answer_from_before", test_answer_from_before},
+	{"asked_anew_answered", test_asked_anew_answered},
 	{"idle_resources_freed", test_idle_resources_freed},
 	{"parked_expire", test_parked_expire},
 };
