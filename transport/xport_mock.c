@@ -53,6 +53,7 @@ struct xport_mock_fabric {
 	int nnodes;
 	struct xport_mock *ep[WIRE_MAX_NODES];
 	bool cut[WIRE_MAX_NODES][WIRE_MAX_NODES]; /* [from][to] dropped */
+	bool hold[WIRE_MAX_NODES][WIRE_MAX_NODES]; /* [from][to] kept back */
 };
 
 static inline struct xport_mock *to_mock(struct xport *x)
@@ -140,38 +141,67 @@ static void mock_destroy(struct xport *x)
 
 static int mock_fd(struct xport *x) { return to_mock(x)->evfd; }
 
+/* Whether e waits: events from a peer the test holds back stay, in order
+ * (the ones from other peers overtake them, as on separate queue pairs). */
+static bool mock_held(const struct xport_mock *m, const struct mock_ev *e)
+{
+	return e->ev.peer >= 0 && e->ev.peer < m->f->nnodes &&
+	       m->f->hold[e->ev.peer][m->cfg.self];
+}
+
+/* Take e (whose predecessor is prev, or none) off m's inbox and hand it
+ * to the callback; 1 if it was delivered. */
+static int mock_hand(struct xport_mock *m, struct mock_ev *prev,
+		     struct mock_ev *e)
+{
+	if (prev)
+		prev->next = e->next;
+	else
+		m->head = e->next;
+	if (m->tail == e)
+		m->tail = prev;
+	if (e->ev.type == XPORT_EV_MSG &&
+	    wire_decode(e->msg, e->len, WIRE_CH_NODE, &e->ev.msg) != WIRE_OK) {
+		m->c[e->ev.peer].bad_msgs++;
+		free(e);
+		return 0;
+	}
+	if (!m->dead)
+		m->cfg.cb(m->cfg.cb_arg, &e->ev);
+	free(e);
+	return 1;
+}
+
 static int mock_progress(struct xport *x)
 {
 	struct xport_mock *m = to_mock(x);
-	struct mock_ev *e;
+	struct mock_ev *e, *prev = NULL;
 	uint64_t v;
 	int n = 0;
 
 	if (read(m->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
-	while ((e = m->head)) {
-		m->head = e->next;
-		if (!m->head)
-			m->tail = NULL;
-		if (e->ev.type == XPORT_EV_MSG &&
-		    wire_decode(e->msg, e->len, WIRE_CH_NODE, &e->ev.msg) !=
-			    WIRE_OK) {
-			m->c[e->ev.peer].bad_msgs++;
-			free(e);
+	/* What the callback queues here meanwhile is taken in this pass. */
+	while ((e = prev ? prev->next : m->head)) {
+		if (mock_held(m, e)) {
+			prev = e;
 			continue;
 		}
-		if (!m->dead)
-			m->cfg.cb(m->cfg.cb_arg, &e->ev);
-		free(e);
-		n++;
+		n += mock_hand(m, prev, e);
 	}
 	return n;
 }
 
-/* Nothing to arm; a non-empty inbox means "do not block". */
+/* Nothing to arm; an inbox with something to deliver means "do not
+ * block". */
 static int mock_arm(struct xport *x)
 {
-	return to_mock(x)->head ? 1 : 0;
+	struct xport_mock *m = to_mock(x);
+
+	for (struct mock_ev *e = m->head; e; e = e->next)
+		if (!mock_held(m, e))
+			return 1;
+	return 0;
 }
 
 static int mock_stats(struct xport *x, struct xport_stats *out)
@@ -463,6 +493,45 @@ int xport_mock_kill(struct xport_mock_fabric *f, int node)
 		mock_push(p, &ev, NULL, 0);
 	}
 	return 0;
+}
+
+void xport_mock_hold(struct xport_mock_fabric *f, int from, int to, bool hold)
+{
+	if (from >= 0 && from < f->nnodes && to >= 0 && to < f->nnodes)
+		f->hold[from][to] = hold;
+}
+
+unsigned xport_mock_pending(struct xport *x, int from, unsigned type)
+{
+	struct xport_mock *m = to_mock(x);
+	unsigned n = 0;
+
+	for (struct mock_ev *e = m->head; e; e = e->next) {
+		struct wire_hdr h;
+
+		if (e->ev.peer != from)
+			continue;
+		if (type) {
+			if (e->ev.type != XPORT_EV_MSG || e->len < sizeof(h))
+				continue;
+			memcpy(&h, e->msg, sizeof(h));
+			if (h.type != type)
+				continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+int xport_mock_step_from(struct xport *x, int from)
+{
+	struct xport_mock *m = to_mock(x);
+	struct mock_ev *e, *prev = NULL;
+
+	for (e = m->head; e; prev = e, e = e->next)
+		if (e->ev.peer == from)
+			return mock_hand(m, prev, e) ? 1 : 0;
+	return -ENOENT;
 }
 
 unsigned long xport_mock_sent(struct xport *x, int peer, unsigned type)

@@ -187,12 +187,16 @@ static bool idle(const struct lres *r)
 	return true;
 }
 
-/* The resource is quiet: move it if its users say so. */
+/* The resource is quiet: move it if its users say so.  Only its master
+ * does: a node that passed on what it had parked (lock_replay_parked)
+ * weighs nothing, or it would send an empty copy from counts it kept
+ * from when it was master. */
 static void settle(struct dsmd *d, struct lres *r)
 {
 	int to;
 
-	if (!idle(r) || lock_recovering(d))
+	if (!idle(r) || lock_recovering(d) ||
+	    !home_is_master(d, r->key, &r->h))
 		return;
 	to = home_decide(d, &home_lock_kind, r->key, &r->h, -1);
 	if (to >= 0)

@@ -111,6 +111,7 @@ static inline void pump(void)
 	do {
 		moved = 0;
 		for (int i = 0; i < tc.n; i++) {
+			log_setup("dsmd", i); /* who logs what follows */
 			while (node_run_self(&tc.d[i]))
 				moved++;
 			moved += xport_progress(tc.d[i].x);
@@ -126,6 +127,7 @@ static inline bool pump_within(unsigned rounds)
 		int moved = 0;
 
 		for (int i = 0; i < tc.n; i++) {
+			log_setup("dsmd", i); /* who logs what follows */
 			while (node_run_self(&tc.d[i]))
 				moved++;
 			moved += xport_progress(tc.d[i].x);
