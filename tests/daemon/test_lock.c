@@ -409,6 +409,88 @@ static int test_value_block(void)
 	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
 	CHECK(result(b, req, &ev) == 0 && !ev.sbflags &&
 	      !strcmp((char *)ev.lvb, "hello-3"));
+	/* A reader's release with the block writes nothing. */
+	CHECK(result(b, unlock_req(b, lb, DSM_LKF_VALBLK, "junk"), NULL) == 0);
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, &ev) == 0 && !strcmp((char *)ev.lvb, "hello-3"));
+	return 0;
+}
+
+/* The node of a writer holding EX dies; its master lives: the block is
+ * not valid any more (it may have been half written). */
+static int test_dead_writer_block(void)
+{
+	struct proc *a, *b, *c;
+	struct wire_ipc_lock_event ev;
+	uint64_t la, lb, lc, req;
+	const char *r;
+
+	lsetup(3);
+	r = name_on(0, "dw");
+	a = proc_new(0);
+	b = proc_new(1);
+	c = proc_new(2);
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	CHECK(result(a, unlock_req(a, la, DSM_LKF_VALBLK, "kept"), NULL) == 0);
+	CHECK(lock_now(c, &lc, DSM_LK_EX, DSM_LKF_VALBLK, r) == 0);
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	CHECK(pump_within(1000));
+	req = lock_req(b, &lb, DSM_LK_PR, DSM_LKF_VALBLK, r, 0, 0, false);
+	CHECK(result(b, req, &ev) == 0);
+	CHECK(ev.has_lvb && (ev.sbflags & DSM_SBF_VALNOTVALID));
+	return 0;
+}
+
+/* Two holders of PR both convert up: each waits for the other's PR (a
+ * conversion deadlock, for the search to break), neither is granted
+ * beside the other's granted mode because that one is converting. */
+static int test_conversions_wait_for_each_other(void)
+{
+	struct proc *a, *b;
+	uint64_t la, lb, ca, cb;
+	const char *r;
+
+	lsetup(2);
+	r = name_on(0, "cc");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_PR, 0, r) == 0);
+	CHECK(lock_now(b, &lb, DSM_LK_PR, 0, r) == 0);
+	ca = lock_req(a, &la, DSM_LK_EX, DSM_LKF_CONVERT, NULL, 0, 0, false);
+	CHECK(result(a, ca, NULL) == 1);
+	cb = lock_req(b, &lb, DSM_LK_PW, DSM_LKF_CONVERT, NULL, 0, 0, false);
+	CHECK(result(b, cb, NULL) == 1);
+	CHECK(result(a, ca, NULL) == 1);
+	return 0;
+}
+
+/* A conversion that comes again after a later one (sent again after a
+ * death or a refusal, the copy late) is not applied again: the master
+ * keeps the number of the last it applied.  a converts EX -> PR -> EX;
+ * the PR conversion comes once more, and a keeps EX. */
+static int test_conversion_not_twice(void)
+{
+	struct proc *a, *b;
+	struct wire_lock_op o;
+	struct llock *l;
+	uint64_t la, lb;
+	const char *r;
+
+	lsetup(2);
+	r = name_on(1, "ct");
+	a = proc_new(0);
+	b = proc_new(1);
+	CHECK(lock_now(a, &la, DSM_LK_EX, 0, r) == 0);
+	CHECK(lock_now(a, &la, DSM_LK_PR, DSM_LKF_CONVERT, NULL) == 0);
+	l = list_first(&a->c.lk->locks, struct llock, olink);
+	CHECK(l && l->grmode == DSM_LK_PR);
+	lock_fill_op(&tc.d[0], l, WIRE_LOCK_CONVERT, &o);
+	o.grmode = DSM_LK_EX;
+	o.rqmode = DSM_LK_PR;
+	CHECK(lock_now(a, &la, DSM_LK_EX, DSM_LKF_CONVERT, NULL) == 0);
+	xport_send(tc.d[0].x, 1, WIRE_LOCK_OP, 0, &o, sizeof(o));
+	CHECK(pump_within(1000));
+	CHECK(lock_now(b, &lb, DSM_LK_PR, DSM_LKF_NOQUEUE, r) == -EAGAIN);
 	return 0;
 }
 
@@ -1557,6 +1639,10 @@ static const struct test_case tests[] = {
 	{"conversion_first", test_conversion_first},
 	{"blocking_notes", test_blocking_notes},
 	{"value_block", test_value_block},
+	{"dead_writer_block", test_dead_writer_block},
+	{"conversions_wait_for_each_other",
+	 test_conversions_wait_for_each_other},
+	{"conversion_not_twice", test_conversion_not_twice},
 	{"timeout_and_cancel", test_timeout_and_cancel},
 	{"bad_requests", test_bad_requests},
 	{"deadlock_two", test_deadlock_two},
