@@ -534,6 +534,38 @@ int xport_mock_step_from(struct xport *x, int from)
 	return -ENOENT;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+uint64_t xport_mock_inbox_hash(struct xport *x)
+{
+	struct xport_mock *m = to_mock(x);
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (struct mock_ev *e = m->head; e; e = e->next) {
+		struct wire_hdr hdr;
+
+		h = fnv(h, &e->ev.type, sizeof(e->ev.type));
+		h = fnv(h, &e->ev.peer, sizeof(e->ev.peer));
+		h = fnv(h, &e->ev.imm, sizeof(e->ev.imm));
+		if (e->len >= sizeof(hdr)) {
+			memcpy(&hdr, e->msg, sizeof(hdr));
+			hdr.seq = 0; /* the queue pair's count, not content */
+			h = fnv(h, &hdr, sizeof(hdr));
+			h = fnv(h, e->msg + sizeof(hdr), e->len - sizeof(hdr));
+		}
+	}
+	return h;
+}
+
 unsigned long xport_mock_sent(struct xport *x, int peer, unsigned type)
 {
 	struct xport_mock *m = to_mock(x);

@@ -28,6 +28,9 @@ unsigned xport_mock_pending(struct xport *x, int from, unsigned type);
 /* Deliver the oldest event from `from` in x's inbox, held or not: 1, 0 if
  * it was a malformed message (dropped and counted), -ENOENT if none. */
 int xport_mock_step_from(struct xport *x, int from);
+/* A hash of what waits in x's inbox, in order (the queue pairs' sequence
+ * numbers left out), for a test that tells states apart. */
+uint64_t xport_mock_inbox_hash(struct xport *x);
 /* Messages of `type` that endpoint x has sent to peer. */
 unsigned long xport_mock_sent(struct xport *x, int peer, unsigned type);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "page.h"
@@ -18,23 +19,29 @@ static int reg_buf(struct dsmd *d, size_t len, unsigned access, void **buf,
 {
 	int ret;
 
-	*buf = aligned_alloc(4096, len);
-	if (!*buf)
+	/* Zeroed by the kernel, page by page as it is first touched (the
+	 * registration pins it on a real device). */
+	*buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*buf == MAP_FAILED) {
+		*buf = NULL;
 		return -ENOMEM;
-	memset(*buf, 0, len);
+	}
 	ret = xport_reg_mr(d->x, *buf, len, access, mr);
 	if (ret) {
-		free(*buf);
+		munmap(*buf, len);
 		*buf = NULL;
 	}
 	return ret;
 }
 
-static void dereg_buf(struct dsmd *d, void **buf, struct xport_mr *mr)
+static void dereg_buf(struct dsmd *d, void **buf, struct xport_mr *mr,
+		      size_t len)
 {
 	if (*buf && d->x)
 		xport_dereg_mr(d->x, mr);
-	free(*buf);
+	if (*buf)
+		munmap(*buf, len);
 	*buf = NULL;
 }
 
@@ -93,8 +100,10 @@ static void page_teardown(struct dsmd *d)
 	req_teardown(d);
 	holder_teardown(d);
 	dir_teardown(d);
-	dereg_buf(d, &ps->recv_buf, &ps->recv_mr);
-	dereg_buf(d, &ps->send_buf, &ps->send_mr);
+	dereg_buf(d, &ps->recv_buf, &ps->recv_mr,
+		  (size_t)PAGE_NSLOTS * PAGE_SLOT_STRIDE);
+	dereg_buf(d, &ps->send_buf, &ps->send_mr,
+		  (size_t)PAGE_NSEND * PAGE_SLOT_STRIDE);
 	ptab_free(&ps->pages);
 	ptab_free(&ps->dir);
 	nodemem_close(d);

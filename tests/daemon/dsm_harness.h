@@ -31,7 +31,9 @@
 
 #define NMAX 5
 #define BASE 0x200000000000ull
+#ifndef ARENA
 #define ARENA (16u << 20)
+#endif
 #define RD 0
 #define WR UFFD_PAGEFAULT_FLAG_WRITE
 #define WP (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP)

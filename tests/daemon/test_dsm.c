@@ -125,6 +125,103 @@ static int test_upgrade_three_sharers(void)
 	return 0;
 }
 
+/* Stepwise: the upgrade above, with each sharer's ack held back in turn.
+ * While any ack (or the grant) is out, the writer's fault is not resolved
+ * and its copy is not writable; the sharers hold nothing any more. */
+static int test_upgrade_waits_for_each_ack(void)
+{
+	uint64_t page = 6; /* master: 2 */
+
+	for (int late = 0; late < 3; late++) {
+		CHECK(setup(4, 0) == 0);
+		pump();
+		fault(2, page, WR);
+		pump();
+		store(2, page, 9);
+		for (int i = 0; i < 3; i++) {
+			fault(i, page, RD);
+			pump();
+		}
+		xport_mock_hold(tc.f, late, 3, true);
+		fault(3, page, WP);
+		pump();
+		CHECK(busy(3, page) && state(3, page) != WIRE_PS_M);
+		/* Node 2, the master, drops its own copy for its grant. */
+		CHECK(xport_mock_pending(tc.d[3].x, late, late == 2 ?
+					 WIRE_DSM_GRANT : WIRE_DSM_INV_ACK) ==
+		      1);
+		for (int i = 0; i < 3; i++)
+			CHECK(state(i, page) == WIRE_PS_I);
+		CHECK(entry(page)->busy); /* no DONE: nothing else served */
+		xport_mock_hold(tc.f, late, 3, false);
+		pump();
+		CHECK(!busy(3, page) && state(3, page) == WIRE_PS_M &&
+		      holds(3, page, 9));
+		CHECK(!entry(page)->busy && entry(page)->owner == 3);
+		teardown();
+	}
+	return 0;
+}
+
+/* Stepwise: one event at a time, in an order chosen here, a reader never
+ * maps a page older than the last write.  Node 1 writes page 4 (master 1)
+ * while node 2 reads it and node 0 writes it after; after every single
+ * delivery, every node whose fault is over and that holds the page holds
+ * the last value written. */
+static int one_event(int n)
+{
+	int moved = 0;
+
+	while (node_run_self(&tc.d[n]))
+		moved++;
+	for (int from = 0; from < tc.n && !moved; from++)
+		if (xport_mock_step_from(tc.d[n].x, from) >= 0)
+			moved++;
+	return moved;
+}
+
+static int test_reader_never_stale(void)
+{
+	uint64_t page = 4; /* master 1 of 3 */
+	uint64_t last = 0;
+	static const int orders[][3] = {
+		{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {2, 0, 1},
+	};
+
+	for (unsigned o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
+		bool w1 = false, w0 = false;
+
+		CHECK(setup(3, 0) == 0);
+		pump();
+		fault(1, page, WR);
+		pump();
+		store(1, page, last = 21);
+		fault(2, page, RD);
+		fault(0, page, WR);
+		for (int steps = 0; steps < 1000; steps++) {
+			int moved = 0;
+
+			for (int k = 0; k < 3; k++)
+				moved += one_event(orders[o][k]);
+			if (!w0 && !busy(0, page) &&
+			    state(0, page) == WIRE_PS_M) {
+				store(0, page, last = 22);
+				w0 = true;
+			}
+			for (int n = 0; n < 3; n++)
+				CHECK(busy(n, page) ||
+				      state(n, page) == WIRE_PS_I ||
+				      holds(n, page, last));
+			if (!moved)
+				break;
+			(void)w1;
+		}
+		CHECK(w0 && !busy(2, page));
+		teardown();
+	}
+	return 0;
+}
+
 /* Two sharers upgrade at once.  The master serves one; the other's copy is
  * invalidated while its own upgrade is in flight, and its upgrade is then
  * served as a write miss, with the winner's data. */
@@ -1249,6 +1346,8 @@ static const struct test_case tests[] = {
 	{"read_miss_modified", test_read_miss_modified},
 	{"write_miss_shared", test_write_miss_shared},
 	{"upgrade_three_sharers", test_upgrade_three_sharers},
+	{"upgrade_waits_for_each_ack", test_upgrade_waits_for_each_ack},
+	{"reader_never_stale", test_reader_never_stale},
 	{"upgrade_race", test_upgrade_race},
 	{"queue_serialises", test_queue_serialises},
 	{"hold_time", test_hold_time},
