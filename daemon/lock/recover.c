@@ -198,13 +198,17 @@ static void recovery_begin(struct dsmd *d, int node)
 	struct wire_lock_recovered rc = {.dead = (uint32_t)node};
 	int n, me = d->cfg.node;
 
+	/* To this node too, through its queue to itself: behind the
+	 * REBUILDs it sent itself (rebuild_owned), as on every other
+	 * node's queue pair.  Marked done at once, its recovery could end,
+	 * and the resources it adopted be granted from, before its own locks
+	 * were filed: EX was granted beside its own EX (unit.explore
+	 * lock_master_dies_3). */
 	for (n = 0; n < d->cfg.nnodes; n++)
-		if (n != me && node_alive(d, n))
+		if (n == me || node_alive(d, n))
 			node_send(d, n, WIRE_LOCK_RECOVERED, 0, &rc, sizeof(rc));
-	lk->reported[node] |= lock_bit(me);
 	lk->recovery_ms = dsmd_now_ms(d);
-	lk->await[node] = node_all(d) & ~lk->reported[node] & ~lk->dead &
-			  ~lock_bit(me);
+	lk->await[node] = node_all(d) & ~lk->reported[node] & ~lk->dead;
 	for (n = 0; n < d->cfg.nnodes; n++)
 		lk->await[n] &= ~lock_bit(node); /* it will not report */
 }
@@ -238,8 +242,5 @@ void lock_peer_down(struct dsmd *d, int node)
 	drop_node_locks(d, node);
 	rebuild_owned(d, node);
 	recovery_begin(d, node);
-	if (lock_recovering(d))
-		log_info("node %d died: rebuilding its lock resources", node);
-	else
-		end_recovery(d);
+	log_info("node %d died: rebuilding its lock resources", node);
 }

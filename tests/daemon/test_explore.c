@@ -28,7 +28,7 @@
  * below); a scenario that hits the bound says so.
  */
 #define ARENA (1u << 20) /* small: a run sets up its nodes anew */
-#include "dsm_harness.h"
+#include "lock_harness.h"
 
 #include <stdio.h>
 
@@ -36,11 +36,12 @@
 #define MAXDEPTH 200
 #define NSEEDS 8
 
-enum { OP_READ, OP_WRITE, OP_KILL };
+enum { OP_READ, OP_WRITE, OP_KILL, OP_LOCK, OP_CONVERT, OP_UNLOCK };
 
 struct op {
 	int node, kind;
 	uint64_t page;
+	int mode;          /* OP_LOCK, OP_CONVERT */
 };
 
 struct scenario {
@@ -51,6 +52,7 @@ struct scenario {
 	struct op ops[MAXOPS];
 	int nops;
 	bool peer_off;     /* --peer-reads off */
+	int lock_home;     /* the lock's placement (one lock, "x<n>") */
 	unsigned max_runs; /* 0: the default */
 };
 
@@ -64,6 +66,11 @@ static struct {
 	int deaths;
 	unsigned refaults;
 	uint64_t last[2];          /* seed last written to each page */
+	/* The lock: each node's process, its lock, the request out. */
+	struct proc *proc[NMAX];
+	uint64_t lkid[NMAX], req[NMAX];
+	uint64_t key;
+	const char *name;
 	uint64_t seed;
 	unsigned long bad_at_start[NMAX];
 } R;
@@ -126,6 +133,70 @@ static uint64_t content(int n, uint64_t page)
 	return 0;
 }
 
+/* The daemons, then the processes' sockets. */
+static void xteardown(void)
+{
+	teardown();
+	procs_close();
+}
+
+/* A lock name whose placement puts its master on node m. */
+static const char *name_on(int m)
+{
+	static char s[32];
+
+	for (unsigned i = 0;; i++) {
+		snprintf(s, sizeof(s), "x%u", i);
+		if ((int)(lock_key(0, s, strlen(s)) % (uint64_t)tc.n) == m)
+			return s;
+	}
+}
+
+static uint64_t lkb_hash(uint64_t h, const struct list *q)
+{
+	const struct lkb *b;
+
+	list_for_each(b, q, link)
+		h = mix(mix(h, b->id.node | (uint64_t)b->id.handle << 16),
+			b->grmode | b->rqmode << 8 | (uint64_t)b->opseq << 16);
+	return mix(h, 0xff);
+}
+
+/* The lock as node d knows it: the resource (where it is, its queues) and
+ * its process's lock. */
+static uint64_t lock_hash(struct dsmd *d)
+{
+	struct lres *r = lock_res_get(d, R.key, false);
+	struct proc *p = R.proc[d->cfg.node];
+	uint64_t h = mix(0x77, d->lk->dead);
+	struct lpend *pe;
+
+	for (int i = 0; i < tc.n; i++)
+		h = mix(h, d->lk->await[i]);
+	list_for_each(pe, &d->lk->held, link)
+		h = mix(h, pe->op.op | (uint64_t)pe->op.id.handle << 8);
+	if (r) {
+		h = mix(h, r->h.flags | r->h.hint << 8 |
+			   (uint64_t)r->h.epoch << 32);
+		h = mix(h, r->asking | r->rebuilding << 1 | r->replaying << 2);
+		h = lkb_hash(h, &r->granted);
+		h = lkb_hash(h, &r->converting);
+		h = lkb_hash(h, &r->waiting);
+		list_for_each(pe, &r->parked, link)
+			h = mix(h, pe->op.op | (uint64_t)pe->op.id.handle << 8);
+	}
+	if (p && p->c.lk) {
+		const struct llock *l;
+
+		list_for_each(l, &p->c.lk->locks, olink)
+			h = mix(h, l->state | l->grmode << 8 |
+				   (uint64_t)l->rqmode << 16 |
+				   (uint64_t)l->opseq << 24 |
+				   (uint64_t)(uint32_t)l->cancel << 40);
+	}
+	return h;
+}
+
 static uint64_t state_hash(void)
 {
 	uint64_t h = 0x1234;
@@ -173,6 +244,8 @@ static uint64_t state_hash(void)
 				h = mix(h, e->owe);
 			}
 		}
+		if (R.name)
+			h = mix(h, lock_hash(d));
 		h = mix(h, xport_mock_inbox_hash(d->x));
 		list_for_each(k, &d->self_q, link) {
 			h = mix(h, k->type | (uint64_t)k->from << 8);
@@ -217,16 +290,44 @@ static void start_op(int who)
 	}
 	R.in_flight[who] = true;
 	R.lost_before[who] = st(who)->lost_faults;
-	if (o->kind == OP_READ)
+	switch (o->kind) {
+	case OP_READ:
 		fault(who, o->page, RD);
-	else
+		break;
+	case OP_WRITE:
 		fault(who, o->page, state(who, o->page) == WIRE_PS_S ? WP : WR);
+		break;
+	case OP_LOCK:
+		R.req[who] = lock_req(R.proc[who], &R.lkid[who], o->mode, 0,
+				      R.name, 0, 0, false);
+		break;
+	case OP_CONVERT:
+		R.req[who] = lock_req(R.proc[who], &R.lkid[who], o->mode,
+				      DSM_LKF_CONVERT, NULL, 0, 0, false);
+		break;
+	case OP_UNLOCK:
+		R.req[who] = unlock_req(R.proc[who], R.lkid[who], 0, NULL);
+		break;
+	}
+}
+
+/* The events a request got so far (the process reads them at once). */
+static unsigned answers(uint64_t req)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ndones; i++)
+		n += dones[i].req == req;
+	return n;
 }
 
 /* Operations that ended in the last step: a writer stores its value at
  * once (its thread runs on). */
 static void finish_ops(void)
 {
+	for (int n = 0; n < tc.n; n++)
+		if (R.proc[n] && !R.dead[n])
+			drain(R.proc[n]);
 	for (int n = 0; n < tc.n; n++) {
 		const struct op *o;
 		uint64_t p;
@@ -237,6 +338,11 @@ static void finish_ops(void)
 		R.next[n]--;
 		o = next_op(n);
 		R.next[n]++;
+		if (o->kind >= OP_LOCK) {
+			if (answers(R.req[n]))
+				R.in_flight[n] = false;
+			continue;
+		}
 		p = o->page;
 		if (busy(n, p))
 			continue;
@@ -312,6 +418,77 @@ static void apply(const struct choice *c)
 
 static char why[256];
 
+/* The lock: no two processes hold it in modes the matrix forbids, as
+ * their own nodes know it (what each program may do now), nor as a
+ * master's queues say; one live master at most; no request answered
+ * twice. */
+static bool check_lock(void)
+{
+	int held[NMAX], masters = 0;
+
+	for (int n = 0; n < tc.n; n++) {
+		const struct llock *l;
+
+		held[n] = -1;
+		if (R.dead[n] || !R.proc[n] || !R.proc[n]->c.lk)
+			continue;
+		list_for_each(l, &R.proc[n]->c.lk->locks, olink)
+			if (l->state == LS_GRANTED ||
+			    l->state == LS_CONVERTING)
+				held[n] = l->grmode;
+		if (R.req[n] && answers(R.req[n]) > 1) {
+			snprintf(why, sizeof(why), "node %d's request %llu "
+				 "answered %u times", n,
+				 (unsigned long long)R.req[n],
+				 answers(R.req[n]));
+			return false;
+		}
+	}
+	for (int a = 0; a < tc.n; a++)
+		for (int b = a + 1; b < tc.n; b++)
+			if (held[a] >= 0 && held[b] >= 0 &&
+			    !lock_compatible((unsigned)held[a],
+					     (unsigned)held[b])) {
+				snprintf(why, sizeof(why), "nodes %d and %d hold "
+					 "the lock in modes %d and %d", a, b,
+					 held[a], held[b]);
+				return false;
+			}
+	for (int n = 0; n < tc.n; n++) {
+		struct lres *r;
+		const struct lkb *x, *y;
+		const struct list *qs[2];
+
+		if (R.dead[n] || !(r = lock_res_get(&tc.d[n], R.key, false)) ||
+		    !home_is_master(&tc.d[n], R.key, &r->h))
+			continue;
+		masters++;
+		qs[0] = &r->granted;
+		qs[1] = &r->converting;
+		for (int i = 0; i < 2; i++)
+			list_for_each(x, qs[i], link)
+				for (int j = 0; j < 2; j++)
+					list_for_each(y, qs[j], link)
+						if (x != y &&
+						    !lock_compatible(x->grmode,
+								     y->grmode)) {
+							snprintf(why, sizeof(why),
+								 "node %d grants "
+								 "modes %d and %d "
+								 "at once", n,
+								 x->grmode,
+								 y->grmode);
+							return false;
+						}
+	}
+	if (masters > 1) {
+		snprintf(why, sizeof(why), "%d live nodes master the lock",
+			 masters);
+		return false;
+	}
+	return true;
+}
+
 /* The invariants after a step; false with `why` set. */
 static bool check_step(void)
 {
@@ -343,6 +520,8 @@ static bool check_step(void)
 			return false;
 		}
 	}
+	if (R.name && !check_lock())
+		return false;
 	/* After a death a late message for what the death ended is
 	 * dropped and counted (a page for an abandoned transaction). */
 	for (int n = 0; n < tc.n && !R.deaths; n++)
@@ -399,6 +578,19 @@ static int run_once(const struct scenario *sc, int *len)
 	pump(); /* the cluster forms: before the scenario */
 	memset(&R, 0, sizeof(R));
 	R.sc = sc;
+	nprocs = 0;
+	ndones = 0;
+	for (int i = 0; i < sc->nops; i++) {
+		const struct op *o = &sc->ops[i];
+
+		if (o->kind < OP_LOCK || R.proc[o->node])
+			continue;
+		R.proc[o->node] = proc_new(o->node);
+		if (!R.name) {
+			R.name = name_on(sc->lock_home);
+			R.key = lock_key(0, R.name, strlen(R.name));
+		}
+	}
 	for (int i = 0; i < tc.n; i++)
 		R.bad_at_start[i] = st(i)->bad_msgs;
 	for (d = 0; d < MAXDEPTH; d++) {
@@ -410,7 +602,7 @@ static int run_once(const struct scenario *sc, int *len)
 				say_path();
 				return -1;
 			}
-			teardown();
+			xteardown();
 			return 0;
 		}
 		if (n > 64)
@@ -435,7 +627,7 @@ static int run_once(const struct scenario *sc, int *len)
 		if (d >= prefix - 1 && !seen_add(state_hash())) {
 			/* Explored from here already. */
 			*len = d + 1;
-			teardown();
+			xteardown();
 			return 0;
 		}
 	}
@@ -462,7 +654,7 @@ static bool next_path(void)
 
 static int explore(const struct scenario *sc)
 {
-	unsigned long runs = 0, bound = sc->max_runs ? sc->max_runs : 20000;
+	unsigned long runs = 0, bound = sc->max_runs ? sc->max_runs : 50000;
 	const char *env = getenv("DSM_EXPLORE_RUNS");
 	int deepest = 0, len;
 
@@ -494,7 +686,7 @@ static int explore(const struct scenario *sc)
 		if (run_once(sc, &len)) {
 			fprintf(stderr, "explore %s: run %lu: %s\n", sc->name,
 				runs + 1, why);
-			teardown();
+			xteardown();
 			return -1;
 		}
 		if (len > deepest)
@@ -511,6 +703,9 @@ static int explore(const struct scenario *sc)
 #define W(n, p) {.node = n, .kind = OP_WRITE, .page = p}
 #define RD_(n, p) {.node = n, .kind = OP_READ, .page = p}
 #define KILL(n) {.node = n, .kind = OP_KILL}
+#define LK(n, m) {.node = n, .kind = OP_LOCK, .mode = DSM_LK_##m}
+#define CV(n, m) {.node = n, .kind = OP_CONVERT, .mode = DSM_LK_##m}
+#define UL(n) {.node = n, .kind = OP_UNLOCK}
 static const struct scenario scenarios[] = {
 	{.name = "read_write_2", .nnodes = 2, .pages = {3}, .npages = 1,
 	 .ops = {W(0, 3), RD_(1, 3), W(1, 3)}, .nops = 3},
@@ -537,6 +732,22 @@ static const struct scenario scenarios[] = {
 	{.name = "upgrades_4", .nnodes = 4, .pages = {5}, .npages = 1,
 	 .ops = {RD_(0, 5), RD_(2, 5), RD_(3, 5), W(0, 5), W(3, 5)},
 	 .nops = 5},
+	{.name = "lock_two_3", .nnodes = 3, .lock_home = 1,
+	 .ops = {LK(0, EX), LK(2, PR), UL(0), UL(2)}, .nops = 4},
+	{.name = "lock_convert_3", .nnodes = 3, .lock_home = 1,
+	 .ops = {LK(0, PR), LK(2, PR), CV(0, EX), UL(2), UL(0)}, .nops = 5},
+	{.name = "lock_three_3", .nnodes = 3, .lock_home = 0,
+	 .ops = {LK(0, PW), LK(1, CR), LK(2, PR), UL(0), UL(1), UL(2)},
+	 .nops = 6},
+	{.name = "lock_master_dies_3", .nnodes = 3, .lock_home = 1,
+	 .ops = {LK(0, EX), LK(2, EX), KILL(1), UL(0), UL(2)}, .nops = 5},
+	{.name = "lock_holder_dies_3", .nnodes = 3, .lock_home = 1,
+	 .ops = {LK(0, EX), LK(2, PR), KILL(0), UL(2)}, .nops = 4},
+	{.name = "lock_convert_dies_3", .nnodes = 3, .lock_home = 0,
+	 .ops = {LK(0, PR), LK(2, PR), CV(0, EX), KILL(2), UL(0)},
+	 .nops = 5},
+	{.name = "lock_waiter_master_dies_3", .nnodes = 3, .lock_home = 2,
+	 .ops = {LK(0, PR), LK(1, EX), KILL(2), UL(0), UL(1)}, .nops = 5},
 };
 
 #define EXPLORE_TEST(i, fn)                                                 \
@@ -553,6 +764,13 @@ EXPLORE_TEST(8, test_sharer_dies_3)
 EXPLORE_TEST(9, test_writer_dies_3)
 EXPLORE_TEST(10, test_peer_holder_dies_3)
 EXPLORE_TEST(11, test_upgrades_4)
+EXPLORE_TEST(12, test_lock_two_3)
+EXPLORE_TEST(13, test_lock_convert_3)
+EXPLORE_TEST(14, test_lock_three_3)
+EXPLORE_TEST(15, test_lock_master_dies_3)
+EXPLORE_TEST(16, test_lock_holder_dies_3)
+EXPLORE_TEST(17, test_lock_convert_dies_3)
+EXPLORE_TEST(18, test_lock_waiter_master_dies_3)
 
 static const struct test_case tests[] = {
 	{"read_write_2", test_read_write_2},
@@ -567,6 +785,13 @@ static const struct test_case tests[] = {
 	{"writer_dies_3", test_writer_dies_3},
 	{"peer_holder_dies_3", test_peer_holder_dies_3},
 	{"upgrades_4", test_upgrades_4},
+	{"lock_two_3", test_lock_two_3},
+	{"lock_convert_3", test_lock_convert_3},
+	{"lock_three_3", test_lock_three_3},
+	{"lock_master_dies_3", test_lock_master_dies_3},
+	{"lock_holder_dies_3", test_lock_holder_dies_3},
+	{"lock_convert_dies_3", test_lock_convert_dies_3},
+	{"lock_waiter_master_dies_3", test_lock_waiter_master_dies_3},
 };
 
-TEST_MAIN(tests, teardown)
+TEST_MAIN(tests, xteardown)
