@@ -921,6 +921,8 @@ static void tick_all(void)
 
 		if (!live(i))
 			continue;
+		if (trace)
+			log_setup("dsmd", i);
 		for (size_t k = 0; k < d->modules_up; k++)
 			if (dsmd_modules[k]->tick)
 				dsmd_modules[k]->tick(d);
@@ -935,8 +937,11 @@ static void advance_ms(unsigned ms)
 	R.time_ms += ms;
 	fake_now += ms;
 	for (int i = 0; i < R.n; i++)
-		if (live(i))
+		if (live(i)) {
+			if (trace)
+				log_setup("dsmd", i);
 			timers_run(&tc.d[i]);
+		}
 	if (fake_now - R.last_tick >= TICK_MS) {
 		R.last_tick = fake_now;
 		tick_all();
@@ -963,6 +968,8 @@ static void do_fault(void)
 	if (i < 0)
 		return;
 	say("fault node %d page %llu %x\n", i, (unsigned long long)p, k);
+	if (trace)
+		log_setup("dsmd", i);
 	fault(i, p, k);
 }
 
@@ -1015,6 +1022,8 @@ static void lock_ipc(int node, struct lproc *p, const struct wire_ipc_lock *q)
 		   sizeof(*q));
 	if (wire_decode(buf, sizeof(buf), WIRE_CH_IPC, &m) != WIRE_OK || !h)
 		abort();
+	if (trace)
+		log_setup("dsmd", node);
 	h->fn(d, &p->c, &m, &fd);
 }
 
@@ -1078,6 +1087,8 @@ static void proc_gone(int node, struct lproc *p)
 
 	if (!p->open)
 		return;
+	if (trace)
+		log_setup("dsmd", node);
 	for (size_t i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->client_gone)
 			dsmd_modules[i]->client_gone(d, &p->c);

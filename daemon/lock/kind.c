@@ -179,7 +179,7 @@ static void lk_nacked(struct dsmd *d, uint64_t key, uint64_t token)
 	struct llock *l = lock_by_handle(d, token);
 
 	if (l && l->key == key)
-		home_ask(d, &home_lock_kind, key, token);
+		lock_refused(d, l);
 }
 
 /* Nobody alive masters r: its recovery master adopts it; another node

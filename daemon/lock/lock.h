@@ -148,6 +148,8 @@ struct llock {
 				    (wire_lock_op.seq) */
 	uint8_t rebuilt_for;     /* the last death it was rebuilt after, + 1;
 				    0: none */
+	uint8_t refusals;        /* DIR_NACKs in a row, with no answer from a
+				    master between (lock_refused) */
 	uint32_t seq;            /* deadlock searches of this wait
 				    (deadlock.c) */
 	uint64_t req_id;         /* the IPC request to answer, 0: none */
@@ -236,6 +238,13 @@ void lock_released(struct dsmd *d, struct llock *l);
 void lock_on_reply(struct dsmd *d, int from,
 		   const struct wire_lock_reply *rp);
 void lock_resend(struct dsmd *d, struct llock *l);
+/* l's operation was refused on its way (DIR_NACK): ask who masters the
+ * resource, and send it again there; after LOCK_REFUSALS_MAX refusals in a
+ * row, give up (a request or conversion fails with -EHOSTDOWN, a release
+ * is done here): what the nodes know leads nowhere, and asking again
+ * would go round for ever. */
+void lock_refused(struct dsmd *d, struct llock *l);
+#define LOCK_REFUSALS_MAX(d) (8 + 4 * (d)->cfg.nnodes)
 /* Arm l's timer for what it waits for next, or stop it. */
 void lock_timer_arm(struct dsmd *d, struct llock *l);
 

@@ -253,6 +253,7 @@ void lock_on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 	if (rp->kind == WIRE_LKR_DONE && rp->seq != l->opseq)
 		return; /* an answer to an operation already answered */
 	if (rp->kind != WIRE_LKR_DEADLOCK) {
+		l->refusals = 0;
 		l->master = (int16_t)from;
 		home_learn(d, &home_lock_kind, rp->key, from, rp->epoch);
 	}
@@ -277,6 +278,22 @@ void lock_on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 		}
 		break;
 	}
+}
+
+void lock_refused(struct dsmd *d, struct llock *l)
+{
+	if (++l->refusals <= LOCK_REFUSALS_MAX(d)) {
+		home_ask(d, &home_lock_kind, l->key, l->handle);
+		return;
+	}
+	log_warn("lock %.*s: refused %u times on its way, and nobody "
+		 "answers for it: given up", l->name_len, l->name,
+		 l->refusals);
+	l->refusals = 0;
+	if (l->state == LS_UNLOCKING)
+		lock_released(d, l);
+	else if (lock_waits(l))
+		finish(d, l, -EHOSTDOWN, NULL);
 }
 
 /* ---------------------------------------------------------------------- */

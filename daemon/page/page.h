@@ -129,6 +129,7 @@ struct txn {
 	uint64_t nudge_ms;   /* started, or last said it waits (req_tick) */
 	uint64_t deaths;     /* nodes this node had seen die when it began */
 	int16_t src;         /* the node its page came from, or -1 */
+	uint16_t refusals;   /* DIR_NACKs so far (req_nacked) */
 	struct list waiters;   /* struct fault: faults on the page */
 	struct list peer_wait; /* struct kept: DSM_PEER_REQs for the page,
 				  held until this transaction ends */
@@ -229,6 +230,8 @@ void req_tick(struct dsmd *d);
 void req_on_passed(struct dsmd *d, int from, const struct wire_msg *m);
 /* The page kind's nacked() and located() (home.h). */
 void req_nacked(struct dsmd *d, uint64_t page, uint64_t id);
+/* Refusals one transaction takes before its faults fail (req_nacked). */
+#define PAGE_REFUSALS_MAX(d) (8 + 4 * (d)->cfg.nnodes)
 void req_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
 		 uint32_t epoch);
 void req_teardown(struct dsmd *d);

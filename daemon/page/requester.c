@@ -596,6 +596,16 @@ void req_nacked(struct dsmd *d, uint64_t page, uint64_t id)
 
 	if (!t || t->master >= 0 || t->asking)
 		return; /* answered meanwhile, or asking already */
+	if (++t->refusals > PAGE_REFUSALS_MAX(d)) {
+		/* What the nodes know leads nowhere (every lookup names a
+		 * node that passes the request on round a cycle): asking
+		 * again would go round for ever.  As if the entry had died. */
+		log_warn("page %llu: request refused %u times on its way, and "
+			 "nobody answers for it: the fault fails",
+			 (unsigned long long)page, t->refusals);
+		fail_txn(d, t, t->sent_to < 0 ? TXN_DONE : TXN_ORPHANED);
+		return;
+	}
 	txn_ask(d, t);
 }
 

@@ -301,6 +301,31 @@ static int test_lookup_ignores_guesses(void)
 	return 0;
 }
 
+/* What the nodes know leads nowhere: each points at another at epoch 3,
+ * nobody masters the entry (a peer's lies made it so).  The request is
+ * refused and asked after a bounded number of times, then the fault fails
+ * as for an entry that died; before, it went round for ever. */
+static int test_refused_gives_up(void)
+{
+	uint64_t page = 5; /* home: node 1 */
+	static const int to[4] = {3, 0, 0, 0};
+
+	tc_policy = (struct wire_policy){0};
+	CHECK(setup(4, 0) == 0);
+	pump();
+	for (int n = 0; n < 4; n++)
+		dir_entry(&tc.d[n], page, true)->h =
+			(struct home){.flags = HOME_KNOWN,
+				      .hint = (uint16_t)to[n], .epoch = 3};
+	fault(0, page, WR);
+	CHECK(pump_within(100000));
+	CHECK(!busy(0, page) && st(0)->lost_faults == 1);
+	CHECK(xport_mock_sent(tc.d[0].x, 3, WIRE_DSM_REQ) <=
+	      (unsigned long)PAGE_REFUSALS_MAX(&tc.d[0]) + 1);
+	teardown();
+	return 0;
+}
+
 /* A lookup waits for a live node's answer --dead-after-ms at most: node 2
  * is alive but what it sends never reaches node 0, so node 0's lookup (its
  * hints lead in a circle) would wait for ever.  Past the deadline node 0
@@ -655,6 +680,7 @@ static const struct test_case tests[] = {
 	{"stale_hint", test_stale_hint},
 	{"dead_end_asks_everyone", test_dead_end_asks_everyone},
 	{"lookup_ignores_guesses", test_lookup_ignores_guesses},
+	{"refused_gives_up", test_refused_gives_up},
 	{"dead_forwarder", test_dead_forwarder},
 	{"chain_compressed", test_chain_compressed},
 	{"first_touch", test_first_touch},

@@ -1514,6 +1514,35 @@ static int test_cancel_before_rebuild(void)
 	return 0;
 }
 
+/* What the nodes know leads nowhere: every node points at another at
+ * epoch 3, and nobody masters the resource (a peer's lies made it so, or
+ * a move whose entry was dropped).  The request is refused, asked after
+ * and sent again a bounded number of times, then fails with -EHOSTDOWN.
+ * (Before, the refusals and lookups went round for ever: fuzz_proto's
+ * third DIR_NACK storm, 32,769 queued at one node.) */
+static int test_refused_gives_up(void)
+{
+	struct proc *a;
+	uint64_t la, req, key;
+	const char *r;
+	static const int to[3] = {1, 0, 0};
+
+	lsetup(3);
+	r = name_on(2, "gu");
+	key = lock_key(0, r, strlen(r));
+	a = proc_new(0);
+	for (int n = 0; n < 3; n++)
+		lock_res_get(&tc.d[n], key, true)->h =
+			(struct home){.flags = HOME_KNOWN,
+				      .hint = (uint16_t)to[n], .epoch = 3};
+	req = lock_req(a, &la, DSM_LK_EX, 0, r, 0, 0, false);
+	CHECK(pump_within(100000));
+	CHECK(result(a, req, NULL) == -EHOSTDOWN);
+	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_LOCK_OP) <=
+	      (unsigned long)LOCK_REFUSALS_MAX(&tc.d[0]) + 1);
+	return 0;
+}
+
 static const struct test_case tests[] = {
 	{"matrix", test_matrix},
 	{"queue_order", test_queue_order},
@@ -1548,6 +1577,7 @@ static const struct test_case tests[] = {
 	{"owner_forgets_guess", test_owner_forgets_guess},
 	{"only_master_moves", test_only_master_moves},
 	{"cancel_before_rebuild", test_cancel_before_rebuild},
+	{"refused_gives_up", test_refused_gives_up},
 	{"forwarder_forgets_guess", test_forwarder_forgets_guess},
 	{"answer_from_before", test_answer_from_before},
 	{"asked_anew_answered", test_asked_anew_answered},
