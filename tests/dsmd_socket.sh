@@ -32,18 +32,21 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 
-# start NAME SOCKET [DSMD-ARGS...]: a lone dsmd; waits for its socket.
+# start NAME SOCKET [DSMD-ARGS...]: a lone dsmd; waits until it serves
+# (root may always attach): the socket exists from its bind, before its
+# mode and group are set and it listens.
 start() {
 	local name=$1 sock=$2
 	shift 2
 	"$B/dsmd" -r 0 -n 1 -s "$sock" "$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 500); do
-		[ -S "$sock" ] && return 0
+		[ -S "$sock" ] && "$B/dsmctl" -s "$sock" -t 5 status \
+			>/dev/null 2>&1 && return 0
 		kill -0 "${pids[-1]}" 2>/dev/null || fail "$name: dsmd exited"
 		sleep 0.02
 	done
-	fail "$name: no socket at $sock after 10 s"
+	fail "$name: not serving on $sock after 10 s"
 }
 mode() { stat -c %a "$1"; }
 status_as() { # UID GROUPS SOCKET (GROUPS empty: none)
