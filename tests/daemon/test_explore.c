@@ -28,11 +28,12 @@
  * below); a scenario that hits the bound says so.
  */
 #define ARENA (1u << 20) /* small: a run sets up its nodes anew */
+#define TEST_TIMEOUT_S 300 /* a scenario explores for seconds */
 #include "lock_harness.h"
 
 #include <stdio.h>
 
-#define MAXOPS 6
+#define MAXOPS 8
 #define MAXDEPTH 200
 #define NSEEDS 8
 
@@ -53,6 +54,7 @@ struct scenario {
 	int nops;
 	bool peer_off;     /* --peer-reads off */
 	int lock_home;     /* the lock's placement (one lock, "x<n>") */
+	bool moving;       /* entries move to the node that uses them most */
 	unsigned max_runs; /* 0: the default */
 };
 
@@ -132,6 +134,12 @@ static uint64_t content(int n, uint64_t page)
 			return s;
 	return 0;
 }
+
+/* Entries move after 2 requests of which one node made 60%, at once
+ * (the clock does not move, and a window is 1 s). */
+static const struct wire_policy moving = {
+	.migrate = 1, .share_pct = 60, .min_requests = 2, .window_ms = 1000,
+	.load_pct = 100000};
 
 /* The daemons, then the processes' sockets. */
 static void xteardown(void)
@@ -417,6 +425,13 @@ static void apply(const struct choice *c)
 }
 
 static char why[256];
+static unsigned long moves_seen; /* entries moved, over a scenario's runs */
+
+static void count_moves(void)
+{
+	for (int n = 0; n < tc.n; n++)
+		moves_seen += st(n)->migrations_out;
+}
 
 /* The lock: no two processes hold it in modes the matrix forbids, as
  * their own nodes know it (what each program may do now), nor as a
@@ -572,6 +587,7 @@ static int run_once(const struct scenario *sc, int *len)
 	int d, n, prefix = path.depth;
 
 	tc_peer_off = sc->peer_off;
+	tc_policy = sc->moving ? moving : (struct wire_policy){0};
 	if (setup(sc->nnodes, 0))
 		abort();
 	tc_peer_off = false;
@@ -602,6 +618,7 @@ static int run_once(const struct scenario *sc, int *len)
 				say_path();
 				return -1;
 			}
+			count_moves();
 			xteardown();
 			return 0;
 		}
@@ -627,6 +644,7 @@ static int run_once(const struct scenario *sc, int *len)
 		if (d >= prefix - 1 && !seen_add(state_hash())) {
 			/* Explored from here already. */
 			*len = d + 1;
+			count_moves();
 			xteardown();
 			return 0;
 		}
@@ -654,7 +672,7 @@ static bool next_path(void)
 
 static int explore(const struct scenario *sc)
 {
-	unsigned long runs = 0, bound = sc->max_runs ? sc->max_runs : 50000;
+	unsigned long runs = 0, bound = sc->max_runs ? sc->max_runs : 100000;
 	const char *env = getenv("DSM_EXPLORE_RUNS");
 	int deepest = 0, len;
 
@@ -662,6 +680,7 @@ static int explore(const struct scenario *sc)
 		bound = (unsigned long)atol(env);
 	log_set_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
 	seen_n = 0;
+	moves_seen = 0;
 	if (seen)
 		memset(seen, 0, seen_cap * sizeof(*seen));
 	path.depth = 0;
@@ -693,9 +712,16 @@ static int explore(const struct scenario *sc)
 			deepest = len;
 		runs++;
 	} while (runs < bound && next_path());
-	printf("explore %s: %lu runs, %zu states, deepest %d steps%s\n",
+	printf("explore %s: %lu runs, %zu states, deepest %d steps%s%s\n",
 	       sc->name, runs, seen_n, deepest,
-	       runs >= bound ? " (stopped at the bound)" : ", all explored");
+	       runs >= bound ? " (stopped at the bound)" : ", all explored",
+	       sc->moving ? (moves_seen ? ", entries moved" :
+			     ", NO entry moved") : "");
+	if (sc->moving && !moves_seen) {
+		fprintf(stderr, "explore %s: no run moved an entry\n",
+			sc->name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -748,6 +774,23 @@ static const struct scenario scenarios[] = {
 	 .nops = 5},
 	{.name = "lock_waiter_master_dies_3", .nnodes = 3, .lock_home = 2,
 	 .ops = {LK(0, PR), LK(1, EX), KILL(2), UL(0), UL(1)}, .nops = 5},
+	{.name = "page_moves_3", .nnodes = 3, .pages = {4}, .npages = 1,
+	 .moving = true,
+	 .ops = {RD_(0, 4), W(0, 4), RD_(2, 4), W(0, 4), RD_(2, 4)},
+	 .nops = 5},
+	{.name = "lock_moves_3", .nnodes = 3, .lock_home = 1, .moving = true,
+	 .ops = {LK(0, EX), UL(0), LK(0, PR), LK(2, EX), UL(0), UL(2)},
+	 .nops = 6},
+	{.name = "page_moves_writers_3", .nnodes = 3, .pages = {4},
+	 .npages = 1, .moving = true,
+	 .ops = {W(0, 4), W(2, 4), W(0, 4), RD_(2, 4), W(0, 4)}, .nops = 5},
+	{.name = "page_moves_home_dies_3", .nnodes = 3, .pages = {4},
+	 .npages = 1, .moving = true,
+	 .ops = {RD_(0, 4), W(0, 4), RD_(2, 4), KILL(1)}, .nops = 4},
+	{.name = "lock_moves_home_dies_3", .nnodes = 3, .lock_home = 1,
+	 .moving = true,
+	 .ops = {LK(0, EX), UL(0), LK(0, PR), LK(2, PR), KILL(1), UL(0),
+		 UL(2)}, .nops = 7},
 };
 
 #define EXPLORE_TEST(i, fn)                                                 \
@@ -771,6 +814,11 @@ EXPLORE_TEST(15, test_lock_master_dies_3)
 EXPLORE_TEST(16, test_lock_holder_dies_3)
 EXPLORE_TEST(17, test_lock_convert_dies_3)
 EXPLORE_TEST(18, test_lock_waiter_master_dies_3)
+EXPLORE_TEST(19, test_page_moves_3)
+EXPLORE_TEST(20, test_lock_moves_3)
+EXPLORE_TEST(21, test_page_moves_writers_3)
+EXPLORE_TEST(22, test_page_moves_home_dies_3)
+EXPLORE_TEST(23, test_lock_moves_home_dies_3)
 
 static const struct test_case tests[] = {
 	{"read_write_2", test_read_write_2},
@@ -792,6 +840,11 @@ static const struct test_case tests[] = {
 	{"lock_holder_dies_3", test_lock_holder_dies_3},
 	{"lock_convert_dies_3", test_lock_convert_dies_3},
 	{"lock_waiter_master_dies_3", test_lock_waiter_master_dies_3},
+	{"page_moves_3", test_page_moves_3},
+	{"lock_moves_3", test_lock_moves_3},
+	{"page_moves_writers_3", test_page_moves_writers_3},
+	{"page_moves_home_dies_3", test_page_moves_home_dies_3},
+	{"lock_moves_home_dies_3", test_lock_moves_home_dies_3},
 };
 
 TEST_MAIN(tests, xteardown)
