@@ -687,6 +687,38 @@ static void refuse_parked(struct dsmd *d, uint64_t page, struct dentry *e)
 	}
 }
 
+/* `node` died owing the open write its ack: it may have given readers
+ * copies directly that nobody lists (holder.c), and it can no longer pass
+ * the write's invalidation on to them.  This node does, to every live node
+ * but the writer and itself (one without such a copy only acks), and
+ * tells the writer first, on the same path as the LOST that counts the
+ * dead node's ack, to wait for their acks too: otherwise the write
+ * completed while such a reader went on reading the old page (fuzz_proto:
+ * M at the writer beside S at the reader). */
+static void relay_for_dead(struct dsmd *d, uint64_t page,
+			   const struct dentry *e, int node)
+{
+	struct wire_dsm_inv inv = {.page = page,
+				   .requester = e->busy_node,
+				   .flags = WIRE_INV_RELAYED,
+				   .version = e->version};
+	struct wire_dsm_ack also = {.page = page,
+				    .node = (uint32_t)d->cfg.node,
+				    .flags = WIRE_ACK_RELAYED};
+
+	for (int n = 0; n < d->cfg.nnodes; n++)
+		if (n != node && n != d->cfg.node && n != e->busy_node &&
+		    node_alive(d, n))
+			also.also |= 1ull << n;
+	if (!also.also)
+		return;
+	node_send(d, e->busy_node, WIRE_DSM_INV_ACK, e->busy_req, &also,
+		  sizeof(also));
+	for (uint64_t set = also.also; set; set &= set - 1)
+		node_send(d, __builtin_ctzll(set), WIRE_DSM_INV, e->busy_req,
+			  &inv, sizeof(inv));
+}
+
 static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 			    int node)
 {
@@ -711,6 +743,8 @@ static void entry_peer_down(struct dsmd *d, uint64_t page, struct dentry *e,
 	} else if (e->busy && (e->owe & bit)) {
 		e->owe &= ~bit;
 		lost.flags = e->supplier == node ? WIRE_LOST_SUPPLIER : 0;
+		if (e->busy_write && !lost.flags && d->page->peer_reads)
+			relay_for_dead(d, page, e, node);
 		node_send(d, e->busy_node, WIRE_DSM_LOST, e->busy_req, &lost,
 			 sizeof(lost));
 	}

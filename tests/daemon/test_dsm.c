@@ -1180,6 +1180,45 @@ static int test_strays_move_with_entry(void)
 	return 0;
 }
 
+/* A sharer dies owing a write its ack, after it gave a reader the page
+ * directly: the master passes the write's invalidation on in its place,
+ * and the writer waits for that reader's ack too.  Page 4 (master 1 of
+ * 3): node 2 writes, nodes 1 and 0 read, node 0 from node 2 directly (its
+ * notice to the master held back); node 1 writes, and node 2 dies with the
+ * invalidation unread.  (Before, node 1's write completed on the LOST
+ * while node 0 still read the old page: fuzz_proto.) */
+static int test_dead_sharer_gave_copies(void)
+{
+	uint64_t page = 4;
+
+	CHECK(setup(3, 0) == 0);
+	pump();
+	fault(0, page, WR);
+	pump();
+	fault(2, page, WR); /* node 0 hears that node 2 writes */
+	pump();
+	store(2, page, 81);
+	fault(1, page, RD);
+	pump();
+	xport_mock_hold(tc.f, 0, 1, true);
+	fault(0, page, RD); /* from node 2 directly */
+	pump();
+	CHECK(st(2)->peer_served == 1 && holds(0, page, 81));
+	fault(1, page, WP);
+	while (node_run_self(&tc.d[1]))
+		; /* served here: the INV to node 2 is out */
+	CHECK(xport_mock_kill(tc.f, 2) == 0);
+	CHECK(pump_within(1000));
+	CHECK(!(state(1, page) == WIRE_PS_M && state(0, page) == WIRE_PS_S));
+	CHECK(busy(1, page) && state(0, page) == WIRE_PS_I);
+	xport_mock_hold(tc.f, 0, 1, false);
+	CHECK(pump_within(1000));
+	CHECK(!busy(1, page) && state(1, page) == WIRE_PS_M &&
+	      holds(1, page, 81) && state(0, page) == WIRE_PS_I);
+	teardown();
+	return 0;
+}
+
 /* As above, but node 3 writes before the notice comes: a listed holder
  * died, so that write invalidates every live node (the dead one may have
  * given copies nobody lists), and the notice, of an older version, has
@@ -1381,6 +1420,7 @@ static const struct test_case tests[] = {
 	{"stuck_relayed_ack", test_stuck_relayed_ack},
 	{"peer_holder_dies_then_write", test_peer_holder_dies_then_write},
 	{"strays_move_with_entry", test_strays_move_with_entry},
+	{"dead_sharer_gave_copies", test_dead_sharer_gave_copies},
 	{"peer_copy_not_given_on", test_peer_copy_not_given_on},
 	{"peer_bad_messages", test_peer_bad_messages},
 };
