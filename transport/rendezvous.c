@@ -167,23 +167,24 @@ static int inherited_ok(int fd, const struct sockaddr_in *want)
 	return 0;
 }
 
+/* lfd: an inherited listening socket (rdv_exchange closes it), or -1:
+ * bind the address here. */
 static int rdv_serve(const struct sockaddr_in *sin, int nnodes,
 		     const struct sip_key *key, struct xport_addr *all,
 		     long long deadline, int lfd)
 {
 	int fds[WIRE_MAX_NODES], have = 1, ret = 0, one = 1, i;
+	bool own = lfd < 0;
 	uint64_t theirs[WIRE_MAX_NODES];
 	unsigned refused = 0;
 
 	for (i = 0; i < nnodes; i++)
 		fds[i] = -1;
 
-	if (lfd >= 0) {
+	if (!own) {
 		ret = inherited_ok(lfd, sin);
-		if (ret) {
-			close(lfd);
+		if (ret)
 			return ret;
-		}
 	} else {
 		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (lfd < 0)
@@ -258,7 +259,8 @@ out:
 	for (i = 1; i < nnodes; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	close(lfd);
+	if (own)
+		close(lfd);
 	return ret;
 }
 
@@ -317,34 +319,28 @@ static int rdv_join(const struct sockaddr_in *sin, int self, int nnodes,
 	return ret;
 }
 
-int rdv_exchange(const char *rendezvous, int self, int nnodes,
-		 const struct sip_key *key, const struct xport_addr *mine,
-		 struct xport_addr *all, unsigned timeout_ms, int listen_fd)
+static int exchange(const char *rendezvous, int self, int nnodes,
+		    const struct sip_key *key, const struct xport_addr *mine,
+		    struct xport_addr *all, unsigned timeout_ms, int listen_fd)
 {
 	static const struct sip_key none;
 	long long deadline = (long long)clock_mono_ms() + timeout_ms;
 	struct sockaddr_in sin;
 
 	if (nnodes < 1 || (unsigned)nnodes > WIRE_MAX_NODES || self < 0 ||
-	    self >= nnodes || (listen_fd >= 0 && self != 0)) {
-		if (listen_fd >= 0) {
-			log_err("rendezvous: only node 0 serves it, on an "
-				"inherited socket or its own");
-			close(listen_fd);
-		}
+	    self >= nnodes)
+		return -EINVAL;
+	if (listen_fd >= 0 && self != 0) {
+		log_err("rendezvous: only node 0 serves it, on an inherited "
+			"socket or its own");
 		return -EINVAL;
 	}
 	all[self] = *mine;
-	if (nnodes == 1) {
-		if (listen_fd >= 0)
-			close(listen_fd);
+	if (nnodes == 1)
 		return 0;
-	}
 	if (rdv_parse(rendezvous, &sin)) {
 		log_err("rendezvous: bad address '%s' (want host:port)",
 			rendezvous ? rendezvous : "(none)");
-		if (listen_fd >= 0)
-			close(listen_fd);
 		return -EINVAL;
 	}
 	if (!key)
@@ -352,4 +348,16 @@ int rdv_exchange(const char *rendezvous, int self, int nnodes,
 	if (self == 0)
 		return rdv_serve(&sin, nnodes, key, all, deadline, listen_fd);
 	return rdv_join(&sin, self, nnodes, key, mine, all, deadline);
+}
+
+int rdv_exchange(const char *rendezvous, int self, int nnodes,
+		 const struct sip_key *key, const struct xport_addr *mine,
+		 struct xport_addr *all, unsigned timeout_ms, int listen_fd)
+{
+	int ret = exchange(rendezvous, self, nnodes, key, mine, all,
+			   timeout_ms, listen_fd);
+
+	if (listen_fd >= 0)
+		close(listen_fd);
+	return ret;
 }

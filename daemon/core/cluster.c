@@ -90,16 +90,13 @@ void cluster_suspect_each(struct dsmd *d, uint64_t (*silent)(struct dsmd *),
 			  const char *what)
 {
 	for (int round = 0; round < d->cfg.nnodes; round++) {
-		uint64_t s = silent(d);
-		int n;
+		uint64_t s = silent(d) & node_all(d) & ~(1ull << d->cfg.node);
 
-		for (n = 0; n < d->cfg.nnodes; n++)
-			if (((s >> n) & 1) && n != d->cfg.node &&
-			    node_alive(d, n))
-				break;
-		if (n == d->cfg.nnodes)
+		while (s && !node_alive(d, __builtin_ctzll(s)))
+			s &= s - 1;
+		if (!s)
 			return;
-		cluster_suspect(d, n, what);
+		cluster_suspect(d, __builtin_ctzll(s), what);
 	}
 }
 

@@ -155,6 +155,12 @@ void home_tell_chain(struct dsmd *d, const struct home_kind *k,
 		     uint64_t key, const struct home *h, uint64_t chain);
 void home_nack(struct dsmd *d, const struct home_kind *k, uint64_t key,
 	       int origin, uint64_t token);
+/* How many refusals in a row (DIR_NACK, each followed by a lookup) one
+ * operation takes before it gives up: every honest one is ended by its
+ * lookup within a round or two, so only a cycle of pointers no lookup can
+ * break gets this far (a lock's lock_refused, a page's req_nacked).  A
+ * count of round trips, not a time: the same on any fabric. */
+#define HOME_REFUSALS_MAX(d) (8 + 4 * (d)->cfg.nnodes)
 
 /* Ask every live node who masters the entry.  The answer goes to the
  * kind's located() with token, or, with home_ask_for_app(), to process a

@@ -239,12 +239,11 @@ void lock_on_reply(struct dsmd *d, int from,
 		   const struct wire_lock_reply *rp);
 void lock_resend(struct dsmd *d, struct llock *l);
 /* l's operation was refused on its way (DIR_NACK): ask who masters the
- * resource, and send it again there; after LOCK_REFUSALS_MAX refusals in a
+ * resource, and send it again there; after HOME_REFUSALS_MAX refusals in a
  * row, give up (a request or conversion fails with -EHOSTDOWN, a release
  * is done here): what the nodes know leads nowhere, and asking again
  * would go round for ever. */
 void lock_refused(struct dsmd *d, struct llock *l);
-#define LOCK_REFUSALS_MAX(d) (8 + 4 * (d)->cfg.nnodes)
 /* Arm l's timer for what it waits for next, or stop it. */
 void lock_timer_arm(struct dsmd *d, struct llock *l);
 

@@ -282,7 +282,7 @@ void lock_on_reply(struct dsmd *d, int from, const struct wire_lock_reply *rp)
 
 void lock_refused(struct dsmd *d, struct llock *l)
 {
-	if (++l->refusals <= LOCK_REFUSALS_MAX(d)) {
+	if (++l->refusals <= HOME_REFUSALS_MAX(d)) {
 		home_ask(d, &home_lock_kind, l->key, l->handle);
 		return;
 	}

@@ -230,8 +230,6 @@ void req_tick(struct dsmd *d);
 void req_on_passed(struct dsmd *d, int from, const struct wire_msg *m);
 /* The page kind's nacked() and located() (home.h). */
 void req_nacked(struct dsmd *d, uint64_t page, uint64_t id);
-/* Refusals one transaction takes before its faults fail (req_nacked). */
-#define PAGE_REFUSALS_MAX(d) (8 + 4 * (d)->cfg.nnodes)
 void req_located(struct dsmd *d, uint64_t page, uint64_t id, int master,
 		 uint32_t epoch);
 void req_teardown(struct dsmd *d);

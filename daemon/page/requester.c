@@ -596,7 +596,7 @@ void req_nacked(struct dsmd *d, uint64_t page, uint64_t id)
 
 	if (!t || t->master >= 0 || t->asking)
 		return; /* answered meanwhile, or asking already */
-	if (++t->refusals > PAGE_REFUSALS_MAX(d)) {
+	if (++t->refusals > HOME_REFUSALS_MAX(d)) {
 		/* What the nodes know leads nowhere (every lookup names a
 		 * node that passes the request on round a cycle): asking
 		 * again would go round for ever.  As if the entry had died. */

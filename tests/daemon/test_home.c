@@ -321,7 +321,7 @@ static int test_refused_gives_up(void)
 	CHECK(pump_within(100000));
 	CHECK(!busy(0, page) && st(0)->lost_faults == 1);
 	CHECK(xport_mock_sent(tc.d[0].x, 3, WIRE_DSM_REQ) <=
-	      (unsigned long)PAGE_REFUSALS_MAX(&tc.d[0]) + 1);
+	      (unsigned long)HOME_REFUSALS_MAX(&tc.d[0]) + 1);
 	teardown();
 	return 0;
 }

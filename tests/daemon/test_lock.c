@@ -29,15 +29,6 @@ static void lsetup(int n)
 		abort();
 }
 
-/* The suite's teardown (the runner calls it after every test): the
- * daemons first (the lock module lets go of the clients), then the
- * processes' sockets. */
-static void lteardown(void)
-{
-	teardown();
-	procs_close();
-}
-
 /* The completion of request req of p: 1 if none came yet, else its status
  * (and the event in *out). */
 static int result(struct proc *p, uint64_t req, struct wire_ipc_lock_event *out)
@@ -81,20 +72,6 @@ static int master_of(const char *name)
 			return i;
 	}
 	return -1;
-}
-
-/* A name whose placement puts its master on node m. */
-static const char *name_on(int m, const char *prefix)
-{
-	static char names[8][32];
-	static unsigned next;
-	char *s = names[next++ % 8];
-
-	for (unsigned i = 0;; i++) {
-		snprintf(s, 32, "%s%u", prefix, i);
-		if ((int)(lock_key(0, s, strlen(s)) % (uint64_t)tc.n) == m)
-			return s;
-	}
 }
 
 static uint64_t sum_stat(size_t off)
@@ -1539,7 +1516,7 @@ static int test_refused_gives_up(void)
 	CHECK(pump_within(100000));
 	CHECK(result(a, req, NULL) == -EHOSTDOWN);
 	CHECK(xport_mock_sent(tc.d[0].x, 1, WIRE_LOCK_OP) <=
-	      (unsigned long)LOCK_REFUSALS_MAX(&tc.d[0]) + 1);
+	      (unsigned long)HOME_REFUSALS_MAX(&tc.d[0]) + 1);
 	return 0;
 }
 
