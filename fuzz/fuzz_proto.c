@@ -181,6 +181,13 @@ static struct {
 } R;
 
 static bool trace;
+
+/* Under FUZZ_PROTO_TRACE, what node i logs from here on says so. */
+static void speak_as(int i)
+{
+	if (trace)
+		log_setup("dsmd", i);
+}
 /* FUZZ_PROTO_HONEST: a hostile peer's steps are read but nothing is sent,
  * to tell whether a finding needs the hostile peer at all. */
 static bool honest;
@@ -859,8 +866,7 @@ static int step_node(int i)
 	struct dsmd *d = &tc.d[i];
 	int moved = 0, ret;
 
-	if (trace)
-		log_setup("dsmd", i); /* which node logs what follows */
+	speak_as(i);
 	for (int k = 0; k < SELF_BURST && node_run_self(d); k++)
 		moved++;
 	ret = xport_progress(d->x);
@@ -921,8 +927,7 @@ static void tick_all(void)
 
 		if (!live(i))
 			continue;
-		if (trace)
-			log_setup("dsmd", i);
+		speak_as(i);
 		for (size_t k = 0; k < d->modules_up; k++)
 			if (dsmd_modules[k]->tick)
 				dsmd_modules[k]->tick(d);
@@ -938,8 +943,7 @@ static void advance_ms(unsigned ms)
 	fake_now += ms;
 	for (int i = 0; i < R.n; i++)
 		if (live(i)) {
-			if (trace)
-				log_setup("dsmd", i);
+			speak_as(i);
 			timers_run(&tc.d[i]);
 		}
 	if (fake_now - R.last_tick >= TICK_MS) {
@@ -968,8 +972,7 @@ static void do_fault(void)
 	if (i < 0)
 		return;
 	say("fault node %d page %llu %x\n", i, (unsigned long long)p, k);
-	if (trace)
-		log_setup("dsmd", i);
+	speak_as(i);
 	fault(i, p, k);
 }
 
@@ -1022,8 +1025,7 @@ static void lock_ipc(int node, struct lproc *p, const struct wire_ipc_lock *q)
 		   sizeof(*q));
 	if (wire_decode(buf, sizeof(buf), WIRE_CH_IPC, &m) != WIRE_OK || !h)
 		abort();
-	if (trace)
-		log_setup("dsmd", node);
+	speak_as(node);
 	h->fn(d, &p->c, &m, &fd);
 }
 
@@ -1087,8 +1089,7 @@ static void proc_gone(int node, struct lproc *p)
 
 	if (!p->open)
 		return;
-	if (trace)
-		log_setup("dsmd", node);
+	speak_as(node);
 	for (size_t i = 0; i < d->modules_up; i++)
 		if (dsmd_modules[i]->client_gone)
 			dsmd_modules[i]->client_gone(d, &p->c);

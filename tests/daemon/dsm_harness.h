@@ -105,24 +105,8 @@ static inline int setup(int n, unsigned hold_us)
 	return 0;
 }
 
-/* Deliver everything, self queues included, until nothing moves. */
-static inline void pump(void)
-{
-	int moved;
-
-	do {
-		moved = 0;
-		for (int i = 0; i < tc.n; i++) {
-			log_setup("dsmd", i); /* who logs what follows */
-			while (node_run_self(&tc.d[i]))
-				moved++;
-			moved += xport_progress(tc.d[i].x);
-		}
-	} while (moved > 0);
-}
-
-/* pump(), but at most `rounds` rounds: false if it is still moving then (a
- * livelock, from which pump() would never come back). */
+/* Deliver everything, self queues included, until nothing moves, at most
+ * `rounds` rounds: false if it is still moving then (a livelock). */
 static inline bool pump_within(unsigned rounds)
 {
 	for (unsigned r = 0; r < rounds; r++) {
@@ -138,6 +122,13 @@ static inline bool pump_within(unsigned rounds)
 			return true;
 	}
 	return false;
+}
+
+/* The same, without a bound. */
+static inline void pump(void)
+{
+	while (!pump_within(~0u))
+		;
 }
 
 /* Move the clock on by ms and run every node's timers that came due. */

@@ -134,4 +134,27 @@ static inline void drain(struct proc *p)
 	}
 }
 
+/* The suite's teardown (the runner calls it after every test): the
+ * daemons first (the lock module lets go of the clients), then the
+ * processes' sockets. */
+static inline void lteardown(void)
+{
+	teardown();
+	procs_close();
+}
+
+/* A name whose placement puts its master on node m. */
+static inline const char *name_on(int m, const char *prefix)
+{
+	static char names[8][32];
+	static unsigned next;
+	char *s = names[next++ % 8];
+
+	for (unsigned i = 0;; i++) {
+		snprintf(s, 32, "%s%u", prefix, i);
+		if ((int)(lock_key(0, s, strlen(s)) % (uint64_t)tc.n) == m)
+			return s;
+	}
+}
+
 #endif

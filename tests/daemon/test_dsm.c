@@ -189,7 +189,7 @@ static int test_reader_never_stale(void)
 	};
 
 	for (unsigned o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
-		bool w1 = false, w0 = false;
+		bool w0 = false;
 
 		CHECK(setup(3, 0) == 0);
 		pump();
@@ -214,7 +214,6 @@ static int test_reader_never_stale(void)
 				      holds(n, page, last));
 			if (!moved)
 				break;
-			(void)w1;
 		}
 		CHECK(w0 && !busy(2, page));
 		teardown();
